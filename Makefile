@@ -1,0 +1,36 @@
+# marepo_ros: `make setup` builds .venv with everything; `make test` runs the default tests.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.setup-done
+# A sourced ROS 2 (ROS_DISTRO set and rclpy importable) is used instead of the PyPI wheels.
+ROS_SOURCED := $(shell $(PYTHON) -c "import rclpy" >/dev/null 2>&1 && echo yes)
+
+.PHONY: setup test test-all bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-ros.txt setup.py setup.cfg package.xml
+ifeq ($(ROS_SOURCED),yes)
+	@echo "using the sourced ROS 2 ($(ROS_DISTRO)) for rclpy"
+	$(PYTHON) -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+else
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt -r requirements-ros.txt
+endif
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -c "import torch, cv2, rosbags, marepo_ros; print('torch', torch.__version__, '| marepo_ros ready')"
+	@touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q test
+
+test-all: setup
+	$(PY) -m pytest -q -m "slow or not slow" test
+
+bench: setup
+	$(PY) benchmarks/redkitchen.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,44 @@
+"""The pose-estimator interface shared by ``ransac``, ``marepo`` and later estimators."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Estimate:
+    """One camera pose estimate.
+
+    map_from_cam: 4x4 float64, camera-to-map (metres).
+    covariance: 6x6 float64 over (x, y, z, rot_x, rot_y, rot_z) in the map frame, metres^2 and
+        rad^2, as ``geometry_msgs/PoseWithCovariance`` orders it.
+    n_inliers / inlier_ratio: support of the pose among the input correspondences.
+    confidence: in [0, 1]; the node publishes only above its threshold.
+    timings_ms: per-stage wall times in milliseconds.
+    """
+    map_from_cam: np.ndarray
+    covariance: np.ndarray
+    n_inliers: int
+    inlier_ratio: float
+    confidence: float
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class PoseEstimator(Protocol):
+    """Camera pose from scene coordinates.
+
+    ``estimate`` takes
+        coords_N3: (N, 3) float tensor, predicted scene coordinates in the map frame (metres);
+        pixels_N2: (N, 2) float tensor, the image positions (u, v) those coordinates belong to,
+            in pixels of the image whose intrinsics are ``K``;
+        K: (3, 3) float64 numpy intrinsics;
+    and returns an ``Estimate`` (its pose may be poor: check ``confidence``), or None when no
+    pose could be computed at all.
+    """
+    name: str
+
+    def estimate(self, coords_N3: torch.Tensor, pixels_N2: torch.Tensor,
+                 K: np.ndarray) -> Estimate | None: ...

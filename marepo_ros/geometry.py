@@ -1,0 +1,102 @@
+"""SE(3) poses and pinhole cameras (numpy, float64).
+
+A pose is a 4x4 matrix named ``<to>_from_<from>``: ``map_from_cam`` maps points in the camera
+frame to the map frame. Camera axes are OpenCV's (x right, y down, z forward), which is the ROS
+optical frame (REP-103). Units: metres and radians.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+
+def make_pose(R: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """4x4 pose from rotation ``R`` (3x3) and translation ``t`` (3,)."""
+    T = np.eye(4)
+    T[:3, :3] = R
+    T[:3, 3] = np.asarray(t, dtype=np.float64).reshape(3)
+    return T
+
+
+def invert_pose(a_from_b: np.ndarray) -> np.ndarray:
+    """``b_from_a`` for a rigid 4x4 ``a_from_b`` (exact, no general matrix inverse)."""
+    R, t = a_from_b[:3, :3], a_from_b[:3, 3]
+    return make_pose(R.T, -R.T @ t)
+
+
+def transform_points(a_from_b: np.ndarray, points_b: np.ndarray) -> np.ndarray:
+    """Apply a 4x4 pose to points (..., 3)."""
+    return points_b @ a_from_b[:3, :3].T + a_from_b[:3, 3]
+
+
+def is_valid_pose(T: np.ndarray, tol: float = 1e-3) -> bool:
+    """True when ``T`` is a finite 4x4 rigid transform (orthonormal R, det +1, last row 0001)."""
+    T = np.asarray(T)
+    if T.shape != (4, 4) or not np.all(np.isfinite(T)):
+        return False
+    R = T[:3, :3]
+    return (np.allclose(R.T @ R, np.eye(3), atol=tol) and abs(np.linalg.det(R) - 1) < tol
+            and np.allclose(T[3], [0, 0, 0, 1], atol=tol))
+
+
+def pose_from_quat(t_xyz: np.ndarray, q_xyzw: np.ndarray) -> np.ndarray:
+    """4x4 pose from translation (3,) and quaternion (x, y, z, w) as ROS orders it."""
+    return make_pose(Rotation.from_quat(np.asarray(q_xyzw, float)).as_matrix(), t_xyz)
+
+
+def quat_from_pose(T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(translation (3,), quaternion (x, y, z, w)) of a 4x4 pose."""
+    return T[:3, 3].copy(), Rotation.from_matrix(T[:3, :3]).as_quat()
+
+
+def pose_error(map_from_cam_est: np.ndarray, map_from_cam_gt: np.ndarray) -> tuple[float, float]:
+    """(translation error in metres between camera centres, rotation error in degrees)."""
+    dt = float(np.linalg.norm(map_from_cam_est[:3, 3] - map_from_cam_gt[:3, 3]))
+    R_rel = map_from_cam_est[:3, :3].T @ map_from_cam_gt[:3, :3]
+    cos = np.clip((np.trace(R_rel) - 1.0) / 2.0, -1.0, 1.0)
+    return dt, float(np.degrees(np.arccos(cos)))
+
+
+def scale_intrinsics(K: np.ndarray, sx: float, sy: float | None = None) -> np.ndarray:
+    """K of an image resized by (sx, sy), with pixel centres kept consistent.
+
+    OpenCV convention (pixel centres at integer coordinates): c' = (c + 0.5) * s - 0.5.
+    """
+    sy = sx if sy is None else sy
+    K2 = np.array(K, dtype=np.float64, copy=True)
+    K2[0, 0] *= sx
+    K2[1, 1] *= sy
+    K2[0, 2] = (K[0, 2] + 0.5) * sx - 0.5
+    K2[1, 2] = (K[1, 2] + 0.5) * sy - 0.5
+    return K2
+
+
+def check_intrinsics(K: np.ndarray, width: int | None = None, height: int | None = None) -> str | None:
+    """Why ``K`` is unusable as a pinhole matrix, or None when it is fine."""
+    K = np.asarray(K, dtype=np.float64)
+    if K.shape != (3, 3):
+        return f"K must be 3x3, got shape {K.shape}"
+    if not np.all(np.isfinite(K)):
+        return "K contains NaN or inf"
+    if K[0, 0] <= 0 or K[1, 1] <= 0:
+        return f"K has non-positive focal length (fx={K[0, 0]:g}, fy={K[1, 1]:g})"
+    if not np.allclose(K[2], [0, 0, 1]) or K[1, 0] != 0:
+        return "K must have the form [[fx, s, cx], [0, fy, cy], [0, 0, 1]]"
+    if width is not None and height is not None:
+        if not (0 <= K[0, 2] <= width and 0 <= K[1, 2] <= height):
+            return (f"principal point ({K[0, 2]:g}, {K[1, 2]:g}) lies outside the "
+                    f"{width}x{height} image")
+    return None
+
+
+def project(K: np.ndarray, points_cam: np.ndarray) -> np.ndarray:
+    """Pixel coordinates (..., 2) of camera-frame points (..., 3); z must be > 0."""
+    uvw = points_cam @ K.T
+    return uvw[..., :2] / uvw[..., 2:3]
+
+
+def backproject(K: np.ndarray, pixels: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """Camera-frame points (..., 3) of pixels (..., 2) at z-depth (...,) metres."""
+    x = (pixels[..., 0] - K[0, 2]) / K[0, 0]
+    y = (pixels[..., 1] - K[1, 2]) / K[1, 1]
+    return np.stack([x * depth, y * depth, depth], axis=-1)

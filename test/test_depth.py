@@ -1,0 +1,123 @@
+"""Tests of depth registration, scene coordinates from depth, and the SIFT + PnP baseline."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from marepo_ros.dataset import SceneDataset
+from marepo_ros.depth import register_depth, scene_coordinates_from_depth
+from marepo_ros.geometry import invert_pose, make_pose, pose_error, project, transform_points
+
+DEPTH_K = np.array([[585.0, 0, 320], [0, 585, 240], [0, 0, 1]])  # 7-Scenes depth camera
+RGB_K = np.array([[525.0, 0, 320], [0, 525, 240], [0, 0, 1]])    # 7-Scenes RGB camera
+REDKITCHEN = Path(os.environ.get(
+    "MAREPO_REDKITCHEN",
+    Path(__file__).resolve().parents[1].parent / "shared/data/7scenes-redkitchen"))
+
+
+def plane_depth(K, size, normal, offset):
+    """(H, W) z-depth of the plane {X : normal . X = offset} seen by a camera with K."""
+    W, H = size
+    u, v = np.meshgrid(np.arange(W, dtype=float), np.arange(H, dtype=float))
+    rays = np.stack([u, v, np.ones_like(u)], -1) @ np.linalg.inv(K).T  # z = 1
+    return (offset / (rays @ normal)).astype(np.float32)
+
+
+def tilted_normal(deg_x, deg_y):
+    return Rotation.from_euler("xy", [deg_x, deg_y], degrees=True).apply([0.0, 0.0, 1.0])
+
+
+@pytest.mark.parametrize("fill_holes", [False, True])
+def test_same_camera_is_identity(fill_holes):
+    rng = np.random.default_rng(0)
+    depth = rng.uniform(0.5, 4.0, (48, 64)).astype(np.float32)
+    depth[rng.random(depth.shape) < 0.1] = 0.0
+    out = register_depth(depth, DEPTH_K, DEPTH_K, (64, 48), fill_holes=fill_holes)
+    assert out.dtype == np.float32 and out.shape == depth.shape
+    valid = depth > 0
+    np.testing.assert_array_equal(out[valid], depth[valid])
+    if not fill_holes:
+        assert np.all(out[~valid] == 0)
+
+
+@pytest.mark.parametrize("rgb_K, rgb_size", [
+    (RGB_K, (640, 480)),                                     # 7-Scenes: depth denser than RGB
+    (np.array([[700.0, 0, 330], [0, 690, 250], [0, 0, 1]]), (640, 480)),  # up-sampling: holes
+    (RGB_K / [[2], [2], [1]], (320, 240)),                   # half-size RGB image
+])
+@pytest.mark.parametrize("tilt", [(0.0, 0.0), (12.0, -8.0)])
+def test_plane_matches_analytic(rgb_K, rgb_size, tilt):
+    n, d = tilted_normal(*tilt), 2.0
+    depth = plane_depth(DEPTH_K, (640, 480), n, d)
+    out = register_depth(depth, DEPTH_K, rgb_K, rgb_size)
+    expected = plane_depth(rgb_K, rgb_size, n, d)
+    valid = out > 0
+    np.testing.assert_allclose(out[valid], expected[valid], atol=1e-3)
+    # Away from the border of the depth camera's field of view every pixel is filled.
+    W, H = rgb_size
+    assert valid[H // 4: 3 * H // 4, W // 4: 3 * W // 4].all()
+
+
+def test_plane_with_extrinsics():
+    rgb_from_depth = make_pose(Rotation.from_euler("y", 3, degrees=True).as_matrix(),
+                               [0.025, -0.01, 0.005])
+    n, d = tilted_normal(5.0, 10.0), 1.5
+    depth = plane_depth(DEPTH_K, (640, 480), n, d)
+    out = register_depth(depth, DEPTH_K, RGB_K, (640, 480), rgb_from_depth)
+    n_rgb = rgb_from_depth[:3, :3] @ n
+    expected = plane_depth(RGB_K, (640, 480), n_rgb, d + n_rgb @ rgb_from_depth[:3, 3])
+    valid = out > 0
+    assert valid.mean() > 0.6
+    np.testing.assert_allclose(out[valid], expected[valid], atol=1e-3)
+
+
+def test_nearest_surface_wins():
+    depth = np.full((48, 64), 3.0, np.float32)
+    depth[20:30, 20:30] = 1.0  # a box in front of a wall
+    out = register_depth(depth, DEPTH_K, DEPTH_K * [[0.9], [0.9], [1]], (64, 48))
+    assert out.min() > 0 and (out == 1.0).sum() >= 64
+    assert np.all(np.isin(out, [1.0, 3.0]))
+
+
+def test_scene_coordinates_round_trip():
+    rng = np.random.default_rng(1)
+    H, W = 30, 40
+    K = np.array([[50.0, 0, 19.5], [0, 48, 14.5], [0, 0, 1]])
+    depth = rng.uniform(0.3, 5.0, (H, W)).astype(np.float32)
+    depth[rng.random((H, W)) < 0.2] = 0.0
+    map_from_cam = make_pose(Rotation.random(random_state=2).as_matrix(), [1.0, -2.0, 0.5])
+    pts = scene_coordinates_from_depth(depth, K, map_from_cam)
+    assert pts.shape == (H, W, 3) and pts.dtype == np.float32
+    valid = depth > 0
+    assert np.isnan(pts[~valid]).all() and np.isfinite(pts[valid]).all()
+    cam = transform_points(invert_pose(map_from_cam), pts[valid].astype(np.float64))
+    v, u = np.nonzero(valid)
+    np.testing.assert_allclose(project(K, cam), np.stack([u, v], 1), atol=1e-3)
+    np.testing.assert_allclose(cam[:, 2], depth[valid], rtol=1e-5)
+
+
+@pytest.mark.skipif(not REDKITCHEN.is_dir(),
+                    reason=f"7-Scenes redkitchen data not found at {REDKITCHEN} "
+                           "(set MAREPO_REDKITCHEN)")
+def test_sift_baseline_localizes_real_frames():
+    import cv2
+    from marepo_ros.sift_baseline import SiftPnPBaseline
+
+    cv2.setNumThreads(1)
+    ds = SceneDataset(REDKITCHEN)
+    base = SiftPnPBaseline()
+    base.build([ds.frame(f"frame-{i:06d}") for i in range(150, 162)], ds.K, ds.depth_K,
+               progress=False)
+    assert base.n_points > 1000
+    for i in range(162, 165):
+        frame = ds.frame(f"frame-{i:06d}")
+        est = base.localize(frame.load_image(), ds.K)
+        assert est is not None
+        dt, dr = pose_error(est.map_from_cam, frame.map_from_cam)
+        assert dt < 0.10 and dr < 5.0, (frame.name, dt, dr)
+        assert est.n_inliers >= base.min_inliers and 0 < est.inlier_ratio <= 1
+        assert 0 < est.confidence <= 1
+        assert est.covariance.shape == (6, 6) and np.all(np.linalg.eigvalsh(est.covariance) > 0)
+        assert set(est.timings_ms) >= {"sift", "match", "pnp", "total"}
