@@ -105,6 +105,12 @@ class SceneDataset:
         return images
 
     @property
+    def image_size(self) -> tuple[int, int]:
+        """(width, height) of the scene's images (all share the size K was calibrated for)."""
+        h, w = read_image(self._images[self.names[0]]).shape[:2]
+        return w, h
+
+    @property
     def names(self) -> list[str]:
         """All frame names with an image, sorted."""
         return sorted(self._images)

@@ -114,6 +114,10 @@ class Head(nn.Module):
         return self(features_NC[:, :, None, None])[:, :, 0, 0]
 
 
+class EncoderError(ValueError):
+    """Encoder weights that cannot be loaded; the message names the file."""
+
+
 def state_dict_hash(module: nn.Module) -> str:
     """Short sha256 of a module's parameters and buffers (names, shapes and values)."""
     h = hashlib.sha256()
@@ -132,15 +136,15 @@ def shipped_encoder_path() -> Path:
 def load_encoder(path: str | Path | None = None, device: str | torch.device = "cpu") -> Encoder:
     """Encoder with weights from ``path`` (ACE format or ours); the shipped weights by default.
 
-    Raises ValueError naming the file when it does not hold a matching state dict.
+    Raises EncoderError naming the file when it does not hold a matching state dict.
     """
     path = Path(path) if path is not None else shipped_encoder_path()
     try:
         state = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise ValueError(f"{path}: encoder weights not found") from None
+        raise EncoderError(f"{path}: encoder weights not found") from None
     except Exception as exc:  # torch raises many types for damaged files
-        raise ValueError(f"{path}: not a torch state dict ({type(exc).__name__})") from None
+        raise EncoderError(f"{path}: not a torch state dict ({type(exc).__name__})") from None
     if isinstance(state, dict) and "encoder" in state and isinstance(state["encoder"], dict):
         state = state["encoder"]
     encoder = Encoder()
@@ -148,5 +152,5 @@ def load_encoder(path: str | Path | None = None, device: str | torch.device = "c
         encoder.load_state_dict({k: v.float() for k, v in state.items()})
     except (RuntimeError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0]
-        raise ValueError(f"{path}: not an ACE-format encoder state dict ({first})") from None
+        raise EncoderError(f"{path}: not an ACE-format encoder state dict ({first})") from None
     return encoder.to(device).eval()

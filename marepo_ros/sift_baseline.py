@@ -5,7 +5,7 @@ keypoint with a smooth valid depth lifted to a map-frame 3D point; all RootSIFT 
 into one FLANN kd-tree. Localization (``localize``): SIFT on the query, k nearest map
 descriptors per query keypoint, a Lowe ratio test whose second neighbour is the nearest one
 belonging to a *different* 3D location (adjacent mapping frames see the same point, so the
-plain first/second ratio would reject exactly the best-supported points), P3P RANSAC and
+plain first/second ratio would reject exactly the best-supported points), AP3P RANSAC and
 Levenberg-Marquardt refinement on the inliers.
 
 OpenCV threads are left to the caller (``cv2.setNumThreads``).
@@ -26,7 +26,10 @@ from .geometry import invert_pose, make_pose
 
 
 def root_sift(desc_ND: np.ndarray) -> np.ndarray:
-    """RootSIFT (Arandjelovic & Zisserman 2012): L1-normalise, then square-root. (N, 128) float32."""
+    """RootSIFT (Arandjelovic & Zisserman 2012): L1-normalise, then square-root.
+
+    desc_ND: (N, 128) SIFT descriptors. Returns (N, 128) float32.
+    """
     d = np.asarray(desc_ND, dtype=np.float32)
     return np.sqrt(d / (d.sum(axis=1, keepdims=True) + 1e-7))
 
@@ -79,7 +82,7 @@ class SiftPnPBaseline:
             one among the ``knn`` nearest whose 3D point lies more than ``distinct_radius_m``
             away (accepted outright when there is none).
         flann_trees, flann_checks: kd-tree forest size and search effort.
-        reprojection_px, ransac_iterations: P3P RANSAC inlier threshold and iteration cap.
+        reprojection_px, ransac_iterations: AP3P RANSAC inlier threshold and iteration cap.
         min_inliers: fewer inliers give confidence 0.
     """
     name = "sift_pnp"

@@ -17,16 +17,27 @@ REDKITCHEN = Path(os.environ.get(
     Path(__file__).resolve().parents[1].parent / "shared/data/7scenes-redkitchen"))
 
 
-def plane_depth(K, size, normal, offset):
-    """(H, W) z-depth of the plane {X : normal . X = offset} seen by a camera with K."""
+def plane_depth(K, size, normal, offset, du=0.0, dv=0.0):
+    """(H, W) z-depth of the plane {X : normal . X = offset} seen by a camera with K, at the
+    pixel centres shifted by (du, dv) pixels."""
     W, H = size
-    u, v = np.meshgrid(np.arange(W, dtype=float), np.arange(H, dtype=float))
+    u, v = np.meshgrid(np.arange(W) + du, np.arange(H) + dv)
     rays = np.stack([u, v, np.ones_like(u)], -1) @ np.linalg.inv(K).T  # z = 1
     return (offset / (rays @ normal)).astype(np.float32)
 
 
 def tilted_normal(deg_x, deg_y):
     return Rotation.from_euler("xy", [deg_x, deg_y], degrees=True).apply([0.0, 0.0, 1.0])
+
+
+def assert_plane(out, K, size, normal, offset, half_px):
+    """Every valid pixel of ``out`` holds the plane's depth at a point within ``half_px``
+    pixels of its centre (a plane's depth is monotone along lines, so the corners bound it)."""
+    corners = np.stack([plane_depth(K, size, normal, offset, du, dv)
+                        for du in (-half_px, half_px) for dv in (-half_px, half_px)])
+    valid = out > 0
+    assert np.all(out[valid] >= corners.min(0)[valid] - 1e-5)
+    assert np.all(out[valid] <= corners.max(0)[valid] + 1e-5)
 
 
 @pytest.mark.parametrize("fill_holes", [False, True])
@@ -42,22 +53,43 @@ def test_same_camera_is_identity(fill_holes):
         assert np.all(out[~valid] == 0)
 
 
-@pytest.mark.parametrize("rgb_K, rgb_size", [
-    (RGB_K, (640, 480)),                                     # 7-Scenes: depth denser than RGB
-    (np.array([[700.0, 0, 330], [0, 690, 250], [0, 0, 1]]), (640, 480)),  # up-sampling: holes
-    (RGB_K / [[2], [2], [1]], (320, 240)),                   # half-size RGB image
-])
-@pytest.mark.parametrize("tilt", [(0.0, 0.0), (12.0, -8.0)])
-def test_plane_matches_analytic(rgb_K, rgb_size, tilt):
-    n, d = tilted_normal(*tilt), 2.0
-    depth = plane_depth(DEPTH_K, (640, 480), n, d)
-    out = register_depth(depth, DEPTH_K, rgb_K, rgb_size)
-    expected = plane_depth(rgb_K, rgb_size, n, d)
-    valid = out > 0
-    np.testing.assert_allclose(out[valid], expected[valid], atol=1e-3)
-    # Away from the border of the depth camera's field of view every pixel is filled.
+SCALED = [
+    (RGB_K, (640, 480)),                                                  # 7-Scenes pair
+    (np.array([[700.0, 0, 330], [0, 690, 250], [0, 0, 1]]), (640, 480)),  # up-sampling: gaps
+    (RGB_K / [[2], [2], [1]], (320, 240)),                                # half-size RGB image
+]
+
+
+@pytest.mark.parametrize("rgb_K, rgb_size", SCALED)
+@pytest.mark.parametrize("fill_holes", [False, True])
+def test_fronto_parallel_plane(rgb_K, rgb_size, fill_holes):
+    depth = np.full((480, 640), 2.0, np.float32)
+    out = register_depth(depth, DEPTH_K, rgb_K, rgb_size, fill_holes=fill_holes)
+    # where the centres of the depth camera's corner pixels land in the RGB image
     W, H = rgb_size
-    assert valid[H // 4: 3 * H // 4, W // 4: 3 * W // 4].all()
+    (u0, v0), (u1, v1) = (np.array([[0, 0, 1], [639, 479, 1]]) @ np.linalg.inv(DEPTH_K).T
+                          @ rgb_K.T)[:, :2]
+    u, v = np.meshgrid(np.arange(W), np.arange(H))
+    outer = (u >= np.rint(u0)) & (u <= np.rint(u1)) & (v >= np.rint(v0)) & (v <= np.rint(v1))
+    inner = (u >= np.ceil(u0)) & (u <= np.floor(u1)) & (v >= np.ceil(v0)) & (v <= np.floor(v1))
+    valid = out > 0
+    np.testing.assert_allclose(out[valid], 2.0, atol=1e-3)
+    if not fill_holes:
+        assert not valid[~outer].any()
+    if fill_holes or rgb_K[0, 0] <= DEPTH_K[0, 0]:  # without filling, up-sampling leaves gaps
+        assert valid[inner].all()
+
+
+@pytest.mark.parametrize("rgb_K, rgb_size", SCALED)
+@pytest.mark.parametrize("fill_holes", [False, True])
+def test_tilted_plane(rgb_K, rgb_size, fill_holes):
+    n, d = tilted_normal(12.0, -8.0), 2.0
+    depth = plane_depth(DEPTH_K, (640, 480), n, d)
+    out = register_depth(depth, DEPTH_K, rgb_K, rgb_size, fill_holes=fill_holes)
+    # nearest splatting is exact up to half a pixel; a filled pixel copies a neighbour
+    assert_plane(out, rgb_K, rgb_size, n, d, 1.5 if fill_holes else 0.5)
+    W, H = rgb_size
+    assert (out[H // 4: 3 * H // 4, W // 4: 3 * W // 4] > 0).mean() > (0.999 if fill_holes else 0.7)
 
 
 def test_plane_with_extrinsics():
@@ -65,20 +97,22 @@ def test_plane_with_extrinsics():
                                [0.025, -0.01, 0.005])
     n, d = tilted_normal(5.0, 10.0), 1.5
     depth = plane_depth(DEPTH_K, (640, 480), n, d)
-    out = register_depth(depth, DEPTH_K, RGB_K, (640, 480), rgb_from_depth)
+    out = register_depth(depth, DEPTH_K, RGB_K, (640, 480), rgb_from_depth, fill_holes=False)
     n_rgb = rgb_from_depth[:3, :3] @ n
-    expected = plane_depth(RGB_K, (640, 480), n_rgb, d + n_rgb @ rgb_from_depth[:3, 3])
-    valid = out > 0
-    assert valid.mean() > 0.6
-    np.testing.assert_allclose(out[valid], expected[valid], atol=1e-3)
+    assert (out > 0).mean() > 0.6
+    assert_plane(out, RGB_K, (640, 480), n_rgb, d + n_rgb @ rgb_from_depth[:3, 3], 0.5)
 
 
 def test_nearest_surface_wins():
+    K = np.array([[60.0, 0, 31.5], [0, 60, 23.5], [0, 0, 1]])
     depth = np.full((48, 64), 3.0, np.float32)
-    depth[20:30, 20:30] = 1.0  # a box in front of a wall
-    out = register_depth(depth, DEPTH_K, DEPTH_K * [[0.9], [0.9], [1]], (64, 48))
-    assert out.min() > 0 and (out == 1.0).sum() >= 64
-    assert np.all(np.isin(out, [1.0, 3.0]))
+    depth[20:30, 20:30] = 1.0  # a box 1 m away in front of a wall 3 m away
+    # 5 cm to the side the box moves 3 px and the wall 1 px: the box must hide the wall
+    out = register_depth(depth, K, K, (64, 48), make_pose(np.eye(3), [0.05, 0, 0]),
+                         fill_holes=False)
+    assert np.all(out[20:30, 23:33] == 1.0) and (out == 1.0).sum() == 100
+    assert np.all(out[20:30, 21:23] == 0)  # the wall behind the box's left edge is unseen
+    assert np.all(np.isin(out, [0.0, 1.0, 3.0]))
 
 
 def test_scene_coordinates_round_trip():

@@ -1,0 +1,151 @@
+"""Map files: the scene-specific head plus everything needed to use it, versioned and checked.
+
+Layout (all integers little-endian):
+
+    b"MAREPOMAP\\n"                      magic (10 bytes)
+    u32 header_length, header           UTF-8 JSON: format_version, created, encoder_id,
+                                        scene_centre, head config, preprocessing, statistics,
+                                        payload_length
+    payload                             torch.save of {"head": fp16 state dict, ...}
+    sha256(header + payload)            32 bytes: any damaged byte is detected on load
+
+Files are written atomically (temporary file in the same folder, then rename), so a reader
+never sees half a map.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import struct
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .networks import Head
+
+MAGIC = b"MAREPOMAP\n"
+FORMAT_VERSION = 1
+
+
+class MapFileError(ValueError):
+    """A map file that cannot be used; ``str()`` is one line naming the file and the problem."""
+
+
+@dataclass
+class SceneMap:
+    """A trained scene: the head and its metadata.
+
+    encoder_id: hash of the encoder the head was trained on (``networks.state_dict_hash``).
+    short_side: image short side (pixels) used for mapping; localization uses the same.
+    stats: mapping statistics (frames, iterations, final loss, seconds, device, ...).
+    """
+    head: Head
+    encoder_id: str
+    short_side: int
+    stats: dict = field(default_factory=dict)
+    created: float = field(default_factory=time.time)
+    extras: dict = field(default_factory=dict)  # optional further state dicts (e.g. a regressor)
+
+    @property
+    def scene_centre(self) -> list[float]:
+        return self.head.mean.flatten().tolist()
+
+
+def _head_config(head: Head) -> dict:
+    return {"num_head_blocks": len(head.res_blocks)}
+
+
+def save_map(scene_map: SceneMap, path: str | Path) -> int:
+    """Write ``scene_map`` to ``path`` atomically; returns the file size in bytes."""
+    path = Path(path)
+    buf = io.BytesIO()
+    torch.save({"head": {k: v.half() if v.is_floating_point() else v
+                         for k, v in scene_map.head.state_dict().items()},
+                **{k: v for k, v in scene_map.extras.items()}}, buf)
+    payload = buf.getvalue()
+    header = json.dumps({
+        "format_version": FORMAT_VERSION,
+        "package_version": __version__,
+        "created": scene_map.created,
+        "encoder_id": scene_map.encoder_id,
+        "scene_centre": scene_map.scene_centre,
+        "head": _head_config(scene_map.head),
+        "short_side": scene_map.short_side,
+        "stats": scene_map.stats,
+        "extras": sorted(scene_map.extras),
+        "payload_length": len(payload),
+    }, indent=1).encode()
+    body = struct.pack("<I", len(header)) + header + payload
+    digest = hashlib.sha256(header + payload).digest()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(MAGIC + body + digest)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return len(MAGIC) + len(body) + len(digest)
+
+
+def read_header(path: str | Path) -> dict:
+    """The verified JSON header of a map file (raises MapFileError)."""
+    return _read(Path(path))[0]
+
+
+def _read(path: Path) -> tuple[dict, bytes]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise MapFileError(f"{path}: map file not found") from None
+    except OSError as exc:
+        raise MapFileError(f"{path}: cannot read map file ({exc.strerror})") from None
+    if not data.startswith(MAGIC):
+        raise MapFileError(f"{path}: not a marepo_ros map file (bad magic bytes)")
+    pos = len(MAGIC)
+    if len(data) < pos + 4 + 32:
+        raise MapFileError(f"{path}: map file is truncated ({len(data)} bytes)")
+    (hlen,) = struct.unpack_from("<I", data, pos)
+    header_bytes = data[pos + 4: pos + 4 + hlen]
+    try:
+        header = json.loads(header_bytes)
+        plen = int(header["payload_length"])
+    except (ValueError, KeyError, TypeError):
+        raise MapFileError(f"{path}: map file header is damaged or truncated") from None
+    expected = pos + 4 + hlen + plen + 32
+    if len(data) != expected:
+        raise MapFileError(f"{path}: map file is truncated or has trailing bytes "
+                           f"({len(data)} bytes, expected {expected})")
+    payload = data[pos + 4 + hlen: pos + 4 + hlen + plen]
+    if hashlib.sha256(header_bytes + payload).digest() != data[-32:]:
+        raise MapFileError(f"{path}: map file is damaged (checksum mismatch)")
+    version = header.get("format_version")
+    if version != FORMAT_VERSION:
+        raise MapFileError(f"{path}: map format version {version} is not supported "
+                           f"(this marepo_ros reads version {FORMAT_VERSION})")
+    return header, payload
+
+
+def load_map(path: str | Path, device: str | torch.device = "cpu") -> SceneMap:
+    """Read and verify a map file; raises MapFileError with a one-line reason."""
+    path = Path(path)
+    header, payload = _read(path)
+    try:
+        content = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+        head = Head(num_head_blocks=int(header["head"]["num_head_blocks"]))
+        head.load_state_dict({k: v.float() for k, v in content.pop("head").items()})
+    except Exception as exc:  # a verified payload that still fails: incompatible contents
+        raise MapFileError(f"{path}: map contents are incompatible ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    return SceneMap(head=head.to(device).eval(), encoder_id=header["encoder_id"],
+                    short_side=int(header["short_side"]), stats=header.get("stats", {}),
+                    created=float(header.get("created", 0.0)), extras=content)
