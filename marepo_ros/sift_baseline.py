@@ -186,7 +186,8 @@ class SiftPnPBaseline:
     def localize(self, image_rgb: np.ndarray, K: np.ndarray) -> Estimate | None:
         """Pose of a query image, or None when fewer than 4 matches or PnP fails.
 
-        image_rgb: (H, W, 3) uint8 RGB (or (H, W) grey); K: (3, 3) its intrinsics.
+        image_rgb: (H, W, 3) uint8 RGB (or (H, W) grey); K: (3, 3) its intrinsics (OpenCV's
+            PnP ignores the skew K[0, 1]).
         Returns an ``Estimate`` with camera-to-map pose, the Gauss-Newton covariance of
         ``pose_covariance``, inliers among the ratio-test matches, confidence
         ``1 - exp(-(n_inliers - min_inliers) / 30)`` (0 below ``min_inliers``) and timings

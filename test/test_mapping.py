@@ -1,0 +1,76 @@
+"""Mapping trainer: augmentation geometry, the loss, cancellation, and a tiny map on a render."""
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import map_coordinates
+
+from marepo_ros.mapping import (MappingCancelled, MappingConfig, PosedImage, _augment,
+                                _reprojection_loss, build_map, preset)
+from marepo_ros.networks import Encoder
+from marepo_ros.preprocess import GREY_MEAN, GREY_STD
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_augmented_pixels_map_back_to_original_pixels(seed):
+    rng = np.random.default_rng(seed)
+    grey = (np.kron(rng.integers(0, 255, (60, 80)), np.ones((8, 8)))).astype(np.uint8)  # 480x640
+    import cv2
+    grey = cv2.GaussianBlur(grey, (0, 0), 3)
+    cfg = MappingConfig(photometric=0.0)
+    x, mask, A = _augment(grey, 240, cfg, np.random.default_rng(seed))
+    aug = x[0, 0].numpy() * GREY_STD + GREY_MEAN
+    H, W = aug.shape
+    v, u = np.mgrid[20:H - 20:7, 20:W - 20:7]
+    uv = np.stack([u.ravel(), v.ravel()], 1).astype(float)
+    keep = mask[uv[:, 1].astype(int), uv[:, 0].astype(int)] > 0
+    uv = uv[keep]
+    orig = uv @ A[:, :2].T + A[:, 2]
+    inside = (orig[:, 0] > 2) & (orig[:, 0] < 637) & (orig[:, 1] > 2) & (orig[:, 1] < 477)
+    want = map_coordinates(grey.astype(float) / 255, [orig[inside, 1], orig[inside, 0]], order=1)
+    got = aug[uv[inside, 1].astype(int), uv[inside, 0].astype(int)]
+    assert inside.sum() > 100
+    assert np.median(np.abs(got - want)) < 0.02
+
+
+def test_reprojection_loss_is_zero_at_truth_and_proxy_behind_camera():
+    K = torch.tensor([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]])
+    cam_from_map = torch.eye(4)[:3]
+    pts = torch.tensor([[0.1, -0.2, 2.0], [0.0, 0.0, -1.0]])
+    uv = torch.tensor([[345.0, 190.0], [320.0, 240.0]])
+    loss, valid = _reprojection_loss(pts, uv, cam_from_map.expand(2, 3, 4), K.expand(2, 3, 3), tau=10.0)
+    assert loss[0].item() == pytest.approx(0.0, abs=1e-4)
+    assert valid.item() == 0.5
+    # behind the camera: L1 distance to the point 10 m along the pixel's ray
+    assert loss[1].item() == pytest.approx(11.0, abs=1e-4)
+
+
+def _tiny_scene(n=8):
+    rng = np.random.default_rng(0)
+    K = np.array([[200.0, 0, 79.5], [0, 200, 59.5], [0, 0, 1]])
+    images = []
+    for i in range(n):
+        T = np.eye(4)
+        T[:3, 3] = [0.05 * i, 0, 0]
+        img = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+        images.append(PosedImage(lambda img=img: img, K, T))
+    return images
+
+
+def test_build_map_runs_and_cancels():
+    torch.manual_seed(0)
+    images = _tiny_scene()
+    cfg = preset("fast", short_side=120, samples_per_image=64, buffer_size=512, batch_size=128, epochs=2.0)
+    calls = []
+    m = build_map(images, Encoder(), cfg, progress=lambda *a: calls.append(a[0]))
+    assert {"buffer", "head"} <= set(calls)
+    assert m.stats["frames"] == 8 and m.stats["buffer_features"] == 512
+    assert m.scene_centre == pytest.approx([0.175, 0.0, 0.0], abs=1e-6)
+    with pytest.raises(MappingCancelled):
+        build_map(images, Encoder(), cfg, cancel=lambda: True)
+    with pytest.raises(ValueError, match="at least 2"):
+        build_map(images[:1], Encoder(), cfg)
+
+
+def test_unknown_preset():
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset("turbo")
