@@ -58,7 +58,7 @@ class SceneMap:
 
 
 def _head_config(head: Head) -> dict:
-    return {"num_head_blocks": len(head.res_blocks)}
+    return {"num_head_blocks": len(head.res_blocks), "channels": head.fc1.out_channels}
 
 
 def save_map(scene_map: SceneMap, path: str | Path) -> int:
@@ -141,7 +141,8 @@ def load_map(path: str | Path, device: str | torch.device = "cpu") -> SceneMap:
     header, payload = _read(path)
     try:
         content = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
-        head = Head(num_head_blocks=int(header["head"]["num_head_blocks"]))
+        head = Head(num_head_blocks=int(header["head"]["num_head_blocks"]),
+                    channels=int(header["head"].get("channels", 512)))
         head.load_state_dict({k: v.float() for k, v in content.pop("head").items()})
     except Exception as exc:  # a verified payload that still fails: incompatible contents
         raise MapFileError(f"{path}: map contents are incompatible ({type(exc).__name__}: "

@@ -53,6 +53,7 @@ class MappingConfig:
     depth_weight: float = 0.0        # weight of the 3D loss (per metre); 0 = off
     depth_fade: float = 0.5          # fraction of training after which the 3D loss is gone
     head_blocks: int = 1
+    head_channels: int = 512         # hidden width of the head (ACE: 512)
     seed: int = 0
 
 
@@ -186,7 +187,7 @@ def train_head(buffer: FeatureBuffer, images: list[PosedImage], cfg: MappingConf
     torch.manual_seed(cfg.seed)
     centres = np.stack([p.map_from_cam[:3, 3] for p in images])
     head = Head(mean=torch.from_numpy(centres.mean(0)).float(),
-                num_head_blocks=cfg.head_blocks).to(device).train()
+                num_head_blocks=cfg.head_blocks, channels=cfg.head_channels).to(device).train()
     cam_from_map = torch.from_numpy(np.stack([invert_pose(p.map_from_cam)[:3] for p in images])
                                     ).float().to(device)
     Ks = torch.from_numpy(np.stack([p.K for p in images])).float().to(device)

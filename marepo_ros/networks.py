@@ -60,16 +60,17 @@ class Encoder(nn.Module):
 class Head(nn.Module):
     """Scene-specific MLP of 1x1 convs ("the map"): features -> scene coordinates.
 
-    forward: features_BCHW (C = 512) -> coords_B3HW in metres, map frame. The output is
+    forward: features_BCHW (C = 512) -> coords_B3HW in metres, map frame. ``channels`` is the
+    width of the hidden layers: 512 is ACE's head; narrower heads train faster on a CPU. The output is
     homogeneous: xyz / h with h = softplus(w, beta = ln2 / (1 - 1/max_scale)) + 1/max_scale,
     clamped at 1/min_scale, then the scene centre ``mean`` (3,) is added.
     """
 
     def __init__(self, mean: torch.Tensor | None = None, num_head_blocks: int = 1,
                  homogeneous_min_scale: float = 0.01, homogeneous_max_scale: float = 4.0,
-                 in_channels: int = FEATURE_DIM):
+                 in_channels: int = FEATURE_DIM, channels: int = 512):
         super().__init__()
-        ch = 512
+        ch = channels
         self.head_skip = nn.Identity() if in_channels == ch else nn.Conv2d(in_channels, ch, 1)
         self.res3_conv1 = nn.Conv2d(in_channels, ch, 1)
         self.res3_conv2 = nn.Conv2d(ch, ch, 1)
