@@ -39,7 +39,8 @@ def cmd_map_build(args) -> int:
     device = _device(args.device)
     dataset = SceneDataset(args.dataset)
     images = posed_images_from_dataset(dataset, args.split)
-    overrides = {"short_side": args.short_side} if args.short_side else {}
+    overrides = {k: v for k, v in (("short_side", args.short_side), ("epochs", args.epochs))
+                 if v is not None}
     cfg = preset(args.preset, **overrides)
     encoder = load_encoder(args.encoder, device)
     bars: dict[str, tqdm] = {}
@@ -94,7 +95,7 @@ def cmd_eval(args) -> int:
     dataset = SceneDataset(args.dataset)
     frames = dataset.frames(args.split)
     localizer = Localizer(scene_map, load_encoder(args.encoder, device),
-                          make_estimator(args.estimator), device=device)
+                          make_estimator(args.estimator, short_side=scene_map.short_side), device=device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     estimates, gts, times, rows = [], [], [], []
@@ -124,6 +125,8 @@ def cmd_eval(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .localizer import ESTIMATORS
+
     ap = argparse.ArgumentParser(prog="marepo-ros", description="Visual relocalization: map a "
                                  "scene from posed images, then localize new images in it.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -137,13 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     b.add_argument("--encoder", type=Path, default=None, help="encoder weights (default: shipped)")
     b.add_argument("--short-side", type=int, default=None, help="override the preset's image short side")
+    b.add_argument("--epochs", type=float, default=None, help="override the preset's passes over the buffer")
     b.set_defaults(func=cmd_map_build)
 
     e = sub.add_parser("eval", help="localize a split of a scene folder and score it")
     e.add_argument("dataset", type=Path, help="scene folder")
     e.add_argument("--map", type=Path, required=True)
     e.add_argument("--out", type=Path, required=True, help="output folder")
-    e.add_argument("--estimator", default="ransac")
+    e.add_argument("--estimator", default="ransac", choices=ESTIMATORS)
     e.add_argument("--split", default="query")
     e.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     e.add_argument("--encoder", type=Path, default=None, help="encoder weights (default: shipped)")

@@ -13,12 +13,20 @@ from .networks import Encoder, state_dict_hash
 from .preprocess import cell_centres, preprocess
 
 
-def make_estimator(name: str, **options) -> PoseEstimator:
-    """A pose estimator by name (``ransac``)."""
+ESTIMATORS = ("ransac",)
+
+
+def make_estimator(name: str, *, short_side: int = 480, **options) -> PoseEstimator:
+    """A pose estimator by name, for images of the given short side (pixels).
+
+    ``ransac``: DSAC*'s 10 px inlier threshold is defined on 480-pixel images; it is scaled to
+    ``short_side`` unless ``inlier_threshold_px`` is given.
+    """
     if name == "ransac":
         from .ransac import RansacEstimator
+        options.setdefault("inlier_threshold_px", 10.0 * short_side / 480)
         return RansacEstimator(**options)
-    raise ValueError(f"unknown estimator '{name}' (available: ransac)")
+    raise ValueError(f"unknown estimator '{name}' (available: {', '.join(ESTIMATORS)})")
 
 
 class Localizer:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -38,6 +39,8 @@ def main() -> None:
     ap.add_argument("--max-steps", type=int, default=100_000)
     ap.add_argument("--batch-pairs", type=int, default=6)
     ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--anneal", action="store_true",
+                    help="cosine-decay the learning rate to 5 %% over this run's --minutes")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
@@ -63,6 +66,7 @@ def main() -> None:
         print(f"wrote {args.export}")
         return
 
+    start = time.time()
     source = PairSource(seed=args.seed * 7919 + step)
     val = [PairSource(seed=VAL_SEED, pool=4).batch(8) for _ in range(2)]
 
@@ -73,20 +77,25 @@ def main() -> None:
         encoder.train()
         return acc
 
+    def trained_seconds() -> float:
+        return seconds + time.time() - start
+
     def save() -> None:
         torch.save({"encoder": encoder.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                    "log": log, "seconds": seconds}, ckpt_path.with_suffix(".tmp"))
+                    "log": log, "seconds": trained_seconds()}, ckpt_path.with_suffix(".tmp"))
         ckpt_path.with_suffix(".tmp").replace(ckpt_path)
         export(encoder, args.export)
 
-    start = time.time()
     bar = tqdm(total=int(args.minutes * 60), unit="s", desc="encoder", bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt}s {postfix}")
     encoder.train()
     run_avg = None
     while step < args.max_steps and time.time() - start < args.minutes * 60:
-        warm = min(1.0, (step + 1) / 200)
+        factor = min(1.0, (step + 1) / 200)  # warm-up
+        if args.anneal:
+            frac = min(1.0, (time.time() - start) / (args.minutes * 60))
+            factor *= 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac))
         for g in opt.param_groups:
-            g["lr"] = args.lr * warm
+            g["lr"] = args.lr * factor
         batch = source.batch(args.batch_pairs)
         loss, acc = contrastive_loss(encoder, batch)
         opt.zero_grad(set_to_none=True)
@@ -100,17 +109,13 @@ def main() -> None:
         bar.set_postfix_str(f"step {step} loss {run_avg[0]:.3f} acc {run_avg[1]:.3f}")
         if step % 100 == 0:
             entry = {"step": step, "loss": run_avg[0], "train_acc": run_avg[1], "val_acc": validate(),
-                     "minutes": (seconds + time.time() - start) / 60}
+                     "minutes": trained_seconds() / 60}
             log.append(entry)
             tqdm.write(json.dumps(entry))
-            seconds_now = seconds
-            seconds = seconds_now + time.time() - start
             save()
-            seconds = seconds_now
-    seconds += time.time() - start
     bar.close()
     log.append({"step": step, "loss": run_avg[0] if run_avg else None, "val_acc": validate(),
-                "minutes": seconds / 60})
+                "minutes": trained_seconds() / 60})
     save()
     print(json.dumps(log[-1]))
     print(f"wrote {ckpt_path} and {args.export}")

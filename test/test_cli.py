@@ -1,0 +1,34 @@
+"""`marepo-ros map build` and `eval` on rendered scenes in other formats (grey PNG without
+depth, colour JPEG of another size): the same commands, unchanged."""
+import json
+
+import pytest
+
+from marepo_ros import cli
+from marepo_ros.metrics import THRESHOLDS
+from marepo_ros.render import random_scene, write_scene_folder
+
+KEYS = {"median_translation_cm", "median_rotation_deg", "ms_per_frame", "n_frames", "n_localized",
+        *(name for name, _, _ in THRESHOLDS)}
+
+
+@pytest.mark.parametrize("fmt", [dict(grey=True, image_ext=".png", with_depth=False, width=320, height=240),
+                                 dict(grey=False, image_ext=".jpg", with_depth=True, width=200, height=260)])
+def test_map_build_and_eval_on_other_layouts(tmp_path, fmt, capsys):
+    scene = write_scene_folder(random_scene(11), tmp_path / "scene", n_mapping=24, n_query=6, seed=2, **fmt)
+    map_path = tmp_path / "scene.map"
+    assert cli.main(["map", "build", str(scene), "--out", str(map_path), "--epochs", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "map written" in out and "frames            24" in out
+    assert cli.main(["eval", str(scene), "--map", str(map_path), "--out", str(tmp_path / "eval")]) == 0
+    metrics = json.loads((tmp_path / "eval/metrics.json").read_text())
+    assert KEYS <= set(metrics) and metrics["n_frames"] == 6
+    tum = (tmp_path / "eval/estimate.tum").read_text().splitlines()
+    assert len(tum) == metrics["n_localized"] and all(len(line.split()) == 8 for line in tum)
+
+
+def test_eval_reports_missing_dataset_in_one_line(tmp_path, capsys):
+    assert cli.main(["eval", str(tmp_path / "nowhere"), "--map", str(tmp_path / "x.map"),
+                     "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "x.map" in err[0] and "not found" in err[0]
