@@ -57,6 +57,9 @@ def cmd_map_build(args) -> int:
         if done >= total:
             bar.close()
 
+    if args.preset == "ace" and device.type == "cpu":
+        print("note: the 'ace' preset is ACE's GPU schedule (25k iterations on 8M features); on a "
+              "CPU it takes hours. Use --preset fast there.", file=sys.stderr)
     t0 = time.time()
     print(f"mapping {dataset.root} ({len(images)} {args.split} frames, preset '{args.preset}', "
           f"{device}, {torch.get_num_threads()} threads)")
@@ -126,6 +129,7 @@ def cmd_eval(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .localizer import ESTIMATORS
+    from .mapping import PRESETS
 
     ap = argparse.ArgumentParser(prog="marepo-ros", description="Visual relocalization: map a "
                                  "scene from posed images, then localize new images in it.")
@@ -135,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = mp.add_parser("build", help="map a scene folder (rgb/, poses/, intrinsics.txt, ...)")
     b.add_argument("dataset", type=Path, help="scene folder")
     b.add_argument("--out", type=Path, required=True, help="map file to write")
-    b.add_argument("--preset", default="fast", help="mapping schedule: fast (CPU) or ace (GPU)")
+    b.add_argument("--preset", default="fast", choices=list(PRESETS),
+                   help="mapping schedule: fast (CPU, minutes) or ace (ACE's GPU schedule)")
     b.add_argument("--split", default="mapping", help="frames to map (default: mapping)")
     b.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     b.add_argument("--encoder", type=Path, default=None, help="encoder weights (default: shipped)")
