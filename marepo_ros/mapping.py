@@ -64,7 +64,7 @@ PRESETS: dict[str, MappingConfig] = {
     # over the mapping images, a 128-wide head trained with small batches, and a 3D loss from
     # depth where it exists (see the README's ablation).
     "fast": MappingConfig(short_side=240, samples_per_image=600, buffer_size=600_000,
-                          max_passes=1, batch_size=1024, epochs=16.0, lr_max=3e-3,
+                          max_passes=1, batch_size=1024, epochs=12.0, lr_max=3e-3,
                           head_channels=128, depth_weight=20.0),
 }
 
