@@ -4,6 +4,8 @@
     python scripts/train_encoder.py --minutes 60            # train, checkpointing as it goes
     python scripts/train_encoder.py --minutes 30 --resume   # continue from the last checkpoint
     python scripts/train_encoder.py --export-only           # write marepo_ros/weights/encoder.pt
+    python scripts/train_encoder.py --init marepo_ros/weights/encoder.pt --minutes 60  # go on
+                                                            # from the shipped weights
 
 Checkpoints (weights, optimiser, step, log) go to --run-dir; the exported weights are the
 encoder state dict in fp16 with ACE's key names.
@@ -43,7 +45,9 @@ def main() -> None:
                     help="cosine-decay the learning rate to 5 %% over this run's --minutes")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--resume", action="store_true", help="continue from --run-dir/checkpoint.pt")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from these encoder weights (e.g. the shipped ones) with a fresh optimiser")
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--export", type=Path, default=shipped_encoder_path())
     args = ap.parse_args()
@@ -61,6 +65,9 @@ def main() -> None:
         opt.load_state_dict(ck["optimizer"])
         step, log, seconds = ck["step"], ck["log"], ck.get("seconds", 0.0)
         print(f"resumed at step {step} ({seconds / 60:.1f} min trained so far)")
+    elif args.init is not None:
+        encoder.load_state_dict({k: v.float() for k, v in torch.load(args.init, weights_only=True).items()})
+        print(f"initialised from {args.init}")
     if args.export_only:
         export(encoder, args.export)
         print(f"wrote {args.export}")
