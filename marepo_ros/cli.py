@@ -83,14 +83,12 @@ def _stamp(name: str, index: int) -> float:
 
 
 def cmd_eval(args) -> int:
-    import numpy as np
     from tqdm import tqdm
 
     from .dataset import SceneDataset
-    from .geometry import pose_error
     from .localizer import Localizer, make_estimator
     from .mapfile import load_map
-    from .metrics import format_table, summarize, write_tum
+    from .metrics import format_table, frame_errors, summarize, write_tum
     from .networks import load_encoder
 
     device = _device(args.device)
@@ -101,18 +99,18 @@ def cmd_eval(args) -> int:
                           make_estimator(args.estimator, short_side=scene_map.short_side), device=device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    estimates, gts, times, rows = [], [], [], []
+    results, times = [], []
     for fr in tqdm(frames, desc="localize", unit="img", dynamic_ncols=True):
         image = fr.load_image()
         t0 = time.perf_counter()
-        est = localizer.localize(image, dataset.K)
+        results.append(localizer.localize(image, dataset.K))
         times.append(1e3 * (time.perf_counter() - t0))
-        pose = est.map_from_cam if est is not None else None
-        estimates.append(pose)
-        gts.append(fr.map_from_cam)
-        dt, dr = pose_error(pose, fr.map_from_cam) if pose is not None else (np.inf, np.inf)
-        rows.append(f"{fr.name},{100 * dt:.3f},{dr:.4f},{est.n_inliers if est else 0},"
-                    f"{est.inlier_ratio if est else 0:.4f},{times[-1]:.1f}")
+    estimates = [est.map_from_cam if est is not None else None for est in results]
+    gts = [fr.map_from_cam for fr in frames]
+    t_cm, r_deg = frame_errors(estimates, gts)
+    rows = [f"{fr.name},{t:.3f},{r:.4f},{est.n_inliers if est else 0},"
+            f"{est.inlier_ratio if est else 0:.4f},{ms:.1f}"
+            for fr, t, r, est, ms in zip(frames, t_cm, r_deg, results, times)]
     metrics = summarize(estimates, gts, times)
     metrics.update({"estimator": args.estimator, "split": args.split, "map": str(args.map),
                     "dataset": str(dataset.root), "device": str(device)})

@@ -12,22 +12,24 @@ THRESHOLDS = [("pct_1cm_1deg", 1, 1), ("pct_2cm_2deg", 2, 2), ("pct_5cm_5deg", 5
               ("pct_10cm_5deg", 10, 5), ("pct_25cm_2deg", 25, 2), ("pct_50cm_5deg", 50, 5)]
 
 
+def frame_errors(estimates: list[np.ndarray | None], ground_truth: list[np.ndarray]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame (translation error in cm, rotation error in degrees); inf without an estimate."""
+    errors = [pose_error(est, gt) if est is not None else (np.inf, np.inf)
+              for est, gt in zip(estimates, ground_truth)]
+    if not errors:
+        return np.zeros(0), np.zeros(0)
+    t, r = np.array(errors).T
+    return 100 * t, r
+
+
 def summarize(estimates: list[np.ndarray | None], ground_truth: list[np.ndarray],
               ms_per_frame: list[float]) -> dict:
     """Metrics over frames. ``estimates[i]`` is a 4x4 map_from_cam or None (not localized);
     a frame without an estimate counts as failed (infinite error) in every percentage and in
     the medians. Returns the keys of THRESHOLDS plus median_translation_cm,
     median_rotation_deg, ms_per_frame, n_frames, n_localized."""
-    t_cm, r_deg = [], []
-    for est, gt in zip(estimates, ground_truth):
-        if est is None:
-            t_cm.append(np.inf)
-            r_deg.append(np.inf)
-        else:
-            dt, dr = pose_error(est, gt)
-            t_cm.append(100 * dt)
-            r_deg.append(dr)
-    t, r = np.array(t_cm), np.array(r_deg)
+    t, r = frame_errors(estimates, ground_truth)
     n = len(t)
     out = {"n_frames": n, "n_localized": int(sum(e is not None for e in estimates)),
            "median_translation_cm": float(np.median(t)) if n else float("nan"),
