@@ -270,15 +270,38 @@ def _levenberg_marquardt(R: torch.Tensor, t: torch.Tensor, X_N3: torch.Tensor,
     return R, t
 
 
-def _map_frame_covariance(R: torch.Tensor, t: torch.Tensor, X_N3: torch.Tensor,
-                          x_N2: torch.Tensor, K: torch.Tensor) -> np.ndarray:
-    """6x6 covariance of (camera position, orientation) in the map frame; see RansacEstimator."""
+def map_frame_covariance(R: torch.Tensor, t: torch.Tensor, X_N3: torch.Tensor,
+                         x_N2: torch.Tensor, K: torch.Tensor) -> np.ndarray:
+    """6x6 covariance of (camera position, orientation) in the map frame of the cam_from_map
+    pose (R, t) fitted to points X_N3 seen at pixels x_N2; see RansacEstimator."""
     r, J = _residuals_jacobian(R, t, X_N3, x_N2, K)
     sigma2 = float(r @ r) / max(r.numel() - 6, 1)
     cov_xi = sigma2 * torch.linalg.pinv(J.T @ J, hermitian=True)
     G = torch.block_diag(R.T, R.T)                     # (dt, w) -> (dc, dtheta) = -G (dt, w)
     cov = (G @ cov_xi @ G.T).cpu().numpy()
     return (cov + cov.T) / 2
+
+
+def refine_on_inliers(R: torch.Tensor, t: torch.Tensor, X_N3: torch.Tensor, x_N2: torch.Tensor,
+                      K: torch.Tensor, *, threshold_px: float, max_error_px: float,
+                      max_rounds: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Alternate inlier selection (error < threshold_px) and LM fitting of the cam_from_map pose
+    (R (3, 3), t (3,)) for at most ``max_rounds`` rounds; returns R, t, inliers (N,) bool.
+
+    Errors are clamped at ``max_error_px`` (points behind the camera get it). Stops when the
+    inlier set repeats, or keeps the last set when the next has < 4 points.
+    """
+    def select(R, t):
+        return reprojection_errors(R[None], t[None], X_N3, x_N2, K, max_error_px)[0] < threshold_px
+
+    inliers = select(R, t)
+    for _ in range(max_rounds):
+        R, t = _levenberg_marquardt(R, t, X_N3[inliers], x_N2[inliers], K)
+        new = select(R, t)
+        if torch.equal(new, inliers) or int(new.sum()) < 4:
+            break
+        inliers = new
+    return R, t, inliers
 
 
 def _nearest_rotation(M_B33: torch.Tensor) -> torch.Tensor:
@@ -388,8 +411,11 @@ class RansacEstimator:
 
         t0 = time.perf_counter()
         X, x = coords.double(), pixels.double()
-        R, t, inliers = self._refine(R_H33[best], t_H3[best], X, x, K64)
-        cov = _map_frame_covariance(R, t, X[inliers], x[inliers], K64)
+        R, t, inliers = refine_on_inliers(R_H33[best], t_H3[best], X, x, K64,
+                                          threshold_px=self.inlier_threshold_px,
+                                          max_error_px=self.max_reprojection_error,
+                                          max_rounds=self.max_refine_iters)
+        cov = map_frame_covariance(R, t, X[inliers], x[inliers], K64)
         _sync(device)
         timings["refine"] = (time.perf_counter() - t0) * 1e3
 
@@ -444,23 +470,3 @@ class RansacEstimator:
         keep = (err < self.inlier_threshold_px) & distinct
         rows = torch.arange(len(R), device=R.device)
         return _nearest_rotation(R[rows, sol][keep]), t[rows, sol][keep]
-
-    def _refine(self, R: torch.Tensor, t: torch.Tensor, X_N3: torch.Tensor, x_N2: torch.Tensor,
-                K: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Alternate inlier selection (error < tau) and LM fitting; returns R, t, inliers (N,).
-
-        Stops when the inlier set repeats, or keeps the last set when the next has < 4 points.
-        """
-        def select(R, t):
-            return reprojection_errors(R[None], t[None], X_N3, x_N2, K,
-                                       self.max_reprojection_error)[0] < self.inlier_threshold_px
-
-        inliers = select(R, t)
-        for _ in range(self.max_refine_iters):
-            R, t = _levenberg_marquardt(R, t, X_N3[inliers], x_N2[inliers], K)
-            new = select(R, t)
-            if torch.equal(new, inliers) or int(new.sum()) < 4:
-                break
-            inliers = new
-        return R, t, inliers
-

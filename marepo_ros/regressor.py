@@ -1,0 +1,263 @@
+"""marepo's scene-agnostic map-relative pose regressor (Chen et al., CVPR 2024).
+
+Input: scene coordinates (a head's output at 1/8 resolution, map frame, metres), the pixels
+they belong to and the camera's K. Output: ``map_from_cam`` of the camera.
+
+- Dynamic positional encoding: each pixel's ray in camera-independent units,
+  u' = 400 (u - cx - 0.5) / fx and v' = 400 (v - cy - 0.5) / fy, encoded with sin/cos of
+  d/4 frequencies per axis, interleaved (sin u', cos u', sin v', cos v', ...) as LoFTR's sine
+  encoding; plus a NeRF encoding of the coordinates (relative to a centre, clipped to ±50 m,
+  scaled to ±pi, 5 frequencies: 3 + 3*2*5 = 33 dims) lifted to d by a 1x1 conv. The two add.
+- Linear-attention transformer (elu + 1 kernel, LoFTR's encoder layer) over all tokens; the
+  blocks come in groups, each group's input is added to its output ("re-attention" skip) and a
+  pose head reads every group's output (intermediate supervision; the last one is the answer).
+- Pose head: residual 1x1 conv block, average pooling over tokens, two Linear(d, d), then a
+  homogeneous translation (4: xyz / h, + the centre) and a 6D rotation made orthonormal by
+  Gram-Schmidt.
+
+The tokens are a set: attention and pooling are permutation invariant, so any subset of a
+coordinate map (e.g. the valid cells only) can be passed as (N, 3) coordinates with (N, 2)
+pixels. Units: metres, radians, pixels.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+COORD_CLIP_M = 50.0
+NERF_FREQUENCIES = 5
+NERF_DIMS = 3 + 3 * 2 * NERF_FREQUENCIES  # 33
+RAY_SCALE = 400.0
+
+
+@dataclass(frozen=True)
+class RegressorConfig:
+    """Transformer size: ``blocks`` attention layers of width ``dim`` with ``heads`` heads, a
+    skip and an intermediate pose output every ``group`` blocks."""
+    dim: int = 256
+    blocks: int = 12
+    heads: int = 8
+    group: int = 4
+
+    def __post_init__(self):
+        if self.blocks % self.group or self.dim % 4 or self.dim % self.heads:
+            raise ValueError(f"invalid regressor config {self}: need blocks % group == 0, "
+                             "dim % 4 == 0 and dim % heads == 0")
+
+
+CONFIGS: dict[str, RegressorConfig] = {
+    "paper": RegressorConfig(dim=256, blocks=12, heads=8, group=4),   # marepo as published
+    "small": RegressorConfig(dim=128, blocks=6, heads=4, group=3),    # trains on 2 CPU cores
+}
+
+
+def ray_coordinates(pixels_BN2: torch.Tensor, K_B33: torch.Tensor) -> torch.Tensor:
+    """(u', v') (B, N, 2) = 400 * ((u, v) - (cx, cy) - 0.5) / (fx, fy) of pixels (B, N, 2)."""
+    f = torch.stack([K_B33[:, 0, 0], K_B33[:, 1, 1]], -1)[:, None]
+    c = torch.stack([K_B33[:, 0, 2], K_B33[:, 1, 2]], -1)[:, None]
+    return RAY_SCALE * (pixels_BN2 - c - 0.5) / f
+
+
+def ray_encoding(pixels_BN2: torch.Tensor, K_B33: torch.Tensor, dim: int) -> torch.Tensor:
+    """Dynamic positional encoding (B, N, dim): for k < dim / 4 and w_k = 10000^(-4k / dim),
+    channels 4k..4k+3 are sin(w_k u'), cos(w_k u'), sin(w_k v'), cos(w_k v')."""
+    uv = ray_coordinates(pixels_BN2, K_B33)
+    k = torch.arange(dim // 4, dtype=uv.dtype, device=uv.device)
+    w = torch.exp(-4 * k * math.log(10000.0) / dim)
+    a = uv[..., None] * w                                                 # (B, N, 2, dim/4)
+    return torch.stack([a[..., 0, :].sin(), a[..., 0, :].cos(),
+                        a[..., 1, :].sin(), a[..., 1, :].cos()], -1).flatten(-2)
+
+
+def nerf_encoding(xyz_BN3: torch.Tensor) -> torch.Tensor:
+    """NeRF encoding (B, N, 33): p = clip(xyz, ±50 m) * pi / 50, then p and sin/cos(2^i p)."""
+    p = xyz_BN3.clamp(-COORD_CLIP_M, COORD_CLIP_M) * (math.pi / COORD_CLIP_M)
+    freq = 2.0 ** torch.arange(NERF_FREQUENCIES, dtype=p.dtype, device=p.device)
+    a = (p[..., None, :] * freq[:, None]).flatten(-2)                      # (B, N, 15)
+    return torch.cat([p, a.sin(), a.cos()], -1)
+
+
+def gram_schmidt(r6_B6: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices (B, 3, 3) from 6D vectors (B, 6): columns b1, b2, b1 x b2."""
+    a1, a2 = r6_B6[:, :3], r6_B6[:, 3:]
+    b1 = F.normalize(a1, dim=-1)
+    b2 = F.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
+    return torch.stack([b1, b2, torch.linalg.cross(b1, b2)], -1)
+
+
+class LinearAttention(nn.Module):
+    """Linear attention with the elu(x) + 1 feature map (Katharopoulos et al.), as LoFTR."""
+
+    def forward(self, q_BNHD: torch.Tensor, k_BNHD: torch.Tensor, v_BNHD: torch.Tensor,
+                eps: float = 1e-6) -> torch.Tensor:
+        """q, k, v (B, N, H, D) -> messages (B, N, H, D)."""
+        q, k = F.elu(q_BNHD) + 1, F.elu(k_BNHD) + 1
+        n = v_BNHD.shape[1]
+        kv = torch.einsum("bnhd,bnhv->bhdv", k, v_BNHD / n)
+        z = 1 / (torch.einsum("bnhd,bhd->bnh", q, k.sum(1)) + eps)
+        return torch.einsum("bnhd,bhdv,bnh->bnhv", q, kv, z) * n
+
+
+class AttentionLayer(nn.Module):
+    """LoFTR's encoder layer (self-attention): q/k/v/merge projections without bias, LayerNorm,
+    MLP on [x, message], residual."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.q_proj = nn.Linear(dim, dim, bias=False)
+        self.k_proj = nn.Linear(dim, dim, bias=False)
+        self.v_proj = nn.Linear(dim, dim, bias=False)
+        self.attention = LinearAttention()
+        self.merge = nn.Linear(dim, dim, bias=False)
+        self.mlp = nn.Sequential(nn.Linear(2 * dim, 2 * dim, bias=False), nn.ReLU(True),
+                                 nn.Linear(2 * dim, dim, bias=False))
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+
+    def forward(self, x_BNC: torch.Tensor) -> torch.Tensor:
+        """Tokens (B, N, C) -> tokens (B, N, C)."""
+        B, N, C = x_BNC.shape
+        split = (B, N, self.heads, C // self.heads)
+        msg = self.attention(self.q_proj(x_BNC).view(split), self.k_proj(x_BNC).view(split),
+                             self.v_proj(x_BNC).view(split))
+        msg = self.norm1(self.merge(msg.reshape(B, N, C)))
+        msg = self.norm2(self.mlp(torch.cat([x_BNC, msg], -1)))
+        return x_BNC + msg
+
+
+class PoseHead(nn.Module):
+    """Tokens -> camera pose relative to the tokens' centre: residual 1x1 conv block (per-token
+    Linear layers), average pooling, two Linear(d, d), a homogeneous translation (4) and a 6D
+    rotation (6)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.res1 = nn.Linear(dim, dim)
+        self.res2 = nn.Linear(dim, dim)
+        self.fc1 = nn.Linear(dim, dim)
+        self.fc2 = nn.Linear(dim, dim)
+        self.translation = nn.Linear(dim, 4)
+        self.rotation = nn.Linear(dim, 6)
+        with torch.no_grad():  # start at the identity rotation, translation 0
+            self.rotation.bias.copy_(torch.tensor([1.0, 0, 0, 0, 1.0, 0]))
+            self.translation.bias.zero_()
+
+    def forward(self, x_BNC: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokens (B, N, C) -> (rotation R_B33 of map_from_cam, camera centre t_B3 in metres
+        relative to the tokens' centre)."""
+        x = F.relu(x_BNC + self.res2(F.relu(self.res1(x_BNC))))
+        x = x.mean(1)
+        x = F.relu(self.fc2(F.relu(self.fc1(x))))
+        t4 = self.translation(x)
+        h = F.softplus(t4[:, 3:], beta=math.log(2) / (1 - 0.25)) + 0.25   # 1 at 0, as ACE's head
+        return gram_schmidt(self.rotation(x)), t4[:, :3] / h
+
+
+class PoseRegressor(nn.Module):
+    """marepo's transformer: scene coordinates + pixels + K -> map_from_cam (see module doc)."""
+
+    def __init__(self, config: RegressorConfig = CONFIGS["small"]):
+        super().__init__()
+        self.config = config
+        self.coord_embed = nn.Conv1d(NERF_DIMS, config.dim, 1)
+        self.layers = nn.ModuleList(AttentionLayer(config.dim, config.heads)
+                                    for _ in range(config.blocks))
+        self.heads = nn.ModuleList(PoseHead(config.dim)
+                                   for _ in range(config.blocks // config.group))
+
+    def forward(self, coords_BN3: torch.Tensor, pixels_BN2: torch.Tensor, K_B33: torch.Tensor,
+                centre_B3: torch.Tensor) -> list[torch.Tensor]:
+        """Poses regressed after every group of blocks, the last one the final answer.
+
+        coords_BN3: (B, N, 3) scene coordinates in the map frame, metres.
+        pixels_BN2: (B, N, 2) their pixel positions (u, v) in the image of K.
+        K_B33: (B, 3, 3) intrinsics.
+        centre_B3: (B, 3) a point near the coordinates (metres): they are encoded relative to
+            it and it is added to the regressed camera centre (the "scene centre").
+        Returns a list of blocks / group tensors (B, 4, 4), map_from_cam.
+        """
+        x = self.coord_embed(nerf_encoding(coords_BN3 - centre_B3[:, None]).transpose(1, 2))
+        x = x.transpose(1, 2) + ray_encoding(pixels_BN2, K_B33, self.config.dim)
+        poses = []
+        for g, head in enumerate(self.heads):
+            skip = x
+            for layer in self.layers[g * self.config.group:(g + 1) * self.config.group]:
+                x = layer(x)
+            x = x + skip
+            R, t = head(x)
+            T = torch.eye(4, dtype=R.dtype, device=R.device).repeat(len(R), 1, 1)
+            T[:, :3, :3], T[:, :3, 3] = R, t + centre_B3
+            poses.append(T)
+        return poses
+
+
+def robust_centre(coords_BN3: torch.Tensor) -> torch.Tensor:
+    """Per-sample median (B, 3) of coordinates (B, N, 3): the centre the estimators use."""
+    return coords_BN3.median(1).values
+
+
+def pose_loss(poses: list[torch.Tensor], map_from_cam_B44: torch.Tensor
+              ) -> tuple[torch.Tensor, dict[str, float]]:
+    """marepo's loss: sum over the outputs of mean L1 translation error (m) + mean rotation
+    angle (rad); and the last output's mean errors (cm, deg) for logging."""
+    total = 0.0
+    for T in poses:
+        t_err, r_err = pose_errors(T, map_from_cam_B44)
+        total = total + t_err.mean() + r_err.mean()
+    return total, {"t_cm": 100 * t_err.mean().item(), "r_deg": math.degrees(r_err.mean().item())}
+
+
+def pose_errors(T_B44: torch.Tensor, T_gt_B44: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L1 error of the camera centres (B,) in metres, rotation angle (B,) in radians)."""
+    t_err = (T_B44[:, :3, 3] - T_gt_B44[:, :3, 3]).abs().sum(-1)
+    R_rel = T_B44[:, :3, :3].transpose(1, 2) @ T_gt_B44[:, :3, :3]
+    cos = (torch.diagonal(R_rel, dim1=1, dim2=2).sum(-1) - 1) / 2
+    return t_err, torch.arccos(cos.clamp(-1 + 1e-6, 1 - 1e-6))
+
+
+def save_regressor(model: PoseRegressor, path, *, half: bool = True, **info) -> None:
+    """torch.save {"config", "state_dict" (fp16 when ``half``), **info} to ``path``."""
+    sd = {k: v.half() if half and v.is_floating_point() else v
+          for k, v in model.state_dict().items()}
+    torch.save({"config": asdict(model.config), "state_dict": sd, **info}, path)
+
+
+def regressor_from_dict(content: dict) -> PoseRegressor:
+    """A PoseRegressor (fp32, eval mode) from ``save_regressor``'s dict."""
+    model = PoseRegressor(RegressorConfig(**content["config"]))
+    model.load_state_dict({k: v.float() for k, v in content["state_dict"].items()})
+    return model.eval()
+
+
+def shipped_regressor_path() -> Path:
+    """Where the shipped ``small`` regressor lies (see weights/REGRESSOR_CARD.md)."""
+    return Path(str(resources.files("marepo_ros") / "weights" / "regressor_small.pt"))
+
+
+def load_regressor(path: str | Path | None = None,
+                   device: str | torch.device = "cpu") -> PoseRegressor:
+    """The regressor stored at ``path`` by ``save_regressor`` (default: the shipped one)."""
+    content = torch.load(path or shipped_regressor_path(), map_location="cpu", weights_only=True)
+    return regressor_from_dict(content).to(device)
+
+
+@torch.inference_mode()
+def regress_pose(model: PoseRegressor, coords_N3: torch.Tensor, pixels_N2: torch.Tensor,
+                 K: np.ndarray) -> np.ndarray:
+    """map_from_cam (4x4 float64) of one view from its (N, 3) coordinates (metres, map frame)
+    and (N, 2) pixels under the 3x3 K; the centre is the coordinates' median."""
+    param = next(model.parameters())
+    coords = coords_N3.to(param)[None]
+    pixels = pixels_N2.to(param)[None]
+    K_133 = torch.as_tensor(np.asarray(K), dtype=param.dtype, device=param.device)[None]
+    T = model(coords, pixels, K_133, robust_centre(coords))[-1][0].double().cpu().numpy()
+    T[3] = [0, 0, 0, 1]
+    return T
