@@ -47,13 +47,17 @@ def cmd_map_build(args) -> int:
 
     def progress(stage, done, total, info):
         if stage not in bars:
-            desc = {"buffer": "features", "head": "head"}[stage]
-            bars[stage] = tqdm(total=total, desc=f"{desc:8s}", unit="img" if stage == "buffer" else "it",
+            desc = {"buffer": "features", "head": "head", "marepo_s_coords": "coords",
+                    "marepo_s": "marepo_S"}[stage]
+            bars[stage] = tqdm(total=total, desc=f"{desc:8s}",
+                               unit="img" if stage in ("buffer", "marepo_s_coords") else "it",
                                dynamic_ncols=True, leave=True)
         bar = bars[stage]
         bar.update(done - bar.n)
         if stage == "head":
             bar.set_postfix(loss=f"{info['loss']:.2f}px", valid=f"{info['valid']:.2f}", tau=f"{info['tau']:.1f}")
+        if stage == "marepo_s":
+            bar.set_postfix(loss=f"{info['loss']:.3f}", cm=f"{info['t_cm']:.1f}", deg=f"{info['r_deg']:.2f}")
         if done >= total:
             bar.close()
 
@@ -64,6 +68,10 @@ def cmd_map_build(args) -> int:
     print(f"mapping {dataset.root} ({len(images)} {args.split} frames, preset '{args.preset}', "
           f"{device}, {torch.get_num_threads()} threads)")
     scene_map = build_map(images, encoder, cfg, device=device, progress=progress)
+    if args.marepo_s:
+        from .marepo_s import marepo_s
+        marepo_s(scene_map, images, encoder, device=device, progress=progress,
+                 epochs=args.marepo_s_epochs, lr=args.marepo_s_lr)
     size = save_map(scene_map, args.out)
     s = scene_map.stats
     print(f"\nmap written: {args.out}\n"
@@ -74,6 +82,10 @@ def cmd_map_build(args) -> int:
           f"  total time        {time.time() - t0:.0f} s\n"
           f"  map size          {size / 1e6:.1f} MB\n"
           f"  encoder           {scene_map.encoder_id}")
+    if "marepo_s" in s:
+        m = s["marepo_s"]
+        print(f"  marepo_S          {m['steps']} steps ({m['seconds']:.0f} s), pose loss on the "
+              f"mapping frames {m['loss_before']:.3f} -> {m['loss_after']:.3f}")
     return 0
 
 
@@ -96,7 +108,8 @@ def cmd_eval(args) -> int:
     dataset = SceneDataset(args.dataset)
     frames = dataset.frames(args.split)
     localizer = Localizer(scene_map, load_encoder(args.encoder, device),
-                          make_estimator(args.estimator, short_side=scene_map.short_side), device=device)
+                          make_estimator(args.estimator, short_side=scene_map.short_side,
+                                         scene_map=scene_map), device=device)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results, times = [], []
@@ -144,6 +157,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--encoder", type=Path, default=None, help="encoder weights (default: shipped)")
     b.add_argument("--short-side", type=int, default=None, help="override the preset's image short side")
     b.add_argument("--epochs", type=float, default=None, help="override the preset's passes over the buffer")
+    b.add_argument("--marepo-s", action="store_true",
+                   help="also fine-tune the marepo regressor on the mapping frames (marepo_S) and "
+                        "store it in the map")
+    b.add_argument("--marepo-s-epochs", type=float, default=2.0, help="marepo_S passes (default 2)")
+    b.add_argument("--marepo-s-lr", type=float, default=1e-5, help="marepo_S learning rate (1e-5)")
     b.set_defaults(func=cmd_map_build)
 
     e = sub.add_parser("eval", help="localize a split of a scene folder and score it")

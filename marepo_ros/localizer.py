@@ -13,19 +13,26 @@ from .networks import Encoder, state_dict_hash
 from .preprocess import cell_centres, preprocess
 
 
-ESTIMATORS = ("ransac",)
+ESTIMATORS = ("ransac", "marepo", "marepo+refine")
 
 
-def make_estimator(name: str, *, short_side: int = 480, **options) -> PoseEstimator:
+def make_estimator(name: str, *, short_side: int = 480, scene_map: SceneMap | None = None,
+                   **options) -> PoseEstimator:
     """A pose estimator by name, for images of the given short side (pixels).
 
     ``ransac``: DSAC*'s 10 px inlier threshold is defined on 480-pixel images; it is scaled to
-    ``short_side`` unless ``inlier_threshold_px`` is given.
+    ``short_side`` unless ``inlier_threshold_px`` is given (the same for ``marepo+refine``).
+    ``marepo``, ``marepo+refine``: the regressor fine-tuned into ``scene_map`` (marepo_S) when
+    it has one, else the shipped one, unless ``regressor`` is given.
     """
+    options.setdefault("inlier_threshold_px", 10.0 * short_side / 480)
     if name == "ransac":
         from .ransac import RansacEstimator
-        options.setdefault("inlier_threshold_px", 10.0 * short_side / 480)
         return RansacEstimator(**options)
+    if name in ("marepo", "marepo+refine"):
+        from .marepo_estimator import MarepoEstimator, regressor_for_map
+        options.setdefault("regressor", regressor_for_map(scene_map))
+        return MarepoEstimator(refine=name == "marepo+refine", **options)
     raise ValueError(f"unknown estimator '{name}' (available: {', '.join(ESTIMATORS)})")
 
 
@@ -34,10 +41,11 @@ class Localizer:
 
     ``localize(image, K)`` takes an HxWx3 RGB or HxW grey uint8 image and its 3x3 K and returns
     an Estimate (``timings_ms`` holds preprocess, encoder, head, the estimator's stages and
-    total), or None when no pose could be computed.
+    total), or None when no pose could be computed. Without an estimator it only computes
+    ``scene_coordinates``.
     """
 
-    def __init__(self, scene_map: SceneMap, encoder: Encoder, estimator: PoseEstimator, *,
+    def __init__(self, scene_map: SceneMap, encoder: Encoder, estimator: PoseEstimator | None, *,
                  device: str | torch.device = "cpu"):
         encoder_id = state_dict_hash(encoder)
         if encoder_id != scene_map.encoder_id:

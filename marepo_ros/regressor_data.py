@@ -163,7 +163,8 @@ def collate(samples: list[Sample], tokens: int | None, rng: np.random.Generator
 
 class SampleStream:
     """Endless training samples: a new scene (seed from ``seeds``, in order from ``start``)
-    every ``views_per_scene`` views; each view corrupted and rigidly jittered.
+    every ``views_per_scene`` views; each view corrupted and rigidly jittered (the attributes
+    ``max_rotation_deg`` and ``max_translation_m`` may change between draws: a curriculum).
 
     ``state()`` / ``SampleStream(..., start=...)`` resume the scene sequence."""
 
@@ -173,7 +174,7 @@ class SampleStream:
         self.seeds, self.next_index = seeds, start
         self.views_per_scene = views_per_scene
         self.corruption = corruption
-        self.jitter = {"max_rotation_deg": max_rotation_deg, "max_translation_m": max_translation_m}
+        self.max_rotation_deg, self.max_translation_m = max_rotation_deg, max_translation_m
         self.rng = np.random.default_rng([rng_seed, start])
         self.scene, self.left = None, 0
 
@@ -189,7 +190,8 @@ class SampleStream:
         K, w, h = random_intrinsics(self.rng)
         s = corrupt(random_view(self.scene, self.rng, K, w, h), self.rng, self.scene.size,
                     self.corruption)
-        return rigid_jitter(s, random_rigid(self.rng, **self.jitter))
+        return rigid_jitter(s, random_rigid(self.rng, max_rotation_deg=self.max_rotation_deg,
+                                            max_translation_m=self.max_translation_m))
 
     def __iter__(self):
         return self
