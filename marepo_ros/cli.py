@@ -8,16 +8,16 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import re  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 def _load_user_errors() -> tuple[type[Exception], ...]:
+    from .bag import BagError
     from .dataset import DatasetError
     from .mapfile import MapFileError
     from .networks import EncoderError
-    return (DatasetError, MapFileError, EncoderError)
+    return (DatasetError, MapFileError, EncoderError, BagError)
 
 
 def _device(name: str):
@@ -89,52 +89,114 @@ def cmd_map_build(args) -> int:
     return 0
 
 
-def _stamp(name: str, index: int) -> float:
-    digits = re.findall(r"\d+", name)
-    return float(digits[-1]) if digits else float(index)
-
-
 def cmd_eval(args) -> int:
-    from tqdm import tqdm
-
-    from .dataset import SceneDataset
+    from .bag import is_bag
     from .localizer import Localizer, make_estimator
     from .mapfile import load_map
-    from .metrics import format_table, frame_errors, summarize, write_tum
     from .networks import load_encoder
 
     device = _device(args.device)
     scene_map = load_map(args.map, device)
-    dataset = SceneDataset(args.dataset)
-    frames = dataset.frames(args.split)
+    frames, total, source = (_bag_frames if is_bag(args.dataset) else _folder_frames)(args)
     localizer = Localizer(scene_map, load_encoder(args.encoder, device),
                           make_estimator(args.estimator, short_side=scene_map.short_side,
                                          scene_map=scene_map), device=device)
-    out = Path(args.out)
+    meta = {"estimator": args.estimator, "map": str(args.map), "device": str(device), **source}
+    _evaluate(frames, total, localizer, Path(args.out), meta)
+    return 0
+
+
+def _folder_frames(args):
+    """(iterator of (name, stamp s, image, K, gt map_from_cam), count, metadata) of the frames
+    of a scene folder's split; stamps as ``marepo-ros bag export`` writes them."""
+    from .bag import BagError, scene_stamps
+    from .dataset import SceneDataset
+
+    flags = [f"--{k.replace('_', '-')}" for k in ("image_topic", "camera_info_topic", "gt_topic", "gt_tf")
+             if getattr(args, k)]
+    if flags:
+        raise BagError(f"{args.dataset}: not a bag (no metadata.yaml, not a .bag, .mcap or .db3 "
+                       f"file), but {', '.join(flags)} given")
+    dataset = SceneDataset(args.dataset)
+    frames = dataset.frames(args.split)
+    stamps = scene_stamps(dataset, [fr.name for fr in frames]) / 1e9
+    items = ((fr.name, s, fr.load_image(), dataset.K, fr.map_from_cam) for fr, s in zip(frames, stamps))
+    return items, len(frames), {"split": args.split, "dataset": str(dataset.root)}
+
+
+def _bag_frames(args):
+    """The same for the images of a bag that have ground truth within --max-dt (named by
+    their stamps)."""
+    from .bag import BagError, BagFrames, parse_gt_tf
+
+    if not (args.gt_topic or args.gt_tf):
+        raise BagError(f"{args.dataset}: scoring a bag needs its ground truth: --gt-topic TOPIC "
+                       f"or --gt-tf PARENT:CHILD")
+    bag = BagFrames(args.dataset, image_topic=args.image_topic, camera_info_topic=args.camera_info_topic,
+                    gt_topic=args.gt_topic, gt_tf=args.gt_tf and parse_gt_tf(args.gt_tf),
+                    max_dt=args.max_dt)
+    if bag.n_matched < len(bag):
+        print(f"note: {len(bag) - bag.n_matched} of {len(bag)} images have no ground truth within "
+              f"{args.max_dt:g} s and are not scored", file=sys.stderr)
+    items = ((f"{fr.stamp:.6f}", fr.stamp, fr.image, fr.K, fr.map_from_cam)
+             for fr in bag.frames(only_with_gt=True))
+    return items, bag.n_matched, {"bag": str(args.dataset), "image_topic": bag.image_topic,
+                                  "camera_info_topic": bag.camera_info_topic,
+                                  "ground_truth": bag.gt_source, "max_dt_s": args.max_dt,
+                                  "images_in_bag": len(bag)}
+
+
+def _evaluate(frames, total: int, localizer, out: Path, meta: dict) -> None:
+    """Localize ``frames`` ((name, stamp s, image, K, gt map_from_cam) tuples, ``total`` of
+    them) and write metrics.json, estimate.tum, groundtruth.tum, per_frame.csv, the plots and
+    report.md into ``out``."""
+    from tqdm import tqdm
+
+    from .metrics import format_table, frame_errors, summarize, write_tum
+    from .report import write_report
+
     out.mkdir(parents=True, exist_ok=True)
-    results, times = [], []
-    for fr in tqdm(frames, desc="localize", unit="img", dynamic_ncols=True):
-        image = fr.load_image()
+    names, stamps, gts, results, times = [], [], [], [], []
+    for name, stamp, image, K, gt in tqdm(frames, total=total, desc="localize", unit="img",
+                                          dynamic_ncols=True):
         t0 = time.perf_counter()
-        results.append(localizer.localize(image, dataset.K))
+        results.append(localizer.localize(image, K))
         times.append(1e3 * (time.perf_counter() - t0))
+        names.append(name)
+        stamps.append(stamp)
+        gts.append(gt)
     estimates = [est.map_from_cam if est is not None else None for est in results]
-    gts = [fr.map_from_cam for fr in frames]
     t_cm, r_deg = frame_errors(estimates, gts)
-    rows = [f"{fr.name},{t:.3f},{r:.4f},{est.n_inliers if est else 0},"
+    rows = [f"{name},{t:.3f},{r:.4f},{est.n_inliers if est else 0},"
             f"{est.inlier_ratio if est else 0:.4f},{ms:.1f}"
-            for fr, t, r, est, ms in zip(frames, t_cm, r_deg, results, times)]
+            for name, t, r, est, ms in zip(names, t_cm, r_deg, results, times)]
     metrics = summarize(estimates, gts, times)
-    metrics.update({"estimator": args.estimator, "split": args.split, "map": str(args.map),
-                    "dataset": str(dataset.root), "device": str(device)})
-    stamps = [_stamp(fr.name, i) for i, fr in enumerate(frames)]
+    metrics.update(meta)
     write_tum(out / "estimate.tum", stamps, estimates)
     write_tum(out / "groundtruth.tum", stamps, gts)
     (out / "per_frame.csv").write_text("name,translation_cm,rotation_deg,inliers,inlier_ratio,ms\n"
                                        + "\n".join(rows) + "\n")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    print(format_table({args.estimator: metrics}))
-    print(f"wrote {out / 'metrics.json'}, estimate.tum, groundtruth.tum, per_frame.csv")
+    if names:
+        write_report(out, stamps=stamps, estimates=estimates, gts=gts, t_cm=t_cm, r_deg=r_deg,
+                     metrics=metrics, title=f"Relocalization of {meta.get('bag') or meta['dataset']}")
+    print(format_table({meta["estimator"]: metrics}))
+    print(f"wrote {out / 'metrics.json'}, estimate.tum, groundtruth.tum, per_frame.csv, report.md "
+          f"and plots")
+
+
+def cmd_bag_export(args) -> int:
+    from .bag import CAMERA_INFO_TOPIC, COMPRESSED_TOPIC, IMAGE_TOPIC, POSE_TOPIC, TF_TOPIC, export_bag
+    from .dataset import SceneDataset
+
+    t0 = time.time()
+    n = export_bag(SceneDataset(args.dataset), args.out, split=args.split, compressed=args.compressed,
+                   storage=args.storage, rate_hz=args.rate)
+    image_topic = COMPRESSED_TOPIC if args.compressed else IMAGE_TOPIC
+    print(f"bag written: {args.out} ({n} {args.split} frames at {args.rate:g} Hz, {args.storage}, "
+          f"{time.time() - t0:.0f} s)\n  topics: {image_topic}, {CAMERA_INFO_TOPIC}, {POSE_TOPIC} "
+          f"(ground truth), {TF_TOPIC}\n  evaluate: marepo-ros eval {args.out} --map MAP "
+          f"--image-topic {image_topic} --gt-topic {POSE_TOPIC} --out DIR")
     return 0
 
 
@@ -164,15 +226,39 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--marepo-s-lr", type=float, default=1e-5, help="marepo_S learning rate (1e-5)")
     b.set_defaults(func=cmd_map_build)
 
-    e = sub.add_parser("eval", help="localize a split of a scene folder and score it")
-    e.add_argument("dataset", type=Path, help="scene folder")
+    e = sub.add_parser("eval", help="localize the frames of a scene folder or a bag and score them")
+    e.add_argument("dataset", type=Path, help="scene folder, or a bag (rosbag2 folder, .mcap, .db3, "
+                   "ROS 1 .bag)")
     e.add_argument("--map", type=Path, required=True)
     e.add_argument("--out", type=Path, required=True, help="output folder")
     e.add_argument("--estimator", default="ransac", choices=ESTIMATORS)
-    e.add_argument("--split", default="query")
+    e.add_argument("--split", default="query", help="scene folder: the split to evaluate")
     e.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     e.add_argument("--encoder", type=Path, default=None, help="encoder weights (default: shipped)")
+    eb = e.add_argument_group("bag input")
+    eb.add_argument("--image-topic", help="Image or CompressedImage topic (default: the only one)")
+    eb.add_argument("--camera-info-topic", help="default: camera_info beside the image topic")
+    gt = eb.add_mutually_exclusive_group()
+    gt.add_argument("--gt-topic", help="ground truth: PoseStamped, PoseWithCovarianceStamped, "
+                    "Odometry or TransformStamped topic")
+    gt.add_argument("--gt-tf", metavar="PARENT:CHILD", help="ground truth: the direct transform "
+                    "PARENT -> CHILD (camera optical frame) on /tf or /tf_static")
+    eb.add_argument("--max-dt", type=float, default=0.02, help="largest image-to-ground-truth "
+                    "stamp difference in seconds (default 0.02)")
     e.set_defaults(func=cmd_eval)
+
+    bg = sub.add_parser("bag", help="rosbag tools").add_subparsers(dest="bag_command", required=True)
+    x = bg.add_parser("export", help="write a scene folder as a rosbag2 (images, camera_info, "
+                      "ground-truth pose, TF)")
+    x.add_argument("dataset", type=Path, help="scene folder")
+    x.add_argument("--out", type=Path, required=True, help="bag folder to create")
+    x.add_argument("--split", default="all", choices=["mapping", "query", "all"])
+    x.add_argument("--compressed", action="store_true", help="CompressedImage with the source "
+                   "JPEG/PNG bytes instead of raw Image")
+    x.add_argument("--storage", default="sqlite3", choices=["sqlite3", "mcap"])
+    x.add_argument("--rate", type=float, default=30.0, help="Hz; frame i of the scene is stamped "
+                   "i / rate seconds (default 30)")
+    x.set_defaults(func=cmd_bag_export)
     return ap
 
 

@@ -25,6 +25,8 @@ def test_map_build_and_eval_on_other_layouts(tmp_path, fmt, capsys):
     assert KEYS <= set(metrics) and metrics["n_frames"] == 6
     tum = (tmp_path / "eval/estimate.tum").read_text().splitlines()
     assert len(tum) == metrics["n_localized"] and all(len(line.split()) == 8 for line in tum)
+    assert all((tmp_path / "eval" / f).stat().st_size > 0 for f in
+               ("report.md", "trajectory.png", "error_cdf.png", "error_over_time.png"))
 
 
 def test_eval_reports_missing_dataset_in_one_line(tmp_path, capsys):

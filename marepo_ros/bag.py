@@ -1,0 +1,444 @@
+"""Rosbags without ROS: write a scene folder as a rosbag2, and read camera frames with their
+intrinsics and ground-truth poses from any bag (rosbag2 sqlite3 or MCAP, ROS 1 ``.bag``).
+
+``export_bag`` writes, per frame, all with the same stamp:
+    /camera/image_raw             sensor_msgs/Image (rgb8, or mono8 for grey images; lossless)
+    or /camera/image_raw/compressed  sensor_msgs/CompressedImage (the source JPEG/PNG bytes)
+    /camera/camera_info           sensor_msgs/CameraInfo (K, P = [K|0], plumb_bob, zero D)
+    /camera/pose                  geometry_msgs/PoseStamped, ground truth map_from_cam in ``map``
+    /tf                           tf2_msgs/TFMessage, map -> camera_optical_frame (the same pose)
+Stamps are synthesized: a frame's stamp is its index among all the scene's frames (sorted by
+name) divided by ``rate_hz`` (default 30 Hz, the 7-Scenes Kinect rate), so a split keeps its
+gaps in time; ``scene_stamps`` gives the same stamps to the folder evaluation.
+
+``BagFrames`` reads an image topic back: each image decoded to uint8, its K from the
+CameraInfo of the same stamp (else the latest before it, else the first), and the ground-truth
+pose nearest in time within ``max_dt`` from a pose topic or from TF. Every problem with a bag
+is a ``BagError`` with a one-line message.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from rosbags.highlevel import AnyReader
+from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
+from rosbags.typesys import Stores, get_typestore
+from tqdm import tqdm
+
+from .dataset import SceneDataset, read_image
+from .geometry import pose_from_quat, quat_from_pose
+
+IMAGE_TOPIC = "/camera/image_raw"
+COMPRESSED_TOPIC = "/camera/image_raw/compressed"
+CAMERA_INFO_TOPIC = "/camera/camera_info"
+POSE_TOPIC = "/camera/pose"
+TF_TOPIC = "/tf"
+MAP_FRAME = "map"
+CAMERA_FRAME = "camera_optical_frame"
+DEFAULT_RATE_HZ = 30.0
+DEFAULT_MAX_DT = 0.02  # seconds, like evo's t_max_diff
+
+IMAGE = "sensor_msgs/msg/Image"
+COMPRESSED = "sensor_msgs/msg/CompressedImage"
+CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
+TF_MESSAGE = "tf2_msgs/msg/TFMessage"
+GT_TYPES = ("geometry_msgs/msg/PoseStamped", "geometry_msgs/msg/PoseWithCovarianceStamped",
+            "nav_msgs/msg/Odometry", "geometry_msgs/msg/TransformStamped")
+BAG_SUFFIXES = (".bag", ".mcap", ".db3")
+STORAGES = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
+# encoding -> (channels, dtype); decoded to HxWx3 RGB or HxW grey uint8
+ENCODINGS = {"rgb8": (3, "u1"), "bgr8": (3, "u1"), "rgba8": (4, "u1"), "bgra8": (4, "u1"),
+             "mono8": (1, "u1"), "mono16": (1, "u2")}
+
+
+class BagError(ValueError):
+    """A bag that cannot be used as asked; the message names the bag and the problem."""
+
+
+# ---------------------------------------------------------------- export
+
+def scene_stamps(dataset: SceneDataset, names: list[str], rate_hz: float = DEFAULT_RATE_HZ
+                 ) -> np.ndarray:
+    """(N,) int64 stamps in nanoseconds: each name's index among all frames / ``rate_hz``."""
+    index = {name: i for i, name in enumerate(dataset.names)}
+    return np.array([round(index[n] * 1e9 / rate_hz) for n in names], dtype=np.int64)
+
+
+def export_bag(dataset: SceneDataset, out: str | Path, *, split: str = "all",
+               compressed: bool = False, storage: str = "sqlite3",
+               rate_hz: float = DEFAULT_RATE_HZ, progress: bool = True) -> int:
+    """Write the frames of ``split`` as a rosbag2 folder ``out`` (see the module docstring).
+
+    storage: "sqlite3" or "mcap". Returns the number of frames written.
+    """
+    if storage not in STORAGES:
+        raise BagError(f"unknown storage '{storage}' (choose from {', '.join(STORAGES)})")
+    frames = dataset.frames(split)
+    stamps = scene_stamps(dataset, [fr.name for fr in frames], rate_hz)
+    ts = get_typestore(Stores.ROS2_JAZZY)
+    try:
+        writer = Writer(out, version=9, storage_plugin=STORAGES[storage])
+    except WriterError as exc:
+        raise BagError(f"cannot write the bag: {exc}") from None
+    with writer:
+        conns = [writer.add_connection(topic, msgtype, typestore=ts) for topic, msgtype in (
+            (COMPRESSED_TOPIC, COMPRESSED) if compressed else (IMAGE_TOPIC, IMAGE),
+            (CAMERA_INFO_TOPIC, CAMERA_INFO), (POSE_TOPIC, GT_TYPES[0]), (TF_TOPIC, TF_MESSAGE))]
+        for fr, ns in zip(tqdm(frames, desc="export", unit="img", dynamic_ncols=True,
+                               disable=not progress), stamps):
+            pixels = read_image(fr.image_path)
+            image = (_compressed_msg(ts, ns, fr.image_path, pixels) if compressed
+                     else _image_msg(ts, ns, pixels))
+            msgs = (image, _camera_info_msg(ts, ns, dataset.K, pixels.shape[1], pixels.shape[0]),
+                    _pose_msg(ts, ns, fr.map_from_cam), _tf_msg(ts, ns, fr.map_from_cam))
+            for conn, msg in zip(conns, msgs):
+                writer.write(conn, int(ns), ts.serialize_cdr(msg, conn.msgtype))
+    return len(frames)
+
+
+def _header(ts, ns: int, frame_id: str):
+    t = ts.types["builtin_interfaces/msg/Time"](sec=int(ns // 10**9), nanosec=int(ns % 10**9))
+    return ts.types["std_msgs/msg/Header"](stamp=t, frame_id=frame_id)
+
+
+def _is_grey(pixels: np.ndarray) -> bool:
+    """True when an HxWx3 image has three equal channels."""
+    return bool(np.array_equal(pixels[..., 0], pixels[..., 1])
+                and np.array_equal(pixels[..., 0], pixels[..., 2]))
+
+
+def _image_msg(ts, ns: int, pixels: np.ndarray):
+    """sensor_msgs/Image of HxWx3 RGB pixels: mono8 when grey, else rgb8."""
+    grey = _is_grey(pixels)
+    data = np.ascontiguousarray(pixels[..., 0] if grey else pixels)
+    h, w = data.shape[:2]
+    return ts.types[IMAGE](header=_header(ts, ns, CAMERA_FRAME), height=h, width=w,
+                           encoding="mono8" if grey else "rgb8", is_bigendian=0,
+                           step=w * (1 if grey else 3), data=data.reshape(-1))
+
+
+def _compressed_msg(ts, ns: int, path: Path, pixels: np.ndarray):
+    """sensor_msgs/CompressedImage: the file's own JPEG/PNG bytes when they decode to exactly
+    ``pixels`` (HxWx3 RGB), else a lossless PNG of them."""
+    data = np.fromfile(path, dtype=np.uint8)
+    fmt = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png"}.get(path.suffix.lower())
+    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if fmt else None
+    if decoded is None or not np.array_equal(_to_rgb(decoded), pixels):
+        grey = _is_grey(pixels)
+        _, png = cv2.imencode(".png", pixels[..., 0] if grey else pixels[..., ::-1])
+        data, fmt = png.reshape(-1), "png"
+    return ts.types[COMPRESSED](header=_header(ts, ns, CAMERA_FRAME), format=fmt, data=data)
+
+
+def _camera_info_msg(ts, ns: int, K: np.ndarray, width: int, height: int):
+    """sensor_msgs/CameraInfo of a pinhole camera without distortion."""
+    P = np.hstack([K, np.zeros((3, 1))])
+    roi = ts.types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0,
+                                                       do_rectify=False)
+    return ts.types[CAMERA_INFO](
+        header=_header(ts, ns, CAMERA_FRAME), height=height, width=width,
+        distortion_model="plumb_bob", d=np.zeros(5), k=K.reshape(-1).astype(np.float64),
+        r=np.eye(3).reshape(-1), p=P.reshape(-1), binning_x=0, binning_y=0, roi=roi)
+
+
+def _pose_msg(ts, ns: int, map_from_cam: np.ndarray):
+    """geometry_msgs/PoseStamped of the camera in the map frame."""
+    t, q = quat_from_pose(map_from_cam)
+    g = ts.types
+    pose = g["geometry_msgs/msg/Pose"](position=g["geometry_msgs/msg/Point"](x=t[0], y=t[1], z=t[2]),
+                                       orientation=g["geometry_msgs/msg/Quaternion"](*q))
+    return g[GT_TYPES[0]](header=_header(ts, ns, MAP_FRAME), pose=pose)
+
+
+def _tf_msg(ts, ns: int, map_from_cam: np.ndarray):
+    """tf2_msgs/TFMessage with the one transform map -> camera optical frame."""
+    t, q = quat_from_pose(map_from_cam)
+    g = ts.types
+    tf = g["geometry_msgs/msg/Transform"](translation=g["geometry_msgs/msg/Vector3"](*t),
+                                          rotation=g["geometry_msgs/msg/Quaternion"](*q))
+    stamped = g["geometry_msgs/msg/TransformStamped"](header=_header(ts, ns, MAP_FRAME),
+                                                      child_frame_id=CAMERA_FRAME, transform=tf)
+    return g[TF_MESSAGE](transforms=[stamped])
+
+
+# ---------------------------------------------------------------- reading
+
+def is_bag(path: str | Path) -> bool:
+    """True for a rosbag2 folder (with metadata.yaml) or a .bag, .mcap or .db3 file name."""
+    path = Path(path)
+    return (path / "metadata.yaml").is_file() or path.suffix in BAG_SUFFIXES
+
+
+def parse_gt_tf(spec: str) -> tuple[str, str]:
+    """(parent, child) frame ids from "PARENT:CHILD"."""
+    parent, sep, child = spec.partition(":")
+    if not (sep and parent and child) or ":" in child:
+        raise BagError(f"--gt-tf must be PARENT:CHILD (e.g. map:camera_optical_frame), got '{spec}'")
+    return parent.strip("/"), child.strip("/")
+
+
+def associate(stamps_ns: np.ndarray, ref_ns: np.ndarray, max_dt: float) -> np.ndarray:
+    """(N,) int index into ``ref_ns`` of the nearest reference stamp to each of ``stamps_ns``
+    (both in nanoseconds), -1 where none lies within ``max_dt`` seconds. Ties go to the earlier
+    reference stamp, and among equal reference stamps to the first: deterministic."""
+    stamps_ns = np.asarray(stamps_ns, dtype=np.int64)
+    if len(ref_ns) == 0:
+        return np.full(len(stamps_ns), -1)
+    ref, first = np.unique(np.asarray(ref_ns, dtype=np.int64), return_index=True)
+    pos = np.searchsorted(ref, stamps_ns)
+    lo, hi = np.clip(pos - 1, 0, len(ref) - 1), np.clip(pos, 0, len(ref) - 1)
+    d_lo, d_hi = np.abs(stamps_ns - ref[lo]), np.abs(ref[hi] - stamps_ns)
+    best = np.where(d_lo <= d_hi, lo, hi)
+    return np.where(np.minimum(d_lo, d_hi) <= round(max_dt * 1e9), first[best], -1)
+
+
+def decode_image(msg, msgtype: str) -> np.ndarray:
+    """HxWx3 uint8 RGB, or HxW uint8 grey, from a sensor_msgs Image or CompressedImage.
+
+    Image encodings: rgb8, bgr8, rgba8, bgra8, mono8, mono16 (16-bit is divided by 257 as the
+    scene folder reader does). CompressedImage: whatever cv2.imdecode reads (JPEG, PNG, ...).
+    """
+    if msgtype == COMPRESSED:
+        if "compresseddepth" in msg.format.lower():
+            raise BagError(f"CompressedImage format '{msg.format}' (depth) is not supported")
+        img = cv2.imdecode(np.asarray(msg.data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+        if img is None:
+            raise BagError(f"cannot decode a CompressedImage (format '{msg.format}')")
+        return _to_rgb(img)
+    encoding = msg.encoding.lower()
+    if encoding not in ENCODINGS:
+        raise BagError(f"image encoding '{msg.encoding}' is not supported "
+                       f"(supported: {', '.join(ENCODINGS)})")
+    channels, dtype = ENCODINGS[encoding]
+    dt = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")
+    h, w, step = msg.height, msg.width, msg.step
+    if step < w * channels * dt.itemsize or len(msg.data) < h * step:
+        raise BagError(f"{encoding} image of {w}x{h} with step {step} carries {len(msg.data)} bytes")
+    rows = np.asarray(msg.data, dtype=np.uint8)[: h * step].reshape(h, step)
+    px = np.ascontiguousarray(rows[:, : w * channels * dt.itemsize]).view(dt).reshape(h, w, channels)
+    rgb = {"rgb8": px, "bgr8": px[..., ::-1], "rgba8": px[..., :3], "bgra8": px[..., 2::-1],
+           "mono8": px[..., 0], "mono16": (px[..., 0] / 257).astype(np.uint8)}[encoding]
+    return np.ascontiguousarray(rgb)
+
+
+def _to_rgb(img: np.ndarray) -> np.ndarray:
+    """What cv2 decoded (BGR, BGRA or grey; 8 or 16 bit) as HxWx3 RGB or HxW grey uint8."""
+    if img.dtype == np.uint16:
+        img = (img / 257).astype(np.uint8)
+    if img.ndim == 2:
+        return img
+    return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+
+
+def _stamp_ns(header) -> int:
+    return int(header.stamp.sec) * 10**9 + int(header.stamp.nanosec)
+
+
+def _pose_of(msg, msgtype: str) -> np.ndarray:
+    """4x4 pose (header frame from child frame) carried by a message of one of GT_TYPES."""
+    if msgtype == "geometry_msgs/msg/TransformStamped":
+        return _transform_matrix(msg.transform)
+    pose = msg.pose if msgtype == GT_TYPES[0] else msg.pose.pose
+    p, q = pose.position, pose.orientation
+    return pose_from_quat([p.x, p.y, p.z], [q.x, q.y, q.z, q.w])
+
+
+def _transform_matrix(tf) -> np.ndarray:
+    t, q = tf.translation, tf.rotation
+    return pose_from_quat([t.x, t.y, t.z], [q.x, q.y, q.z, q.w])
+
+
+@dataclass(frozen=True)
+class BagFrame:
+    """One camera image from a bag.
+
+    stamp: header stamp in seconds; image: HxWx3 RGB or HxW grey uint8; K: 3x3 float64;
+    map_from_cam: 4x4 float64 ground truth (camera to the ground truth's parent frame), or None
+    when no ground-truth stamp lies within ``max_dt``.
+    """
+    stamp: float
+    image: np.ndarray
+    K: np.ndarray
+    map_from_cam: np.ndarray | None
+
+
+class BagFrames:
+    """The images of one topic of a bag, with intrinsics and ground truth.
+
+    path: rosbag2 folder, .mcap or .db3 file, or ROS 1 .bag.
+    image_topic: Image or CompressedImage topic; None takes the bag's only image topic.
+    camera_info_topic: default ``camera_info`` beside the image topic (``/cam/image_raw`` and
+        ``/cam/image_raw/compressed`` -> ``/cam/camera_info``).
+    gt_topic: PoseStamped, PoseWithCovarianceStamped, Odometry or TransformStamped topic;
+        or gt_tf: (parent, child) frames of a direct transform on /tf or /tf_static. Neither:
+        no ground truth.
+    max_dt: seconds; an image gets the ground-truth pose nearest to its stamp within it.
+
+    Construction reads everything but the image pixels and raises BagError for missing
+    topics, wrong types, a missing camera_info, or ground truth that never matches in time.
+    ``len()`` is the number of images, ``n_matched`` those with ground truth, ``frames()``
+    decodes them in bag order.
+    """
+
+    def __init__(self, path: str | Path, *, image_topic: str | None = None,
+                 camera_info_topic: str | None = None, gt_topic: str | None = None,
+                 gt_tf: tuple[str, str] | None = None, max_dt: float = DEFAULT_MAX_DT):
+        self.path = Path(path)
+        self.max_dt = max_dt
+        with self._open() as reader:
+            self.topics = {name: info.msgtype for name, info in reader.topics.items()}
+            self.image_topic = self._image_topic(image_topic)
+            self.camera_info_topic = self._topic(camera_info_topic or _camera_info_beside(
+                self.image_topic), "camera_info", (CAMERA_INFO,))
+            self.gt_source = gt_topic or (f"TF {gt_tf[0]} -> {gt_tf[1]}" if gt_tf else None)
+            gt_topic = gt_topic and self._topic(gt_topic, "--gt-topic", GT_TYPES)
+            self._read_metadata(reader, gt_topic, gt_tf)
+        self._match_ground_truth()
+
+    def __len__(self) -> int:
+        return len(self.stamps_ns)
+
+    @contextmanager
+    def _open(self) -> Iterator[AnyReader]:
+        """The open bag, as a context."""
+        if not self.path.exists():
+            raise BagError(f"{self.path}: no such bag (a rosbag2 folder, .mcap, .db3 or ROS 1 .bag)")
+        try:
+            reader = AnyReader([self.path], default_typestore=get_typestore(Stores.ROS2_JAZZY))
+            reader.open()
+        except Exception as exc:  # rosbags raises several types for unreadable files
+            raise BagError(f"{self.path}: cannot read the bag ({type(exc).__name__}: {exc})") from None
+        try:
+            yield reader
+        finally:
+            reader.close()
+
+    def _listing(self) -> str:
+        return ", ".join(f"{n} ({t})" for n, t in sorted(self.topics.items())) or "no topics"
+
+    def _topic(self, name: str, role: str, types: tuple[str, ...]) -> str:
+        """The bag's topic ``name`` (a missing leading / is added), checked against ``types``."""
+        found = name if name in self.topics else "/" + name.lstrip("/")
+        if found not in self.topics:
+            raise BagError(f"{self.path}: no topic '{name}' ({role}); the bag has: {self._listing()}")
+        if self.topics[found] not in types:
+            raise BagError(f"{self.path}: topic '{found}' is {self.topics[found]}, but {role} must "
+                           f"be {' or '.join(types)}")
+        return found
+
+    def _image_topic(self, name: str | None) -> str:
+        if name is not None:
+            return self._topic(name, "--image-topic", (IMAGE, COMPRESSED))
+        images = sorted(n for n, t in self.topics.items() if t in (IMAGE, COMPRESSED))
+        if len(images) != 1:
+            raise BagError(f"{self.path}: {len(images)} image topics ({', '.join(images) or 'none'}): "
+                           f"choose one with --image-topic; the bag has: {self._listing()}")
+        return images[0]
+
+    def _read_metadata(self, reader: AnyReader, gt_topic: str | None,
+                       gt_tf: tuple[str, str] | None) -> None:
+        """One pass over all but the image pixels: image stamps, camera infos, ground truth."""
+        tf_topics = [n for n, t in self.topics.items() if t == TF_MESSAGE] if gt_tf else []
+        wanted = {self.image_topic, self.camera_info_topic, gt_topic, *tf_topics}
+        stamps, infos, gt, tf_pairs = [], [], [], set()
+        for conn, _, raw in reader.messages([c for c in reader.connections if c.topic in wanted]):
+            msg = reader.deserialize(raw, conn.msgtype)
+            if conn.topic == self.image_topic:
+                stamps.append(_stamp_ns(msg.header))
+            elif conn.topic == self.camera_info_topic:
+                infos.append((_stamp_ns(msg.header), _camera_info(msg)))
+            elif conn.topic == gt_topic:
+                gt.append((_stamp_ns(msg.header), _pose_of(msg, conn.msgtype)))
+            else:
+                static = conn.topic.endswith("tf_static")
+                for tf in msg.transforms:
+                    pair = (tf.header.frame_id.strip("/"), tf.child_frame_id.strip("/"))
+                    tf_pairs.add(pair)
+                    if pair == gt_tf:
+                        gt.append((-1 if static else _stamp_ns(tf.header), _transform_matrix(tf.transform)))
+        if not stamps:
+            raise BagError(f"{self.path}: image topic '{self.image_topic}' has no messages")
+        if not infos:
+            raise BagError(f"{self.path}: camera_info topic '{self.camera_info_topic}' has no messages")
+        if gt_tf and not gt:
+            raise BagError(f"{self.path}: no transform {gt_tf[0]} -> {gt_tf[1]} on "
+                           f"{', '.join(tf_topics) or 'any TF topic'}; transforms in the bag: "
+                           f"{', '.join(f'{p}:{c}' for p, c in sorted(tf_pairs)) or 'none'}")
+        self.stamps_ns = np.array(stamps, dtype=np.int64)
+        infos.sort(key=lambda item: item[0])
+        self._info_stamps = np.array([s for s, _ in infos], dtype=np.int64)
+        self._infos = [info for _, info in infos]
+        self._gt = gt
+        if not all(np.any(K) for K, _, _ in self._infos):
+            raise BagError(f"{self.path}: {self.camera_info_topic} carries an all-zero K "
+                           f"(camera not calibrated)")
+        if any(np.any(d != 0) for _, _, d in self._infos):
+            warnings.warn(f"{self.path}: camera_info has non-zero distortion; images are used "
+                          f"without undistortion", stacklevel=3)
+
+    def _match_ground_truth(self) -> None:
+        """self.map_from_cam: per image a 4x4 pose or None; -1 stamps (tf_static) match all."""
+        static = [T for s, T in self._gt if s == -1]
+        timed = [(s, T) for s, T in self._gt if s != -1]
+        if static and not timed:
+            self.map_from_cam = [static[-1]] * len(self)
+        else:
+            idx = associate(self.stamps_ns, np.array([s for s, _ in timed], dtype=np.int64), self.max_dt)
+            self.map_from_cam = [timed[i][1] if i >= 0 else None for i in idx]
+        self.n_matched = sum(T is not None for T in self.map_from_cam)
+        if self._gt and self.n_matched == 0 and len(self):
+            raise BagError(f"{self.path}: no image stamp of {self.image_topic} "
+                           f"({_span(self.stamps_ns)}) has a ground-truth stamp of {self.gt_source} "
+                           f"({_span([s for s, _ in timed])}) within {self.max_dt:g} s (--max-dt)")
+
+    def _K_for(self, ns: int, width: int, height: int) -> np.ndarray:
+        """K of the CameraInfo with stamp ``ns``, else the latest before it, else the first."""
+        i = max(int(np.searchsorted(self._info_stamps, ns, side="right")) - 1, 0)
+        K, size, _ = self._infos[i]
+        if size != (0, 0) and size != (width, height):
+            raise BagError(f"{self.path}: image is {width}x{height} but {self.camera_info_topic} "
+                           f"says {size[0]}x{size[1]}")
+        return K
+
+    def frames(self, *, only_with_gt: bool = False) -> Iterator[BagFrame]:
+        """BagFrames in bag order; ``only_with_gt`` skips (without decoding) images that have
+        no ground truth."""
+        with self._open() as reader:
+            conns = [c for c in reader.connections if c.topic == self.image_topic]
+            for i, (conn, _, raw) in enumerate(reader.messages(conns)):
+                gt = self.map_from_cam[i]
+                if only_with_gt and gt is None:
+                    continue
+                ns = int(self.stamps_ns[i])
+                try:
+                    image = decode_image(reader.deserialize(raw, conn.msgtype), conn.msgtype)
+                except BagError as exc:
+                    raise BagError(f"{self.path}: {self.image_topic} at {ns / 1e9:.3f} s: {exc}") from None
+                K = self._K_for(ns, image.shape[1], image.shape[0])
+                yield BagFrame(ns / 1e9, image, K, gt)
+
+
+def _camera_info(msg) -> tuple[np.ndarray, tuple[int, int], np.ndarray]:
+    """(K 3x3, (width, height), distortion coefficients) of a CameraInfo (ROS 2 or ROS 1)."""
+    K, D = (msg.k, msg.d) if hasattr(msg, "k") else (msg.K, msg.D)
+    return (np.asarray(K, dtype=np.float64).reshape(3, 3), (int(msg.width), int(msg.height)),
+            np.asarray(D, dtype=np.float64))
+
+
+def _camera_info_beside(image_topic: str) -> str:
+    """``/ns/image_raw[/compressed]`` -> ``/ns/camera_info`` (image_transport's convention)."""
+    base = image_topic.removesuffix("/compressed")
+    return base.rsplit("/", 1)[0] + "/camera_info"
+
+
+def _span(stamps_ns) -> str:
+    """"a–b s" range of stamps in nanoseconds, or "none"."""
+    if len(stamps_ns) == 0:
+        return "none"
+    return f"{min(stamps_ns) / 1e9:.3f}–{max(stamps_ns) / 1e9:.3f} s"
