@@ -282,8 +282,9 @@ class BagFrames:
 
     Construction reads everything but the image pixels and raises BagError for missing
     topics, wrong types, a missing camera_info, or ground truth that never matches in time.
-    ``len()`` is the number of images, ``n_matched`` those with ground truth, ``frames()``
-    decodes them in bag order.
+    ``len()`` is the number of images; ``stamps_ns``: (N,) int64 their header stamps;
+    ``map_from_cam``: per image the 4x4 ground truth or None; ``n_matched``: how many have one;
+    ``frames()`` decodes the images in bag order.
     """
 
     def __init__(self, path: str | Path, *, image_topic: str | None = None,
@@ -295,7 +296,7 @@ class BagFrames:
             self.topics = {name: info.msgtype for name, info in reader.topics.items()}
             self.image_topic = self._image_topic(image_topic)
             self.camera_info_topic = self._topic(camera_info_topic or _camera_info_beside(
-                self.image_topic), "camera_info", (CAMERA_INFO,))
+                self.image_topic), "camera_info, see --camera-info-topic", (CAMERA_INFO,))
             self.gt_source = gt_topic or (f"TF {gt_tf[0]} -> {gt_tf[1]}" if gt_tf else None)
             gt_topic = gt_topic and self._topic(gt_topic, "--gt-topic", GT_TYPES)
             self._read_metadata(reader, gt_topic, gt_tf)
@@ -392,7 +393,7 @@ class BagFrames:
             idx = associate(self.stamps_ns, np.array([s for s, _ in timed], dtype=np.int64), self.max_dt)
             self.map_from_cam = [timed[i][1] if i >= 0 else None for i in idx]
         self.n_matched = sum(T is not None for T in self.map_from_cam)
-        if self._gt and self.n_matched == 0 and len(self):
+        if self.gt_source and self.n_matched == 0:
             raise BagError(f"{self.path}: no image stamp of {self.image_topic} "
                            f"({_span(self.stamps_ns)}) has a ground-truth stamp of {self.gt_source} "
                            f"({_span([s for s, _ in timed])}) within {self.max_dt:g} s (--max-dt)")
