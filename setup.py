@@ -26,6 +26,7 @@ setup(
     entry_points={
         "console_scripts": [
             "marepo-ros = marepo_ros.cli:main",
+            "relocalization_node = marepo_ros.ros.node:main",
         ],
     },
 )

@@ -1,4 +1,4 @@
-"""The ``marepo-ros`` command line: map build, eval."""
+"""The ``marepo-ros`` command line: map build, eval, bag export, node."""
 from __future__ import annotations
 
 import os
@@ -200,6 +200,44 @@ def cmd_bag_export(args) -> int:
     return 0
 
 
+NODE_USAGE = """usage: marepo-ros node [--params-file FILE] [--ros-args ROS_ARGS...]
+
+Run the relocalization node (what `ros2 run marepo_ros relocalization_node` and
+`ros2 launch marepo_ros relocalize.launch.py` start). ROS arguments pass through, e.g.
+  marepo-ros node --params-file config/relocalize.yaml \\
+      --ros-args -r image:=/camera/image_raw -p map_path:=/maps/kitchen.map"""
+
+
+def node_ros_args(argv: list[str]) -> list[str]:
+    """``marepo-ros node`` arguments -> the argument list for rclpy.init."""
+    rest = list(argv)
+    ros_args = rest[rest.index("--ros-args"):] if "--ros-args" in rest else []
+    own = rest[:len(rest) - len(ros_args)]
+    out = ["marepo-ros"]
+    while own:
+        flag = own.pop(0)
+        if flag != "--params-file" or not own:
+            raise SystemExit(f"marepo-ros node: error: unexpected argument '{flag}'\n{NODE_USAGE}")
+        path = Path(own.pop(0))
+        if not path.is_file():
+            raise SystemExit(f"marepo-ros node: error: params file not found: {path}")
+        out += ["--ros-args", "--params-file", str(path)]
+    return out + ros_args
+
+
+def cmd_node(argv: list[str]) -> int:
+    if argv[:1] in (["-h"], ["--help"]):
+        print(NODE_USAGE)
+        return 0
+    args = node_ros_args(argv)
+    try:
+        from .ros.node import main as node_main
+    except ImportError as exc:
+        raise SystemExit(f"marepo-ros node: error: ROS 2 Python packages are missing ({exc}); "
+                         "run `make setup` or source a ROS 2 install") from None
+    return node_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .localizer import ESTIMATORS
     from .mapping import PRESETS
@@ -226,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--marepo-s-lr", type=float, default=1e-5, help="marepo_S learning rate (1e-5)")
     b.set_defaults(func=cmd_map_build)
 
+    sub.add_parser("node", add_help=False, help="run the ROS 2 relocalization node "
+                   "(marepo-ros node --help)")
     e = sub.add_parser("eval", help="localize the frames of a scene folder or a bag and score them")
     e.add_argument("dataset", type=Path, help="scene folder, or a bag (rosbag2 folder, .mcap, .db3, "
                    "ROS 1 .bag)")
@@ -263,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["node"]:  # ROS arguments are not argparse's business
+        return cmd_node(argv[1:])
     args = build_parser().parse_args(argv)
     errors = _load_user_errors()
     try:

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .geometry import check_intrinsics, is_valid_pose
+from .geometry import check_intrinsics, is_valid_pose, nearest_rotation
 
 IMAGE_SUFFIXES = (".color.jpg", ".color.png", ".jpg", ".png")
 
@@ -131,13 +131,15 @@ class SceneDataset:
         return names
 
     def frame(self, name: str) -> Frame:
-        """The frame called ``name``, with its pose checked."""
+        """The frame called ``name``, with its pose checked and its rotation made exactly
+        orthonormal (pose files store rounded matrices: 7-Scenes' are off by ~1e-4)."""
         pose_path = self.root / "poses" / f"{name}.pose.txt"
         if not pose_path.exists():
             raise DatasetError(f"{pose_path}: pose file not found")
         T = read_matrix(pose_path, (4, 4))
         if not is_valid_pose(T):
             raise DatasetError(f"{pose_path}: not a rigid 4x4 transform (NaN or non-orthonormal)")
+        T[:3, :3] = nearest_rotation(T[:3, :3])
         depth_path = self.root / "depth" / f"{name}.depth.png"
         return Frame(name, self._images[name], depth_path if depth_path.exists() else None, T)
 

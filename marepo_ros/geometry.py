@@ -49,12 +49,26 @@ def quat_from_pose(T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return T[:3, 3].copy(), Rotation.from_matrix(T[:3, :3]).as_quat()
 
 
+def nearest_rotation(M: np.ndarray) -> np.ndarray:
+    """The rotation matrix closest to a 3x3 ``M`` in the Frobenius norm (SVD projection)."""
+    U, _, Vt = np.linalg.svd(M)
+    return U @ np.diag([1.0, 1.0, np.linalg.det(U @ Vt)]) @ Vt
+
+
+def rotation_angle(R: np.ndarray) -> float:
+    """Angle (radians) of a 3x3 rotation, accurate for small angles: atan2(sin, cos) with
+    sin = |vee(R - R^T)| / 2 and cos = (trace R - 1) / 2 (arccos of the trace alone loses
+    precision near 0 and turns a slightly non-orthonormal R into a false angle)."""
+    sin = 0.5 * np.linalg.norm([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]])
+    cos = 0.5 * (np.trace(R) - 1.0)
+    return float(np.arctan2(sin, cos))
+
+
 def pose_error(map_from_cam_est: np.ndarray, map_from_cam_gt: np.ndarray) -> tuple[float, float]:
     """(translation error in metres between camera centres, rotation error in degrees)."""
     dt = float(np.linalg.norm(map_from_cam_est[:3, 3] - map_from_cam_gt[:3, 3]))
     R_rel = map_from_cam_est[:3, :3].T @ map_from_cam_gt[:3, :3]
-    cos = np.clip((np.trace(R_rel) - 1.0) / 2.0, -1.0, 1.0)
-    return dt, float(np.degrees(np.arccos(cos)))
+    return dt, float(np.degrees(rotation_angle(R_rel)))
 
 
 def scale_intrinsics(K: np.ndarray, sx: float, sy: float | None = None) -> np.ndarray:

@@ -20,3 +20,27 @@ def redkitchen() -> Path:
     if not (REDKITCHEN / "rgb").is_dir():
         pytest.skip(f"evaluation scene not found at {REDKITCHEN} (set MAREPO_REDKITCHEN)")
     return REDKITCHEN
+
+
+# A small real map: 25 mapping frames of the evaluation scene (frames 100-148), and query
+# frames from the first query block (150-199) of its split.
+KITCHEN_MAPPING = [f"frame-{i:06d}" for i in range(100, 150, 2)]
+KITCHEN_QUERIES = ["frame-000150", "frame-000152", "frame-000155"]
+
+
+@pytest.fixture(scope="session")
+def kitchen_map(redkitchen, tmp_path_factory) -> Path:
+    """Map file of KITCHEN_MAPPING built with the shipped encoder (once per test session)."""
+    from marepo_ros.dataset import SceneDataset
+    from marepo_ros.mapfile import save_map
+    from marepo_ros.mapping import build_map, posed_images_from_dataset, preset
+    from marepo_ros.networks import load_encoder
+
+    ds = SceneDataset(redkitchen)
+    names = set(KITCHEN_MAPPING)
+    images = [im for im, fr in zip(posed_images_from_dataset(ds, "all"), ds.frames("all"))
+              if fr.name in names]
+    cfg = preset("fast", samples_per_image=800, buffer_size=20_000, epochs=30.0)
+    path = tmp_path_factory.mktemp("kitchen") / "kitchen.map"
+    save_map(build_map(images, load_encoder(), cfg), path)
+    return path

@@ -3,7 +3,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from marepo_ros.geometry import (backproject, check_intrinsics, invert_pose, is_valid_pose, make_pose,
-                                 pose_error, pose_from_quat, project, quat_from_pose, scale_intrinsics,
+                                 nearest_rotation, pose_error, pose_from_quat, project, quat_from_pose, scale_intrinsics,
                                  transform_points)
 
 RNG = np.random.default_rng(0)
@@ -59,6 +59,19 @@ def test_pose_error_and_validity():
     bad[0, 0] = np.nan
     assert not is_valid_pose(bad)
     assert not is_valid_pose(np.diag([1, 1, -1, 1.0]))
+
+
+def test_rotation_error_is_exact_for_small_angles_and_rounded_matrices():
+    """7-Scenes stores rotations with singular values ~0.99993: arccos of the trace turned
+    that into a false ~1.5 deg error between a pose and itself."""
+    T = random_pose()
+    rounded = T.copy()
+    rounded[:3, :3] *= 0.99993
+    assert pose_error(rounded, T)[1] < 1e-6
+    np.testing.assert_allclose(nearest_rotation(rounded[:3, :3]), T[:3, :3], atol=1e-12)
+    for deg in (1e-4, 0.01, 1.0, 90.0, 179.0):
+        d = make_pose(Rotation.from_rotvec([0, deg * np.pi / 180, 0]).as_matrix(), [0, 0, 0])
+        assert pose_error(T @ d, T)[1] == pytest.approx(deg, rel=1e-6)
 
 
 @pytest.mark.parametrize("K, words", [

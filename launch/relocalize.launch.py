@@ -1,0 +1,49 @@
+"""Start marepo_ros' relocalization_node.
+
+    ros2 launch marepo_ros relocalize.launch.py map_path:=/maps/kitchen.map \
+        namespace:=front_camera params_file:=/path/to/relocalize.yaml
+
+Remap the inputs in a wrapping launch file or with a namespace: the node subscribes to the
+relative topics ``image`` (or ``image/compressed``) and ``camera_info``. Where ``ros2 launch``
+is not installed, ``marepo-ros node --params-file config/relocalize.yaml`` runs the same node.
+"""
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition, UnlessCondition
+from launch.substitutions import LaunchConfiguration, PythonExpression
+from launch_ros.actions import Node
+
+
+def generate_launch_description() -> LaunchDescription:
+    default_params = os.path.join(get_package_share_directory("marepo_ros"), "config",
+                                  "relocalize.yaml")
+    params_file = LaunchConfiguration("params_file")
+    map_path = LaunchConfiguration("map_path")
+    use_sim_time = LaunchConfiguration("use_sim_time")
+    overrides_map = PythonExpression(["'", map_path, "' != ''"])
+
+    def node(condition, parameters):
+        return Node(
+            package="marepo_ros", executable="relocalization_node", name="relocalization_node",
+            namespace=LaunchConfiguration("namespace"), output="screen", emulate_tty=True,
+            parameters=parameters, condition=condition,
+            arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")])
+
+    return LaunchDescription([
+        DeclareLaunchArgument("params_file", default_value=default_params,
+                              description="YAML file with the node's parameters"),
+        DeclareLaunchArgument("map_path", default_value="",
+                              description="map file to load (overrides params_file's map_path)"),
+        DeclareLaunchArgument("namespace", default_value="",
+                              description="namespace of the node and its relative topics"),
+        DeclareLaunchArgument("use_sim_time", default_value="false",
+                              description="use /clock (e.g. when replaying a bag)"),
+        DeclareLaunchArgument("log_level", default_value="info",
+                              description="debug, info, warn, error or fatal"),
+        node(IfCondition(overrides_map),
+             [params_file, {"use_sim_time": use_sim_time, "map_path": map_path}]),
+        node(UnlessCondition(overrides_map), [params_file, {"use_sim_time": use_sim_time}]),
+    ])

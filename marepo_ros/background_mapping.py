@@ -1,0 +1,161 @@
+"""Build a map in a separate process, so the caller (e.g. the ROS node) stays responsive.
+
+``BackgroundMapBuild(keyframes, out_path, config).start()`` spawns a fresh Python process that
+loads the encoder, runs ``mapping.build_map`` and writes the map atomically to ``out_path``.
+``poll()`` drains its progress messages and returns a ``BuildStatus``; ``cancel()`` stops it at
+the next iteration (nothing is written). The child runs at a lower CPU priority with
+``threads`` torch threads, leaving the rest of the machine to localization.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .keyframes import Keyframe
+from .mapping import MappingConfig
+
+STAGE_WEIGHT = {"buffer": 0.25, "head": 0.75}  # share of the build each stage takes
+
+
+@dataclass
+class BuildStatus:
+    """state: 'running' | 'done' | 'failed' | 'cancelled'; progress in [0, 1]; message says
+    what happens or happened; map_path is set when done."""
+    state: str
+    progress: float = 0.0
+    stage: str = ""
+    message: str = ""
+    map_path: str | None = None
+    stats: dict = field(default_factory=dict)
+
+
+def _child(keyframes: list[tuple[np.ndarray, np.ndarray, np.ndarray]], out_path: str,
+           config: MappingConfig, encoder_path: str | None, device: str, threads: int,
+           nice: int, messages, cancel_event) -> None:
+    """Process body: map the keyframes, write the map, report through ``messages``."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    try:
+        if nice:
+            os.nice(nice)
+        import torch
+
+        from .mapfile import save_map
+        from .mapping import MappingCancelled, PosedImage, build_map
+        from .networks import load_encoder
+
+        torch.set_num_threads(threads)
+        images = [PosedImage(lambda g=g: g, K, pose) for g, K, pose in keyframes]
+        encoder = load_encoder(encoder_path, device)
+        last = [0.0]
+
+        def progress(stage, done, total, info):
+            now = time.monotonic()
+            if now - last[0] > 0.25 or done >= total:
+                last[0] = now
+                messages.put(("progress", stage, done, total, {k: float(v) for k, v in info.items()}))
+
+        t0 = time.time()
+        scene_map = build_map(images, encoder, config, device=device, progress=progress,
+                              cancel=cancel_event.is_set)
+        size = save_map(scene_map, out_path)
+        messages.put(("done", out_path, {**{k: v for k, v in scene_map.stats.items() if k != "config"},
+                                         "bytes": size, "seconds": round(time.time() - t0, 1)}))
+    except MappingCancelled:
+        messages.put(("cancelled",))
+    except BaseException as exc:  # report, never die silently
+        messages.put(("failed", f"{type(exc).__name__}: {exc}", traceback.format_exc(limit=5)))
+
+
+class BackgroundMapBuild:
+    """One map build in a child process. Not restartable: make a new one per build."""
+
+    def __init__(self, keyframes: list[Keyframe], out_path: str | Path, config: MappingConfig, *,
+                 encoder_path: str | Path | None = None, device: str = "cpu", threads: int = 1,
+                 nice: int = 5):
+        if len(keyframes) < 2:
+            raise ValueError(f"mapping needs at least 2 keyframes, got {len(keyframes)}")
+        self.out_path = str(out_path)
+        ctx = mp.get_context("spawn")  # never fork a process that runs DDS and torch threads
+        self._messages = ctx.Queue()
+        self._cancel = ctx.Event()
+        self._process = ctx.Process(
+            target=_child, name="marepo-map-build", daemon=True,
+            args=([(k.grey, k.K, k.map_from_cam) for k in keyframes], self.out_path, config,
+                  None if encoder_path is None else str(encoder_path), device, threads, nice,
+                  self._messages, self._cancel))
+        self.status = BuildStatus("running", message=f"starting ({len(keyframes)} keyframes)")
+        self.started = None
+
+    def start(self) -> "BackgroundMapBuild":
+        Path(self.out_path).parent.mkdir(parents=True, exist_ok=True)
+        self.started = time.time()
+        self._process.start()
+        return self
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def finished(self) -> bool:
+        return self.status.state != "running"
+
+    def poll(self) -> BuildStatus:
+        """Drain the child's messages; detect a child that died without a word."""
+        while not self.finished:
+            try:
+                msg = self._messages.get_nowait()
+            except queue.Empty:
+                if not self._process.is_alive() and self._messages.empty():
+                    code = self._process.exitcode
+                    self.status = BuildStatus("failed", self.status.progress, self.status.stage,
+                                              f"mapping process exited unexpectedly (exit code {code})")
+                break
+            self._apply(msg)
+        return self.status
+
+    def join(self, timeout: float | None = None) -> BuildStatus:
+        """Wait for the build to finish (or ``timeout`` seconds) and return its status."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll().state == "running":
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        return self.status
+
+    def terminate(self) -> None:
+        """Stop the child now (shutdown path)."""
+        if self._process.is_alive():
+            self._cancel.set()
+            self._process.join(2.0)
+            if self._process.is_alive():
+                self._process.kill()
+
+    def _apply(self, msg: tuple) -> None:
+        kind = msg[0]
+        if kind == "progress":
+            _, stage, done, total, info = msg
+            before = STAGE_WEIGHT["buffer"] if stage == "head" else 0.0
+            progress = before + STAGE_WEIGHT.get(stage, 0.0) * done / max(total, 1)
+            detail = f", loss {info['loss']:.2f} px" if "loss" in info else ""
+            self.status = BuildStatus("running", progress, stage,
+                                      f"{stage} {done}/{total}{detail}")
+        elif kind == "done":
+            _, path, stats = msg
+            self.status = BuildStatus("done", 1.0, "", f"map written to {path} in "
+                                      f"{stats['seconds']:.0f} s ({stats['frames']} keyframes)",
+                                      map_path=path, stats=stats)
+        elif kind == "cancelled":
+            self.status = BuildStatus("cancelled", self.status.progress, self.status.stage,
+                                      "mapping cancelled, no map written")
+        elif kind == "failed":
+            self.status = BuildStatus("failed", self.status.progress, self.status.stage,
+                                      f"mapping failed: {msg[1]}")
+        if self.finished:
+            self._process.join(5.0)

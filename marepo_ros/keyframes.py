@@ -1,0 +1,123 @@
+"""Keyframe collection for live mapping: pair images with poses, keep frames that moved enough.
+
+Images and poses arrive as separate streams. ``KeyframeCollector`` holds the recent images
+until a pose of the same stamp (within a tolerance) is known, then keeps an image as a
+keyframe when the camera moved at least ``min_translation_m`` or turned ``min_rotation_deg``
+since the last keyframe, up to ``max_keyframes``. Stored images are grey and downscaled to
+``store_short_side`` pixels, so memory is bounded by the cap.
+"""
+from __future__ import annotations
+
+import threading
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .geometry import is_valid_pose, pose_error, scale_intrinsics
+from .preprocess import to_grey
+from .streams import StampedBuffer
+
+
+@dataclass
+class Keyframe:
+    """grey_HW uint8, its 3x3 K, map_from_cam 4x4 (metres)."""
+    grey: np.ndarray
+    K: np.ndarray
+    map_from_cam: np.ndarray
+
+
+def shrink(image: np.ndarray, K: np.ndarray, short_side: int) -> tuple[np.ndarray, np.ndarray]:
+    """(grey image whose short side is at most ``short_side``, its K)."""
+    grey = to_grey(image)
+    h, w = grey.shape
+    s = short_side / min(h, w)
+    if s >= 1:
+        return grey.copy(), np.asarray(K, np.float64)
+    W, H = max(1, round(w * s)), max(1, round(h * s))
+    small = cv2.resize(grey, (W, H), interpolation=cv2.INTER_AREA)
+    return small, scale_intrinsics(K, W / w, H / h)
+
+
+class KeyframeCollector:
+    """Collects keyframes from an image stream and a pose stream (thread-safe).
+
+    ``add_pose(stamp, map_from_cam)`` -> None, or the reason the pose was refused (NaN, not
+    rigid). ``add_image(stamp, payload)`` queues an image (any payload, e.g. a ROS message);
+    ``ready()`` returns the (payload, map_from_cam) pairs whose pose is now known and which
+    passed the motion thresholds; the caller decodes them and calls ``keep(image, K, pose)``.
+    ``counts`` tallies keyframes, unposed / still / over-cap images and refused poses.
+    """
+
+    def __init__(self, *, min_translation_m: float = 0.05, min_rotation_deg: float = 5.0,
+                 max_keyframes: int = 500, pose_tolerance_s: float = 0.05,
+                 store_short_side: int = 360, max_pending: int = 30):
+        self.min_translation_m = min_translation_m
+        self.min_rotation_deg = min_rotation_deg
+        self.max_keyframes = max_keyframes
+        self.pose_tolerance_s = pose_tolerance_s
+        self.store_short_side = store_short_side
+        self.keyframes: list[Keyframe] = []
+        self.counts: Counter = Counter()
+        self._poses = StampedBuffer(capacity=400)
+        self._pending: deque[tuple[float, Any]] = deque(maxlen=max_pending)
+        self._last_pose: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    def add_pose(self, stamp: float, map_from_cam: np.ndarray) -> str | None:
+        if not np.all(np.isfinite(map_from_cam)):
+            self.counts["refused_poses"] += 1
+            return "pose contains NaN or inf"
+        if not is_valid_pose(map_from_cam, tol=1e-2):
+            self.counts["refused_poses"] += 1
+            return "pose is not a rigid transform (non-unit quaternion?)"
+        self._poses.add(stamp, np.asarray(map_from_cam, np.float64))
+        return None
+
+    def add_image(self, stamp: float, payload: Any) -> None:
+        with self._lock:
+            if len(self._pending) == self._pending.maxlen:
+                self.counts["unposed"] += 1
+            self._pending.append((stamp, payload))
+
+    def ready(self) -> list[tuple[Any, np.ndarray]]:
+        """Pending images now paired with a pose that moved enough (oldest first)."""
+        out = []
+        newest = self._poses.newest_stamp()
+        with self._lock:
+            keep: deque = deque(maxlen=self._pending.maxlen)
+            for stamp, payload in self._pending:
+                pose = self._poses.nearest(stamp, self.pose_tolerance_s)
+                if pose is None:
+                    if newest is not None and newest > stamp + self.pose_tolerance_s:
+                        self.counts["unposed"] += 1  # its pose window has passed
+                    else:
+                        keep.append((stamp, payload))
+                    continue
+                if len(self.keyframes) + len(out) >= self.max_keyframes:
+                    self.counts["over_cap"] += 1
+                elif self._moved(pose):
+                    self._last_pose = pose
+                    out.append((payload, pose))
+                else:
+                    self.counts["still"] += 1
+            self._pending = keep
+        return out
+
+    def keep(self, image: np.ndarray, K: np.ndarray, map_from_cam: np.ndarray) -> None:
+        grey, K_small = shrink(image, K, self.store_short_side)
+        with self._lock:
+            self.keyframes.append(Keyframe(grey, K_small, map_from_cam))
+            self.counts["keyframes"] = len(self.keyframes)
+
+    @property
+    def full(self) -> bool:
+        return len(self.keyframes) >= self.max_keyframes
+
+    def _moved(self, pose: np.ndarray) -> bool:
+        if self._last_pose is None:
+            return True
+        dt, dr = pose_error(pose, self._last_pose)
+        return dt >= self.min_translation_m or dr >= self.min_rotation_deg

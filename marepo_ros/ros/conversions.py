@@ -1,0 +1,107 @@
+"""ROS message <-> numpy conversions (no cv_bridge needed). Errors are ``InputError`` with a
+one-line reason that the node reports on status, diagnostics and the log."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Pose
+
+from ..geometry import check_intrinsics, pose_from_quat, quat_from_pose
+
+# encoding -> (channels, conversion to RGB or None for grey); 8 bits per channel only
+IMAGE_ENCODINGS = {
+    "rgb8": (3, None), "bgr8": (3, cv2.COLOR_BGR2RGB), "rgba8": (4, cv2.COLOR_RGBA2RGB),
+    "bgra8": (4, cv2.COLOR_BGRA2RGB), "mono8": (1, None), "8UC1": (1, None),
+}
+
+
+class InputError(ValueError):
+    """An input message that cannot be used; ``str()`` says why in one line."""
+
+
+def seconds(stamp: Time) -> float:
+    """A builtin_interfaces/Time as float seconds."""
+    return stamp.sec + 1e-9 * stamp.nanosec
+
+
+def stamp_from_seconds(t: float) -> Time:
+    sec = int(np.floor(t))
+    return Time(sec=sec, nanosec=min(int(round((t - sec) * 1e9)), 999_999_999))
+
+
+def image_from_msg(msg) -> np.ndarray:
+    """sensor_msgs/Image -> HxWx3 RGB or HxW grey uint8 (a copy)."""
+    if msg.encoding not in IMAGE_ENCODINGS:
+        raise InputError(f"unsupported image encoding '{msg.encoding}' (supported: "
+                         f"{', '.join(IMAGE_ENCODINGS)}, or image_transport:=compressed)")
+    channels, code = IMAGE_ENCODINGS[msg.encoding]
+    h, w, step = msg.height, msg.width, msg.step
+    if h == 0 or w == 0:
+        raise InputError(f"empty image ({w}x{h})")
+    if step < w * channels or len(msg.data) < step * h:
+        raise InputError(f"image data too short for {w}x{h} {msg.encoding} (step {step}, "
+                         f"{len(msg.data)} bytes)")
+    rows = np.frombuffer(msg.data, np.uint8, count=step * h).reshape(h, step)
+    pixels = rows[:, :w * channels].reshape(h, w, channels) if channels > 1 else rows[:, :w]
+    if code is None:
+        return pixels.copy()
+    return cv2.cvtColor(pixels, code)
+
+
+def image_from_compressed(msg) -> np.ndarray:
+    """sensor_msgs/CompressedImage (jpeg/png) -> HxWx3 RGB or HxW grey uint8."""
+    data = np.frombuffer(msg.data, np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if len(data) else None
+    if image is None:
+        raise InputError(f"cannot decode compressed image (format '{msg.format}', "
+                         f"{len(data)} bytes)")
+    if image.dtype != np.uint8:
+        raise InputError(f"compressed image has {image.dtype} pixels; only 8-bit images are supported")
+    if image.ndim == 2:
+        return image
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def camera_from_info(msg) -> tuple[np.ndarray, int, int]:
+    """sensor_msgs/CameraInfo -> (K 3x3 float64, width, height); InputError when unusable."""
+    K = np.asarray(msg.k, np.float64).reshape(3, 3)
+    if not np.any(K):
+        raise InputError("CameraInfo has K all zeros (uncalibrated camera)")
+    problem = check_intrinsics(K, msg.width or None, msg.height or None)
+    if problem:
+        raise InputError(f"CameraInfo: {problem}")
+    return K, int(msg.width), int(msg.height)
+
+
+def check_image_size(image: np.ndarray, width: int, height: int) -> None:
+    """InputError when the image and its CameraInfo disagree on the size."""
+    h, w = image.shape[:2]
+    if (w, h) != (width, height):
+        raise InputError(f"image is {w}x{h} but its CameraInfo is {width}x{height}")
+
+
+def has_distortion(msg) -> bool:
+    return any(abs(d) > 1e-9 for d in msg.d)
+
+
+def pose_to_msg(map_from_cam: np.ndarray) -> Pose:
+    t, q = quat_from_pose(map_from_cam)
+    pose = Pose()
+    pose.position.x, pose.position.y, pose.position.z = (float(v) for v in t)
+    (pose.orientation.x, pose.orientation.y, pose.orientation.z,
+     pose.orientation.w) = (float(v) for v in q)
+    return pose
+
+
+def pose_from_msg(pose: Pose) -> np.ndarray:
+    """geometry_msgs/Pose -> 4x4; InputError for NaN/inf or a quaternion that is not unit."""
+    t = np.array([pose.position.x, pose.position.y, pose.position.z])
+    q = np.array([pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w])
+    if not (np.all(np.isfinite(q)) and np.all(np.isfinite(t))):
+        raise InputError("pose contains NaN or inf")
+    if abs(np.linalg.norm(q) - 1) > 1e-2:
+        raise InputError(f"pose quaternion has norm {np.linalg.norm(q):.3g}, expected 1")
+    return pose_from_quat(t, q)

@@ -1,0 +1,629 @@
+"""relocalization_node: camera frames in, metric 6-DoF poses in the map frame out.
+
+Topics (relative names, remap like any node):
+    in   image (sensor_msgs/Image) or image/compressed (CompressedImage), camera_info,
+         <mapping_pose_topic> (PoseStamped or nav_msgs/Odometry; while mapping)
+    out  ~/pose (PoseStamped), ~/pose_with_covariance (PoseWithCovarianceStamped), both stamped
+         with the image's stamp in map_frame; ~/status (std_msgs/String, JSON); /diagnostics;
+         TF map_frame -> odom_frame or camera frame (where tf2_ros exists)
+Services (std_srvs/Trigger): ~/start_mapping, ~/stop_mapping, ~/cancel_mapping.
+Maps are loaded by setting the ``map_path`` parameter (validated, hot-swapped); a built map is
+written under ``map_dir`` and becomes ``map_path`` when done.
+
+Threads: the executor runs only short callbacks; one worker thread localizes the newest frame
+(older unprocessed frames are dropped and counted); maps are built in a child process.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its threads
+
+import functools  # noqa: E402
+import json  # noqa: E402
+import re  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections import Counter, deque  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import rclpy  # noqa: E402
+import torch  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # noqa: E402
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped, TransformStamped  # noqa: E402
+from nav_msgs.msg import Odometry  # noqa: E402
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,  # noqa: E402
+                                SetParametersResult)
+from rclpy.executors import ExternalShutdownException  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from rclpy.time import Time  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
+from std_msgs.msg import Header, String  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+from ..background_mapping import BackgroundMapBuild  # noqa: E402
+from ..geometry import invert_pose, pose_from_quat, quat_from_pose  # noqa: E402
+from ..keyframes import KeyframeCollector  # noqa: E402
+from ..localizer import Localizer, make_estimator  # noqa: E402
+from ..mapfile import MapFileError, load_map  # noqa: E402
+from ..mapping import preset  # noqa: E402
+from ..networks import EncoderError, load_encoder  # noqa: E402
+from ..streams import LatestSlot, RateMeter, StampedBuffer  # noqa: E402
+from .conversions import (InputError, camera_from_info, check_image_size,  # noqa: E402
+                          has_distortion, image_from_compressed, image_from_msg, pose_from_msg,
+                          pose_to_msg, seconds, stamp_from_seconds)
+from .params import BY_NAME, PARAMS  # noqa: E402
+
+try:  # a full ROS 2 install has tf2_ros; the PyPI wheels do not
+    import tf2_ros
+except ImportError:
+    tf2_ros = None
+
+NODE_NAME = "relocalization_node"
+LOG_REPEAT_S = 5.0  # the same problem is logged at most this often
+CAMERA_INFO_WAIT_S = 0.05  # the worker waits this long for the CameraInfo of an image's stamp
+
+
+def _descriptor(p) -> ParameterDescriptor:
+    d = ParameterDescriptor(name=p.name, read_only=p.read_only, description=p.description
+                            + (f" One of: {', '.join(p.choices)}." if p.choices else ""))
+    if p.range is not None:
+        if isinstance(p.default, float):
+            d.floating_point_range = [FloatingPointRange(from_value=float(p.range[0]),
+                                                         to_value=float(p.range[1]))]
+        else:
+            d.integer_range = [IntegerRange(from_value=int(p.range[0]), to_value=int(p.range[1]))]
+    return d
+
+
+def _guarded(callback):
+    """Wrap a node callback so that an unexpected exception is logged and answered instead of
+    stopping the executor (which would take the whole node down)."""
+    @functools.wraps(callback)
+    def wrapper(self, *args):
+        try:
+            return callback(self, *args)
+        except Exception as exc:  # noqa: BLE001 - the node must survive any one message
+            text = f"{callback.__name__} failed: {type(exc).__name__}: {exc}"
+            self._log(f"crash:{callback.__name__}", text, error=True)
+            if len(args) == 2 and hasattr(args[1], "success"):  # a Trigger service
+                return self._answer(args[1], False, f"internal error: {text}")
+            return None
+    return wrapper
+
+
+def _pose_from_transform(tr) -> np.ndarray:
+    """geometry_msgs/Transform -> 4x4."""
+    t, q = tr.translation, tr.rotation
+    return pose_from_quat([t.x, t.y, t.z], [q.x, q.y, q.z, q.w])
+
+
+class RelocalizationNode(Node):
+    """See the module docstring. ``shutdown()`` stops the worker and any map build."""
+
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        for p in PARAMS:
+            self.declare_parameter(p.name, p.default, _descriptor(p))
+        self._lock = threading.Lock()          # counters and last-frame figures
+        self._mapping_lock = threading.RLock()  # mapping state
+        self.counts = Counter(received=0, localized=0, rejected=0, dropped_stale=0)
+        self._last = {"localized": False, "latency_ms": None, "stamp_latency_ms": None,
+                      "inlier_ratio": None, "confidence": None, "rejection": ""}
+        self._latencies: deque[float] = deque(maxlen=100)
+        self._logged: dict[str, float] = {}
+        self._rate = RateMeter()
+        self._infos = StampedBuffer(capacity=50)
+        self._slot = LatestSlot()
+        self._warned_distortion = False
+
+        threads = self.p("inference_threads")
+        if threads:
+            torch.set_num_threads(threads)
+        self.device = torch.device(self.p("device"))
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("device 'cuda' requested but CUDA is not available")
+        self.encoder_path = self.p("encoder_path") or None
+        self.encoder = load_encoder(self.encoder_path, self.device)
+        self._map_path = ""
+        self._localizer: Localizer | None = None
+        self._map_error = ""
+        if self.p("map_path"):
+            try:
+                self._localizer = self._make_localizer(self.p("map_path"), self.p("estimator"))
+                self._map_path = self.p("map_path")
+                self.get_logger().info(f"map loaded: {self._map_path}")
+            except (MapFileError, ValueError) as exc:
+                self._map_error = str(exc)
+                self.get_logger().error(f"cannot load map_path: {exc}; waiting for a valid map")
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self._mapping_state = "idle"  # idle | collecting | building
+        self._collector: KeyframeCollector | None = None
+        self._build: BackgroundMapBuild | None = None
+        self._mapping_message = ""
+        self._mapping_error = ""
+        self._base_from_camera = pose_from_quat(self.p("base_from_camera")[:3],
+                                                self.p("base_from_camera")[3:])
+        self._setup_tf()
+        self._setup_io()
+        self._running = True
+        self._worker = threading.Thread(target=self._work, name="relocalization-worker", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"ready: {self._image_topic} + {self.resolve_topic_name('camera_info')} -> "
+            f"{self._pose_pub.topic_name}; estimator {self.p('estimator')} on {self.device}; "
+            f"map {'loaded' if self._localizer else 'none (set map_path or use ~/start_mapping)'}")
+
+    # ---- set-up -------------------------------------------------------------------------
+    def p(self, name: str):
+        return self.get_parameter(name).value
+
+    def _setup_tf(self) -> None:
+        self._tf_broadcaster = self._tf_buffer = None
+        if tf2_ros is None:
+            if self.p("publish_tf") or self.p("mapping_pose_type") == "tf":
+                self.get_logger().warning(
+                    "tf2_ros is not available in this Python environment: no TF is broadcast "
+                    "(poses are published on ~/pose and ~/pose_with_covariance only) and "
+                    "mapping_pose_type 'tf' cannot be used. Source a ROS 2 install with tf2_ros "
+                    "to enable them.")
+            return
+        self._tf_broadcaster = tf2_ros.TransformBroadcaster(self)
+        self._tf_buffer = tf2_ros.Buffer()
+        self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
+
+    def _setup_io(self) -> None:
+        reliability = (ReliabilityPolicy.RELIABLE if self.p("qos_reliability") == "reliable"
+                       else ReliabilityPolicy.BEST_EFFORT)
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.p("qos_depth"),
+                         reliability=reliability)
+        if self.p("image_transport") == "compressed":
+            self._image_sub = self.create_subscription(CompressedImage, "image/compressed",
+                                                       self._on_image, qos)
+        else:
+            self._image_sub = self.create_subscription(Image, "image", self._on_image, qos)
+        self._image_topic = self._image_sub.topic_name
+        self._info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos)
+        pose_type = self.p("mapping_pose_type")
+        if pose_type == "pose":
+            self.create_subscription(PoseStamped, self.p("mapping_pose_topic"),
+                                     lambda m: self._on_mapping_pose(m.header, m.pose), 50)
+        elif pose_type == "odometry":
+            self.create_subscription(Odometry, self.p("mapping_pose_topic"),
+                                     lambda m: self._on_mapping_pose(m.header, m.pose.pose), 50)
+        self._pose_pub = self.create_publisher(PoseStamped, "~/pose", 10)
+        self._pose_cov_pub = self.create_publisher(PoseWithCovarianceStamped, "~/pose_with_covariance", 10)
+        self._status_pub = self.create_publisher(String, "~/status", 10)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_service(Trigger, "~/start_mapping", self._start_mapping)
+        self.create_service(Trigger, "~/stop_mapping", self._stop_mapping)
+        self.create_service(Trigger, "~/cancel_mapping", self._cancel_mapping)
+        self.create_timer(self.p("status_period"), self._publish_status)
+        self.create_timer(0.25, self._poll_build)
+
+    def _make_localizer(self, map_path: str, estimator: str, scene_map=None) -> Localizer:
+        """A complete Localizer for the map file (raises MapFileError / ValueError)."""
+        scene_map = scene_map or load_map(Path(map_path).expanduser(), self.device)
+        return Localizer(scene_map, self.encoder, make_estimator(estimator, short_side=scene_map.short_side),
+                         device=self.device)
+
+    # ---- parameters ---------------------------------------------------------------------
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        try:
+            return self._apply_parameters({p.name: p.value for p in params})
+        except Exception as exc:  # noqa: BLE001 - refuse the change, keep the node
+            self._log("params", f"parameter change failed: {type(exc).__name__}: {exc}", error=True)
+            return SetParametersResult(successful=False, reason=f"{type(exc).__name__}: {exc}")
+
+    def _apply_parameters(self, new: dict) -> SetParametersResult:
+        """Validate every change; a new map or estimator is built completely before it is
+        swapped in, so the worker never sees a half-loaded map."""
+        for name, value in new.items():
+            spec = BY_NAME.get(name)
+            if spec is not None and spec.choices and value not in spec.choices:
+                return SetParametersResult(successful=False, reason=(
+                    f"{name} must be one of {', '.join(spec.choices)} (got '{value}')"))
+        if "base_from_camera" in new:
+            v = list(new["base_from_camera"])
+            if len(v) != 7 or not np.all(np.isfinite(v)) or abs(np.linalg.norm(v[3:]) - 1) > 1e-3:
+                return SetParametersResult(successful=False, reason=(
+                    "base_from_camera must be 7 finite numbers x y z qx qy qz qw with a unit quaternion"))
+        localizer = self._localizer
+        map_path = new.get("map_path", self._map_path)
+        estimator = new.get("estimator", self.p("estimator"))
+        if "map_path" in new or "estimator" in new:
+            if not map_path:
+                localizer = None
+            else:
+                try:
+                    reuse = localizer.scene_map if (localizer and "map_path" not in new) else None
+                    localizer = self._make_localizer(map_path, estimator, reuse)
+                except (MapFileError, ValueError) as exc:
+                    self._log("map", f"refused map_path change: {exc}", error=True)
+                    return SetParametersResult(successful=False, reason=str(exc))
+        if "base_from_camera" in new:
+            v = new["base_from_camera"]
+            self._base_from_camera = pose_from_quat(v[:3], v[3:])
+        if localizer is not self._localizer:
+            self._localizer, self._map_path, self._map_error = localizer, map_path, ""
+            self.get_logger().info(f"map swapped in: {map_path or '(none)'} (estimator {estimator})")
+        return SetParametersResult(successful=True)
+
+    # ---- inputs -------------------------------------------------------------------------
+    @_guarded
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        try:
+            camera = camera_from_info(msg)
+        except InputError as exc:
+            camera = exc
+        if has_distortion(msg) and not self._warned_distortion:
+            self._warned_distortion = True
+            self.get_logger().warning(
+                "CameraInfo has non-zero distortion; lens distortion is not modelled, images "
+                "are used as if rectified (subscribe to image_rect for best accuracy)")
+        self._infos.add(seconds(msg.header.stamp), camera, key=msg.header.frame_id)
+
+    def _camera_for(self, header: Header, wait_s: float = 0.0):
+        """The CameraInfo of the image's stamp (waiting up to ``wait_s`` for it), else the
+        latest of the same frame id; an InputError when there is none or it is unusable."""
+        stamp, deadline = seconds(header.stamp), time.monotonic() + wait_s
+        camera = self._infos.nearest(stamp, 1e-6)
+        while camera is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+            camera = self._infos.nearest(stamp, 1e-6)
+        if camera is None:
+            camera = self._infos.latest(header.frame_id)
+        if camera is None:
+            return InputError(f"no CameraInfo received on {self._info_sub.topic_name} for "
+                              f"frame '{header.frame_id}'")
+        return camera
+
+    @_guarded
+    def _on_image(self, msg) -> None:
+        now = time.monotonic()
+        self._rate.tick(now)
+        stamp = seconds(msg.header.stamp)
+        with self._mapping_lock:
+            if self._mapping_state == "collecting":
+                if self.p("mapping_pose_type") == "tf":
+                    self._pose_from_tf(msg.header)
+                self._collector.add_image(stamp, msg)
+                self._collect_keyframes()
+        with self._lock:
+            self.counts["received"] += 1
+            if self._slot.put((msg, now)):
+                self.counts["dropped_stale"] += 1
+
+    def _decode(self, msg, *, wait_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """(image, K) of a frame, or InputError."""
+        camera = self._camera_for(msg.header, wait_s)
+        if isinstance(camera, InputError):
+            raise camera
+        image = image_from_compressed(msg) if isinstance(msg, CompressedImage) else image_from_msg(msg)
+        K, width, height = camera
+        check_image_size(image, width, height)
+        return image, K
+
+    # ---- localization (worker thread) ----------------------------------------------------
+    def _work(self) -> None:
+        while self._running:
+            item = self._slot.take(timeout=0.2)
+            if item is not None:
+                self._localize(*item)
+
+    def _localize(self, msg, received: float) -> None:
+        localizer = self._localizer  # one map for the whole frame, even if swapped meanwhile
+        try:
+            image, K = self._decode(msg, wait_s=CAMERA_INFO_WAIT_S)
+            if localizer is None:
+                raise InputError("no map loaded: set map_path or build one with ~/start_mapping"
+                                 + (f" (last map error: {self._map_error})" if self._map_error else ""))
+            est = localizer.localize(image, K)
+        except InputError as exc:
+            return self._reject(str(exc), kind="input")
+        except Exception as exc:  # never let one frame stop the worker
+            return self._reject(f"localization failed: {type(exc).__name__}: {exc}", kind="error")
+        if est is None:
+            return self._reject("no pose: too few usable scene coordinates", kind="no_pose")
+        if est.confidence < self.p("min_confidence"):
+            return self._reject(f"confidence {est.confidence:.3f} below min_confidence "
+                                f"{self.p('min_confidence')}", kind="confidence", level="debug")
+        self._publish(msg.header, est)
+        done = time.monotonic()
+        with self._lock:
+            self.counts["localized"] += 1
+            latency = 1e3 * (done - received)
+            self._latencies.append(latency)
+            self._last.update(localized=True, latency_ms=latency, inlier_ratio=est.inlier_ratio,
+                              confidence=est.confidence, timings_ms=est.timings_ms,
+                              stamp_latency_ms=1e3 * (self.get_clock().now().nanoseconds * 1e-9
+                                                      - seconds(msg.header.stamp)))
+
+    def _reject(self, reason: str, *, kind: str, level: str = "warning") -> None:
+        with self._lock:
+            self.counts["rejected"] += 1
+            self.counts[f"rejected_{kind}"] += 1
+            self._last.update(localized=False, rejection=reason)
+        self._log(kind, f"frame not localized: {reason}", level=level)
+
+    def _log(self, key: str, text: str, *, error: bool = False, level: str = "warning") -> None:
+        """Log ``text``; the same kind of message (``key`` + the text without its numbers) at
+        most every LOG_REPEAT_S seconds."""
+        now = time.monotonic()
+        key = f"{key}:{re.sub(r'[0-9.]+', '#', text)}"
+        if now - self._logged.get(key, -1e9) < LOG_REPEAT_S:
+            return
+        self._logged[key] = now
+        self._emit("error" if error else level, text)
+
+    def _emit(self, level: str, text: str) -> None:
+        """Log at ``level``; rclpy wants one severity per call site, hence one line each."""
+        logger = self.get_logger()
+        if level == "error":
+            logger.error(text)
+        elif level == "warning":
+            logger.warning(text)
+        elif level == "info":
+            logger.info(text)
+        else:
+            logger.debug(text)
+
+    def _publish(self, header: Header, est) -> None:
+        out = Header(stamp=header.stamp, frame_id=self.p("map_frame"))
+        pose = pose_to_msg(est.map_from_cam)
+        self._pose_pub.publish(PoseStamped(header=out, pose=pose))
+        with_cov = PoseWithCovarianceStamped(header=out)
+        with_cov.pose.pose = pose
+        cov = est.covariance if np.all(np.isfinite(est.covariance)) else np.diag([1e6] * 6)
+        with_cov.pose.covariance = [float(c) for c in cov.reshape(36)]
+        self._pose_cov_pub.publish(with_cov)
+        if self._tf_broadcaster is not None and self.p("publish_tf"):
+            self._broadcast_tf(header, est.map_from_cam)
+
+    def _broadcast_tf(self, header: Header, map_from_cam: np.ndarray) -> None:
+        """map -> odom (REP-105) when odom_frame is set, else map -> camera frame."""
+        camera_frame = self.p("camera_frame") or header.frame_id
+        odom_frame = self.p("odom_frame")
+        if odom_frame:
+            try:
+                tr = self._tf_buffer.lookup_transform(odom_frame, camera_frame,
+                                                      Time.from_msg(header.stamp))
+            except Exception as exc:  # tf2 raises several lookup/extrapolation errors
+                return self._log("tf", f"no {odom_frame} -> {camera_frame} transform at the image "
+                                 f"stamp ({exc}); map -> {odom_frame} not published")
+            parent_from_child = map_from_cam @ invert_pose(_pose_from_transform(tr.transform))
+            child = odom_frame
+        else:
+            parent_from_child, child = map_from_cam, camera_frame
+        ts = TransformStamped()
+        ts.header.stamp = stamp_from_seconds(seconds(header.stamp) + self.p("transform_tolerance"))
+        ts.header.frame_id, ts.child_frame_id = self.p("map_frame"), child
+        t, q = quat_from_pose(parent_from_child)
+        ts.transform.translation.x, ts.transform.translation.y, ts.transform.translation.z = map(float, t)
+        (ts.transform.rotation.x, ts.transform.rotation.y, ts.transform.rotation.z,
+         ts.transform.rotation.w) = map(float, q)
+        self._tf_broadcaster.sendTransform(ts)
+
+    # ---- mapping ------------------------------------------------------------------------
+    @_guarded
+    def _on_mapping_pose(self, header: Header, pose) -> None:
+        with self._mapping_lock:
+            if self._mapping_state != "collecting":
+                return
+            try:
+                map_from_cam = pose_from_msg(pose) @ self._base_from_camera
+            except InputError as exc:
+                self._collector.counts["refused_poses"] += 1
+                reason = str(exc)
+            else:
+                reason = self._collector.add_pose(seconds(header.stamp), map_from_cam)
+            if reason:
+                self._mapping_error = f"mapping pose refused: {reason}"
+                self._log("mapping_pose", self._mapping_error)
+                return
+            self._collect_keyframes()
+
+    def _pose_from_tf(self, header: Header) -> None:
+        camera_frame = self.p("camera_frame") or header.frame_id
+        try:
+            tr = self._tf_buffer.lookup_transform(self.p("map_frame"), camera_frame,
+                                                  Time.from_msg(header.stamp))
+        except Exception as exc:
+            return self._log("mapping_tf", f"no {self.p('map_frame')} -> {camera_frame} transform "
+                             f"for a mapping image ({exc})")
+        self._collector.add_pose(seconds(header.stamp), _pose_from_transform(tr.transform))
+
+    def _collect_keyframes(self) -> None:
+        """Decode the images that became keyframes (called with the mapping lock held)."""
+        for msg, map_from_cam in self._collector.ready():
+            try:
+                image, K = self._decode(msg)
+            except InputError as exc:
+                self._collector.counts["bad_images"] += 1
+                self._mapping_error = f"mapping image refused: {exc}"
+                self._log("mapping_image", self._mapping_error)
+                continue
+            self._collector.keep(image, K, map_from_cam)
+
+    @_guarded
+    def _start_mapping(self, request, response):
+        with self._mapping_lock:
+            ok, msg = False, ""
+            if self._mapping_state == "building":
+                msg = (f"a map is being built ({100 * self._build.status.progress:.0f} %): wait for "
+                       f"it or call ~/cancel_mapping")
+            elif self._mapping_state == "collecting":
+                msg = (f"already collecting ({len(self._collector.keyframes)} keyframes): call "
+                       f"~/stop_mapping to build the map or ~/cancel_mapping to discard")
+            elif self.p("mapping_pose_type") == "tf" and tf2_ros is None:
+                msg = "mapping_pose_type is 'tf' but tf2_ros is not installed"
+            else:
+                self._collector = KeyframeCollector(
+                    min_translation_m=self.p("keyframe_min_translation"),
+                    min_rotation_deg=self.p("keyframe_min_rotation"),
+                    max_keyframes=self.p("max_keyframes"),
+                    pose_tolerance_s=self.p("mapping_pose_tolerance"),
+                    store_short_side=round(1.5 * preset(self.p("mapping_preset")).short_side))
+                self._mapping_state, self._mapping_error = "collecting", ""
+                source = ("TF" if self.p("mapping_pose_type") == "tf"
+                          else self.resolve_topic_name(self.p("mapping_pose_topic")))
+                ok, msg = True, f"collecting keyframes from {self._image_topic} with poses from {source}"
+            self._mapping_message = msg if ok else self._mapping_message
+        return self._answer(response, ok, msg)
+
+    @_guarded
+    def _stop_mapping(self, request, response):
+        with self._mapping_lock:
+            if self._mapping_state == "building":
+                return self._answer(response, False, "already building a map: wait for it or "
+                                    "call ~/cancel_mapping")
+            if self._mapping_state != "collecting":
+                return self._answer(response, False, "not collecting keyframes: call "
+                                    "~/start_mapping first")
+            collector = self._collector
+            n, need = len(collector.keyframes), self.p("min_keyframes")
+            if n < need:
+                return self._answer(response, False, (
+                    f"only {n} keyframes so far (min_keyframes {need}); keep moving the camera "
+                    f"or call ~/cancel_mapping ({self._collection_summary()})"))
+            epochs = self.p("mapping_epochs")
+            config = preset(self.p("mapping_preset"), **({"epochs": epochs} if epochs > 0 else {}))
+            out = Path(self.p("map_dir")).expanduser() / time.strftime("map-%Y%m%d-%H%M%S.map")
+            try:
+                self._build = BackgroundMapBuild(
+                    collector.keyframes, out, config, encoder_path=self.encoder_path,
+                    device=self.p("device"), threads=self.p("mapping_threads")).start()
+            except (OSError, ValueError) as exc:
+                return self._answer(response, False, f"cannot start mapping: {exc}")
+            self._collector, self._mapping_state = None, "building"
+            self._mapping_message = f"building a map from {n} keyframes -> {out}"
+        return self._answer(response, True, f"building a map from {n} keyframes in the "
+                            f"background; it will be written to {out} and loaded when done")
+
+    @_guarded
+    def _cancel_mapping(self, request, response):
+        with self._mapping_lock:
+            if self._mapping_state == "collecting":
+                n = len(self._collector.keyframes)
+                self._collector, self._mapping_state = None, "idle"
+                self._mapping_message = f"mapping cancelled, {n} keyframes discarded"
+                return self._answer(response, True, self._mapping_message)
+            if self._mapping_state == "building":
+                self._build.cancel()
+                return self._answer(response, True, "cancelling the map build")
+        return self._answer(response, False, "nothing to cancel: not mapping")
+
+    def _answer(self, response, ok: bool, message: str):
+        response.success, response.message = ok, message
+        self._emit("info" if ok else "warning", message)
+        return response
+
+    def _collection_summary(self) -> str:
+        c = self._collector.counts
+        return (f"{c['keyframes']} keyframes, {c['still']} frames too close to the last keyframe, "
+                f"{c['unposed']} without a pose, {c['refused_poses']} poses refused, "
+                f"{c['over_cap']} over the cap")
+
+    @_guarded
+    def _poll_build(self) -> None:
+        with self._mapping_lock:
+            if self._mapping_state != "building":
+                return
+            status = self._build.poll()
+            self._mapping_message = status.message
+            if status.state == "running":
+                return
+            self._mapping_state = "idle"
+        if status.state == "done":
+            result = self.set_parameters([Parameter("map_path", Parameter.Type.STRING,
+                                                    status.map_path)])[0]
+            if result.successful:
+                self._mapping_message = f"{status.message}; now localizing in it"
+            else:
+                self._mapping_error = f"new map refused: {result.reason}"
+        else:
+            self._mapping_error = status.message
+        self._emit("info" if status.state == "done" else "warning",
+                   self._mapping_error or self._mapping_message)
+
+    # ---- status -------------------------------------------------------------------------
+    def status(self) -> dict:
+        """Everything ~/status and /diagnostics report (JSON-serialisable)."""
+        with self._lock:
+            last = dict(self._last)
+            counts = dict(self.counts)
+            mean = float(np.mean(self._latencies)) if self._latencies else None
+        with self._mapping_lock:
+            mapping = {"state": self._mapping_state, "message": self._mapping_message,
+                       "error": self._mapping_error, "progress": 0.0, "keyframes": 0}
+            if self._collector is not None:
+                mapping.update(keyframes=len(self._collector.keyframes),
+                               counts=dict(self._collector.counts))
+            if self._build is not None:
+                mapping["progress"] = round(self._build.status.progress, 4)
+        return {
+            "localized": last["localized"], "map_loaded": self._localizer is not None,
+            "map_path": self._map_path, "map_error": self._map_error,
+            "estimator": self.p("estimator"), "input_rate_hz": round(self._rate.rate(), 2),
+            "latency_ms": last["latency_ms"], "latency_ms_mean": mean,
+            "stamp_latency_ms": last["stamp_latency_ms"], "inlier_ratio": last["inlier_ratio"],
+            "confidence": last["confidence"], "timings_ms": last.get("timings_ms", {}),
+            "last_rejection": last["rejection"], "frames": counts, "mapping": mapping,
+        }
+
+    @_guarded
+    def _publish_status(self) -> None:
+        s = self.status()
+        self._status_pub.publish(String(data=json.dumps(s)))
+        diag = DiagnosticStatus(name=f"{self.get_name()}: relocalization",
+                                hardware_id=self.get_fully_qualified_name())
+        if not s["map_loaded"]:
+            diag.level, diag.message = DiagnosticStatus.WARN, "no map loaded"
+        elif s["mapping"]["error"]:
+            diag.level, diag.message = DiagnosticStatus.WARN, s["mapping"]["error"]
+        elif not s["localized"] and s["frames"]["received"]:
+            diag.level, diag.message = DiagnosticStatus.WARN, f"not localized: {s['last_rejection']}"
+        else:
+            diag.level, diag.message = DiagnosticStatus.OK, "localized" if s["localized"] else "waiting for images"
+        if s["mapping"]["state"] != "idle":
+            diag.message += f"; mapping {s['mapping']['state']}: {s['mapping']['message']}"
+        flat = {k: v for k, v in s.items() if not isinstance(v, dict)}
+        flat.update({f"frames.{k}": v for k, v in s["frames"].items()})
+        flat.update({f"mapping.{k}": v for k, v in s["mapping"].items() if not isinstance(v, dict)})
+        diag.values = [KeyValue(key=k, value=f"{v:.3f}" if isinstance(v, float) else str(v))
+                       for k, v in flat.items()]
+        array = DiagnosticArray(status=[diag])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(array)
+
+    def shutdown(self) -> None:
+        self._running = False
+        self._worker.join(5.0)
+        with self._mapping_lock:
+            if self._build is not None:
+                self._build.terminate()
+
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``relocalization_node`` and ``marepo-ros node`` (ROS arguments pass
+    through: --ros-args -r image:=/cam/image_raw -p map_path:=... --params-file FILE)."""
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = RelocalizationNode()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (EncoderError, RuntimeError) as exc:
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
+        return 1
+    finally:
+        if node is not None:
+            node.shutdown()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

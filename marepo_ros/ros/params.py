@@ -1,0 +1,87 @@
+"""Every parameter of the relocalization node, in one table: name, default, description, and
+its constraints. The node declares them from here; config/relocalize.yaml documents them and a
+test keeps the two in step."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..localizer import ESTIMATORS
+from ..mapping import PRESETS
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter. ``read_only``: fixed at start-up. ``range``: (min, max) inclusive for
+    numbers. ``choices``: allowed strings."""
+    name: str
+    default: object
+    description: str
+    read_only: bool = False
+    range: tuple[float, float] | None = None
+    choices: tuple[str, ...] | None = None
+
+
+PARAMS: tuple[Param, ...] = (
+    # localization
+    Param("map_path", "", "Map file to localize in (empty: none yet). Setting it at run time "
+          "swaps the map without a restart; a missing, damaged or incompatible file is refused "
+          "and the current map stays."),
+    Param("encoder_path", "", "Encoder weights (empty: the shipped encoder). A map only works "
+          "with the encoder it was built with.", read_only=True),
+    Param("estimator", "ransac", "Pose estimator.", choices=ESTIMATORS),
+    Param("device", "cpu", "Torch device for inference and mapping: cpu or cuda.",
+          read_only=True, choices=("cpu", "cuda")),
+    Param("inference_threads", 0, "Torch CPU threads for inference (0: torch's default).",
+          read_only=True, range=(0, 256)),
+    Param("min_confidence", 0.05, "Estimates below this confidence (RANSAC: inlier ratio, "
+          "scaled down below 100 inliers) are not published.", range=(0.0, 1.0)),
+    # inputs
+    Param("image_transport", "raw", "Subscribe to 'image' (raw: sensor_msgs/Image) or "
+          "'image/compressed' (compressed: sensor_msgs/CompressedImage).", read_only=True,
+          choices=("raw", "compressed")),
+    Param("qos_reliability", "best_effort", "Reliability of the image and camera_info "
+          "subscriptions (sensor-data QoS is best_effort).", read_only=True,
+          choices=("best_effort", "reliable")),
+    Param("qos_depth", 5, "History depth of the image and camera_info subscriptions.",
+          read_only=True, range=(1, 100)),
+    # outputs
+    Param("map_frame", "map", "Frame of the published poses (the frame the mapping poses "
+          "were expressed in)."),
+    Param("odom_frame", "", "With tf2_ros and publish_tf: publish map_frame -> odom_frame "
+          "(REP-105), from the camera pose and the odom -> camera transform. Empty: publish "
+          "map_frame -> camera frame instead."),
+    Param("camera_frame", "", "Camera (optical) frame id; empty: the image's header.frame_id."),
+    Param("publish_tf", True, "Broadcast the TF described under odom_frame (needs tf2_ros)."),
+    Param("transform_tolerance", 0.1, "Seconds the published TF is post-dated by.",
+          range=(0.0, 10.0)),
+    Param("status_period", 1.0, "Seconds between ~/status and /diagnostics messages.",
+          read_only=True, range=(0.05, 60.0)),
+    # mapping
+    Param("map_dir", "~/.ros/marepo_ros/maps", "Folder where ~/stop_mapping writes new maps."),
+    Param("mapping_pose_topic", "mapping_pose", "Topic with the camera (or base) poses used "
+          "while mapping.", read_only=True),
+    Param("mapping_pose_type", "pose", "Type of the mapping poses: pose (PoseStamped), "
+          "odometry (nav_msgs/Odometry), or tf (lookup map_frame -> camera frame; needs "
+          "tf2_ros).", read_only=True, choices=("pose", "odometry", "tf")),
+    Param("base_from_camera", [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], "Camera optical frame in "
+          "the frame the mapping poses describe, as x y z qx qy qz qw (identity: the poses "
+          "are of the camera optical frame itself)."),
+    Param("mapping_pose_tolerance", 0.05, "Seconds an image and a mapping pose may differ to "
+          "be paired.", range=(0.0, 1.0)),
+    Param("keyframe_min_translation", 0.05, "A new keyframe needs this much motion (metres) "
+          "since the last one ...", range=(0.0, 100.0)),
+    Param("keyframe_min_rotation", 5.0, "... or this much rotation (degrees).",
+          range=(0.0, 180.0)),
+    Param("max_keyframes", 500, "Cap on the keyframes held while mapping (memory bound: about "
+          "0.2 MB each).", range=(2, 10000)),
+    Param("min_keyframes", 10, "Keyframes needed before ~/stop_mapping builds a map.",
+          range=(2, 10000)),
+    Param("mapping_preset", "fast", "Mapping schedule (see marepo-ros map build --preset).",
+          choices=tuple(PRESETS)),
+    Param("mapping_epochs", 0.0, "Passes over the feature buffer (0: the preset's).",
+          range=(0.0, 1000.0)),
+    Param("mapping_threads", 1, "Torch threads of the mapping process (it runs at lower CPU "
+          "priority beside localization).", range=(1, 256)),
+)
+
+BY_NAME = {p.name: p for p in PARAMS}

@@ -1,0 +1,201 @@
+"""Real DDS test harness: the node runs as its own process (``marepo-ros node``), the test talks
+to it through an rclpy client node on loopback, in a ROS domain of its own."""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+DOMAIN_ID = 100 + os.getpid() % 100  # keeps parallel test sessions apart
+os.environ["ROS_DOMAIN_ID"] = str(DOMAIN_ID)
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+import rclpy  # noqa: E402
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped  # noqa: E402
+from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
+from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+
+from marepo_ros.ros.conversions import pose_to_msg, stamp_from_seconds  # noqa: E402
+
+NODE = "/relocalization_node"
+_CLIENTS = itertools.count()
+
+
+def wait_for(predicate, timeout: float, what: str, poll: float = 0.05):
+    """Poll ``predicate`` until truthy (returns its value) or fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class NodeProcess:
+    """``marepo-ros node`` in a child process; its log is kept in ``log_path``."""
+
+    def __init__(self, log_path: Path, *cli_args: str, params: dict | None = None):
+        args = [sys.executable, "-m", "marepo_ros.cli", "node", *cli_args, "--ros-args"]
+        for k, v in (params or {}).items():
+            args += ["-p", f"{k}:={json.dumps(v) if isinstance(v, (list, bool)) else v}"]
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> int:
+        if self.alive():
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+class Client:
+    """A test node that feeds frames to the relocalization node and records what comes back."""
+
+    def __init__(self, *, compressed: bool = False):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=DOMAIN_ID)
+        self.node = rclpy.create_node(f"marepo_test_client_{next(_CLIENTS)}", context=self.context)
+        qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        self.image_pub = (self.node.create_publisher(CompressedImage, "/image/compressed", qos)
+                          if compressed else self.node.create_publisher(Image, "/image", qos))
+        self.info_pub = self.node.create_publisher(CameraInfo, "/camera_info", qos)
+        self.mapping_pose_pub = self.node.create_publisher(PoseStamped, "/mapping_pose", 50)
+        self.poses: list[PoseStamped] = []
+        self.poses_cov: list[PoseWithCovarianceStamped] = []
+        self.statuses: list[dict] = []
+        self.diagnostics: list[DiagnosticArray] = []
+        self.node.create_subscription(PoseStamped, f"{NODE}/pose", self.poses.append, 50)
+        self.node.create_subscription(PoseWithCovarianceStamped, f"{NODE}/pose_with_covariance",
+                                      self.poses_cov.append, 50)
+        self.node.create_subscription(String, f"{NODE}/status",
+                                      lambda m: self.statuses.append(json.loads(m.data)), 50)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 50)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+        self._clients = {}
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+    # --- talking to the node ---
+    def _client(self, srv_type, name: str):
+        if name not in self._clients:
+            self._clients[name] = self.node.create_client(srv_type, name)
+        client = self._clients[name]
+        assert client.wait_for_service(timeout_sec=30), f"service {name} not available"
+        return client
+
+    def _call(self, srv_type, name: str, request, timeout: float = 30.0):
+        future = self._client(srv_type, name).call_async(request)
+        wait_for(future.done, timeout, f"an answer from {name}")
+        return future.result()
+
+    def trigger(self, service: str) -> Trigger.Response:
+        return self._call(Trigger, f"{NODE}/{service}", Trigger.Request())
+
+    def set_params(self, **values) -> list:
+        request = SetParameters.Request(parameters=[
+            Parameter(k, value=v).to_parameter_msg() for k, v in values.items()])
+        return self._call(SetParameters, f"{NODE}/set_parameters", request).results
+
+    def get_param(self, name: str):
+        response = self._call(GetParameters, f"{NODE}/get_parameters", GetParameters.Request(names=[name]))
+        return Parameter.from_parameter_msg(ParameterMsg(name=name, value=response.values[0])).value
+
+    def status(self, timeout: float = 10.0) -> dict:
+        """The next status message published after this call."""
+        n = len(self.statuses)
+        wait_for(lambda: len(self.statuses) > n, timeout, "a status message")
+        return self.statuses[-1]
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        wait_for(lambda: self.statuses, timeout, "the node's first status message")
+        wait_for(lambda: all(p.get_subscription_count() for p in
+                             (self.image_pub, self.info_pub, self.mapping_pose_pub)),
+                 timeout, "the node to subscribe to the inputs")
+        self._client(Trigger, f"{NODE}/start_mapping")
+
+    # --- sending frames ---
+    def send_camera_info(self, stamp: float, K: np.ndarray, width: int, height: int,
+                         frame_id: str = "camera") -> None:
+        msg = CameraInfo(width=width, height=height, distortion_model="plumb_bob")
+        msg.header.stamp, msg.header.frame_id = stamp_from_seconds(stamp), frame_id
+        msg.k = [float(v) for v in np.asarray(K).reshape(9)]
+        msg.d = [0.0] * 5
+        msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+        msg.p = [float(K[0, 0]), 0.0, float(K[0, 2]), 0.0, 0.0, float(K[1, 1]), float(K[1, 2]),
+                 0.0, 0.0, 0.0, 1.0, 0.0]
+        self.info_pub.publish(msg)
+
+    def send_image(self, stamp: float, rgb: np.ndarray, *, encoding: str = "rgb8",
+                   frame_id: str = "camera") -> None:
+        msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding=encoding)
+        msg.header.stamp, msg.header.frame_id = stamp_from_seconds(stamp), frame_id
+        msg.step = rgb.shape[1] * (rgb.shape[2] if rgb.ndim == 3 else 1) * rgb.itemsize
+        msg.data = rgb.tobytes()
+        self.image_pub.publish(msg)
+
+    def send_compressed(self, stamp: float, data: bytes, fmt: str = "jpeg",
+                        frame_id: str = "camera") -> None:
+        msg = CompressedImage(format=fmt, data=data)
+        msg.header.stamp, msg.header.frame_id = stamp_from_seconds(stamp), frame_id
+        self.image_pub.publish(msg)
+
+    def send_mapping_pose(self, stamp: float, map_from_cam: np.ndarray) -> None:
+        msg = PoseStamped(pose=pose_to_msg(map_from_cam))
+        msg.header.stamp, msg.header.frame_id = stamp_from_seconds(stamp), "map"
+        self.mapping_pose_pub.publish(msg)
+
+    def pose_at(self, stamp: float, timeout: float = 30.0) -> PoseStamped:
+        """The pose the node published for the image of ``stamp``."""
+        def find():
+            for p in self.poses:
+                if abs(p.header.stamp.sec + 1e-9 * p.header.stamp.nanosec - stamp) < 1e-6:
+                    return p
+            return None
+        return wait_for(find, timeout, f"a pose stamped {stamp:.3f}")
+
+    def frames_done(self, n: int, timeout: float = 60.0) -> dict:
+        """Wait until the node accounted for ``n`` received frames (localized, rejected or
+        dropped); returns that status."""
+        def done():
+            s = self.statuses[-1] if self.statuses else None
+            if s is None:
+                return None
+            f = s["frames"]
+            return s if f["received"] >= n and f["localized"] + f["rejected"] + f["dropped_stale"] >= n else None
+        return wait_for(done, timeout, f"the node to account for {n} frames")

@@ -1,0 +1,82 @@
+"""ROS message <-> numpy conversions (messages built in memory, no DDS)."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from geometry_msgs.msg import Pose
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+
+from marepo_ros.geometry import pose_from_quat
+from marepo_ros.ros.conversions import (InputError, camera_from_info, check_image_size,
+                                        image_from_compressed, image_from_msg, pose_from_msg,
+                                        pose_to_msg, seconds, stamp_from_seconds)
+
+RNG = np.random.default_rng(0)
+RGB = RNG.integers(0, 256, (6, 5, 3), dtype=np.uint8)
+
+
+def image_msg(pixels: np.ndarray, encoding: str, pad: int = 0) -> Image:
+    h, w = pixels.shape[:2]
+    rows = pixels.reshape(h, -1)
+    rows = np.hstack([rows, np.zeros((h, pad), np.uint8)])
+    return Image(height=h, width=w, encoding=encoding, step=rows.shape[1], data=rows.tobytes())
+
+
+@pytest.mark.parametrize("encoding, pixels", [
+    ("rgb8", RGB), ("bgr8", RGB[..., ::-1]), ("rgba8", np.dstack([RGB, RGB[..., :1]])),
+    ("bgra8", np.dstack([RGB[..., ::-1], RGB[..., :1]]))])
+@pytest.mark.parametrize("pad", [0, 3])
+def test_colour_encodings_give_rgb(encoding, pixels, pad):
+    np.testing.assert_array_equal(image_from_msg(image_msg(np.ascontiguousarray(pixels), encoding, pad)), RGB)
+
+
+def test_mono_and_bad_images():
+    grey = RGB[..., 0].copy()
+    np.testing.assert_array_equal(image_from_msg(image_msg(grey, "mono8", pad=2)), grey)
+    with pytest.raises(InputError, match="unsupported image encoding '16UC1'"):
+        image_from_msg(image_msg(grey, "16UC1"))
+    short = image_msg(RGB, "rgb8")
+    short.data = short.data[:-1]
+    with pytest.raises(InputError, match="too short"):
+        image_from_msg(short)
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg"])
+def test_compressed_images_decode_like_opencv(ext):
+    ok, data = cv2.imencode(ext, RGB[..., ::-1])
+    msg = CompressedImage(format=ext[1:], data=data.tobytes())
+    expected = cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1]
+    np.testing.assert_array_equal(image_from_compressed(msg), expected)
+    with pytest.raises(InputError, match="cannot decode"):
+        image_from_compressed(CompressedImage(format="jpeg", data=b"not an image"))
+
+
+def test_camera_info_checks():
+    info = CameraInfo(width=640, height=480)
+    info.k = [500.0, 0.0, 320.0, 0.0, 510.0, 240.0, 0.0, 0.0, 1.0]
+    K, w, h = camera_from_info(info)
+    assert (w, h) == (640, 480) and K[1, 1] == 510
+    with pytest.raises(InputError, match="is 640x480 but its CameraInfo is 320x240"):
+        check_image_size(np.zeros((480, 640), np.uint8), 320, 240)
+    info.k = [0.0] * 9
+    with pytest.raises(InputError, match="K all zeros"):
+        camera_from_info(info)
+    info.k = [500.0, 0.0, 900.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0]
+    with pytest.raises(InputError, match="outside"):
+        camera_from_info(info)
+
+
+def test_pose_and_stamp_round_trips():
+    T = pose_from_quat([1.0, -2.0, 0.5], [0.1, 0.7, -0.2, 0.5] / np.linalg.norm([0.1, 0.7, -0.2, 0.5]))
+    np.testing.assert_allclose(pose_from_msg(pose_to_msg(T)), T, atol=1e-12)
+    bad = Pose()
+    bad.position.x = float("nan")
+    bad.orientation.w = 1.0
+    with pytest.raises(InputError, match="NaN"):
+        pose_from_msg(bad)
+    bad.position.x, bad.orientation.w = 0.0, 0.5
+    with pytest.raises(InputError, match="norm 0.5"):
+        pose_from_msg(bad)
+    for t in (0.0, 1.5, 1795251538.443834202):
+        assert seconds(stamp_from_seconds(t)) == pytest.approx(t, abs=1e-9)

@@ -1,0 +1,263 @@
+"""The relocalization node over real DDS: a node process, a test client, real frames."""
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import KITCHEN_MAPPING, KITCHEN_QUERIES
+from diagnostic_msgs.msg import DiagnosticStatus
+from geometry_msgs.msg import PoseStamped
+from node_harness import Client, NodeProcess, wait_for
+
+from marepo_ros.dataset import SceneDataset
+from marepo_ros.geometry import pose_error, scale_intrinsics
+from marepo_ros.ros.conversions import pose_from_msg, stamp_from_seconds
+
+try:
+    import tf2_ros  # noqa: F401
+    HAVE_TF2 = True
+except ImportError:
+    HAVE_TF2 = False
+
+REPO = Path(__file__).resolve().parents[1]
+MAX_T_CM, MAX_R_DEG = 15.0, 5.0  # per query frame, map of 25 frames (the core test's bar)
+
+
+@pytest.fixture(scope="module")
+def kitchen(redkitchen) -> SceneDataset:
+    return SceneDataset(redkitchen)
+
+
+@pytest.fixture(scope="module")
+def running(kitchen_map, tmp_path_factory):
+    """(node process, client) for a node started with the kitchen map."""
+    log = tmp_path_factory.mktemp("node") / "node.log"
+    node = NodeProcess(log, params={"map_path": kitchen_map, "qos_reliability": "reliable", "qos_depth": 20,
+                                    "status_period": 0.2})
+    client = Client()
+    try:
+        client.wait_ready()
+        yield node, client
+    finally:
+        client.close()
+        print(node.log[-3000:])
+        node.stop()
+
+
+def send_frame(client: Client, ds: SceneDataset, name: str, stamp: float, **image_kw) -> None:
+    client.send_camera_info(stamp, ds.K, *ds.image_size)
+    client.send_image(stamp, ds.frame(name).load_image(), **image_kw)
+
+
+def pose_errors(client: Client, ds: SceneDataset, stamps_names) -> np.ndarray:
+    """(n, 2) translation cm / rotation deg of the node's poses for (stamp, frame name)."""
+    out = []
+    for stamp, name in stamps_names:
+        pose = client.pose_at(stamp)
+        assert pose.header.frame_id == "map"
+        t, r = pose_error(pose_from_msg(pose.pose), ds.frame(name).map_from_cam)
+        out.append((100 * t, r))
+    return np.array(out)
+
+
+def test_node_publishes_poses_of_real_frames(running, kitchen):
+    node, client = running
+    sent = []
+    for i, name in enumerate(KITCHEN_QUERIES):
+        stamp = 1000.0 + 0.1 * i
+        send_frame(client, kitchen, name, stamp)
+        client.pose_at(stamp)  # one at a time: nothing is dropped as stale
+        sent.append((stamp, name))
+    errors = pose_errors(client, kitchen, sent)
+    print("node pose errors (cm, deg):", errors.round(2).tolist())
+    assert np.all(errors[:, 0] < MAX_T_CM) and np.all(errors[:, 1] < MAX_R_DEG)
+    with_cov = [m for m in client.poses_cov if abs(m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec
+                                                     - sent[-1][0]) < 1e-6]
+    assert with_cov and with_cov[0].header.frame_id == "map"
+    cov = np.array(with_cov[0].pose.covariance).reshape(6, 6)
+    assert np.all(np.isfinite(cov)) and np.all(np.diag(cov) > 0) and np.allclose(cov, cov.T)
+    status = client.status()
+    assert status["map_loaded"] and status["localized"]
+    assert status["frames"]["localized"] >= len(KITCHEN_QUERIES)
+    assert status["latency_ms"] > 0 and status["timings_ms"]["encoder"] > 0
+    print(f"node latency per frame: {status['latency_ms']:.0f} ms (mean "
+          f"{status['latency_ms_mean']:.0f} ms), stages {status['timings_ms']}")
+    diag = wait_for(lambda: [s for a in client.diagnostics for s in a.status
+                             if "relocalization" in s.name and s.level == DiagnosticStatus.OK], 10, "an OK diagnostic")
+    assert any(kv.key == "latency_ms" for kv in diag[-1].values)
+
+
+def test_burst_of_frames_is_fully_accounted(running, kitchen):
+    """Frames arriving faster than inference: the newest is processed, the others are
+    dropped and counted, never queued; localized + rejected + dropped adds up."""
+    node, client = running
+    before = client.status()["frames"]
+    image = kitchen.frame(KITCHEN_QUERIES[0]).load_image()
+    n = 12
+    for i in range(n):
+        stamp = 2000.0 + 0.01 * i
+        client.send_camera_info(stamp, kitchen.K, *kitchen.image_size)
+        client.send_image(stamp, image)
+    status = client.frames_done(before["received"] + n)
+    f = status["frames"]
+    new = {k: f[k] - before.get(k, 0) for k in ("received", "localized", "rejected", "dropped_stale")}
+    print("burst:", new)
+    assert new["received"] == n
+    assert new["localized"] + new["rejected"] + new["dropped_stale"] == n
+    assert new["dropped_stale"] > 0
+
+
+def test_bad_inputs_are_reported_and_the_node_keeps_running(running, kitchen, kitchen_map, tmp_path):
+    node, client = running
+    image = kitchen.frame(KITCHEN_QUERIES[1]).load_image()
+    w, h = kitchen.image_size
+
+    def rejection_after(send, expected: str) -> dict:
+        n = client.status()["frames"]["received"]
+        send()
+        status = wait_for(lambda: (client.statuses[-1]["frames"]["received"] > n
+                                   and expected in client.statuses[-1]["last_rejection"]
+                                   and client.statuses[-1]), 30, f"rejection '{expected}'")
+        assert expected in node.log or wait_for(lambda: expected in node.log, 5, "the log line")
+        return status
+
+    # an encoding the node does not read
+    rejection_after(lambda: (client.send_camera_info(3000.0, kitchen.K, w, h),
+                             client.send_image(3000.0, image.astype(np.float32)[..., 0], encoding="32FC1")),
+                    "unsupported image encoding '32FC1'")
+    # CameraInfo with K all zeros (each CameraInfo is sent well before its image: the node
+    # falls back to the previous CameraInfo when the one of the image's stamp is late)
+    rejection_after(lambda: (client.send_camera_info(3001.0, np.zeros((3, 3)), w, h), time.sleep(0.3),
+                             client.send_image(3001.0, image)), "K all zeros")
+    # CameraInfo of another size than the image
+    rejection_after(lambda: (client.send_camera_info(3002.0, scale_intrinsics(kitchen.K, 0.5), w // 2, h // 2),
+                             time.sleep(0.3), client.send_image(3002.0, image)),
+                    f"image is {w}x{h} but its CameraInfo is {w // 2}x{h // 2}")
+    diag = wait_for(lambda: [s for a in client.diagnostics[-3:] for s in a.status if s.level == DiagnosticStatus.WARN
+                             and "CameraInfo" in s.message], 10, "a WARN diagnostic")
+    assert "not localized" in diag[-1].message
+
+    # damaged and missing map files are refused; the loaded map stays
+    damaged = tmp_path / "damaged.map"
+    damaged.write_bytes(kitchen_map.read_bytes()[:-100])
+    result = client.set_params(map_path=str(damaged))[0]
+    assert not result.successful and "truncated" in result.reason and str(damaged) in result.reason
+    result = client.set_params(map_path=str(tmp_path / "missing.map"))[0]
+    assert not result.successful and "not found" in result.reason
+    assert client.get_param("map_path") == str(kitchen_map)
+    assert client.set_params(estimator="nonsense")[0].successful is False
+
+    # services called at the wrong moment
+    stop = client.trigger("stop_mapping")
+    assert not stop.success and "start_mapping first" in stop.message
+    cancel = client.trigger("cancel_mapping")
+    assert not cancel.success and "nothing to cancel" in cancel.message
+
+    # a NaN mapping pose is refused and reported
+    assert client.trigger("start_mapping").success
+    nan_pose = PoseStamped()
+    nan_pose.header.stamp, nan_pose.header.frame_id = stamp_from_seconds(3003.0), "map"
+    nan_pose.pose.position.x = math.nan
+    nan_pose.pose.orientation.w = 1.0
+    client.mapping_pose_pub.publish(nan_pose)
+    status = wait_for(lambda: "NaN" in client.statuses[-1]["mapping"]["error"] and client.statuses[-1],
+                      10, "the NaN pose on status")
+    assert status["mapping"]["state"] == "collecting"
+    assert client.trigger("cancel_mapping").success
+
+    # hot swap to another map file, then a good frame is localized in it
+    copy = tmp_path / "copy.map"
+    shutil.copy(kitchen_map, copy)
+    assert client.set_params(map_path=str(copy))[0].successful
+    assert wait_for(lambda: client.statuses[-1]["map_path"] == str(copy), 10, "the swapped map")
+    send_frame(client, kitchen, KITCHEN_QUERIES[1], 3004.0)
+    errors = pose_errors(client, kitchen, [(3004.0, KITCHEN_QUERIES[1])])
+    assert errors[0, 0] < MAX_T_CM and errors[0, 1] < MAX_R_DEG
+    assert node.alive()
+
+
+def test_mapping_round_trip_over_services(kitchen, tmp_path):
+    """start -> frames with poses -> stop -> build in the background while the node answers
+    -> the new map is swapped in and used."""
+    map_dir = tmp_path / "maps"
+    node = NodeProcess(tmp_path / "node.log", params={
+        "qos_reliability": "reliable", "status_period": 0.2, "map_dir": str(map_dir),
+        "min_keyframes": 10, "keyframe_min_translation": 0.0, "keyframe_min_rotation": 0.0,
+        "mapping_epochs": 30.0, "mapping_threads": 2})
+    client = Client()
+    try:
+        client.wait_ready()
+        send_frame(client, kitchen, KITCHEN_QUERIES[0], 10.0)
+        wait_for(lambda: "no map loaded" in client.statuses[-1]["last_rejection"], 30, "'no map loaded'")
+
+        assert client.trigger("start_mapping").success
+        again = client.trigger("start_mapping")
+        assert not again.success and "already collecting" in again.message
+        early = client.trigger("stop_mapping")
+        assert not early.success and "only 0 keyframes" in early.message
+        for i, name in enumerate(KITCHEN_MAPPING):
+            stamp = 100.0 + 0.5 * i
+            client.send_mapping_pose(stamp, kitchen.frame(name).map_from_cam)
+            send_frame(client, kitchen, name, stamp)
+            wait_for(lambda: client.statuses[-1]["mapping"]["keyframes"] == i + 1, 20, f"keyframe {i + 1}")
+
+        stop = client.trigger("stop_mapping")
+        assert stop.success and "building" in stop.message, stop.message
+        busy = client.trigger("start_mapping")
+        assert not busy.success and "being built" in busy.message
+        # the node keeps answering while the map is built in another process
+        progress = []
+        while client.status(timeout=10)["mapping"]["state"] == "building":
+            progress.append(client.statuses[-1]["mapping"]["progress"])
+            assert len(progress) < 1500, "map build takes too long"
+        assert len(progress) >= 3 and progress[-1] > progress[0]
+        status = wait_for(lambda: client.statuses[-1]["map_loaded"] and client.statuses[-1], 20, "the new map")
+        map_path = Path(client.get_param("map_path"))
+        assert map_path.parent == map_dir and map_path.is_file() and status["map_path"] == str(map_path)
+        print(f"map built over the services from {len(KITCHEN_MAPPING)} keyframes: "
+              f"{status['mapping']['message']}")
+
+        sent = [(500.0 + i, name) for i, name in enumerate(KITCHEN_QUERIES)]
+        for stamp, name in sent:
+            send_frame(client, kitchen, name, stamp)
+            client.pose_at(stamp)
+        errors = pose_errors(client, kitchen, sent)
+        print("poses in the new map (cm, deg):", errors.round(2).tolist())
+        assert np.all(errors[:, 0] < MAX_T_CM) and np.all(errors[:, 1] < MAX_R_DEG)
+        assert node.alive()
+    finally:
+        client.close()
+        print(node.log[-3000:])
+        node.stop()
+
+
+def test_params_file_and_compressed_images(kitchen, kitchen_map, tmp_path):
+    """`marepo-ros node --params-file config/relocalize.yaml` with ROS overrides, fed
+    sensor_msgs/CompressedImage (the original JPEG bytes) over best-effort QoS."""
+    node = NodeProcess(tmp_path / "node.log", "--params-file", str(REPO / "config/relocalize.yaml"),
+                       params={"map_path": kitchen_map, "image_transport": "compressed",
+                               "status_period": 0.2})
+    client = Client(compressed=True)
+    try:
+        client.wait_ready()
+        assert client.get_param("qos_reliability") == "best_effort"
+        assert client.get_param("image_transport") == "compressed"
+        name = KITCHEN_QUERIES[2]
+        jpeg = (kitchen.root / "rgb" / f"{name}.color.jpg").read_bytes()
+
+        def sent():  # best effort may lose a frame: resend until one pose comes back
+            client.send_camera_info(600.0, kitchen.K, *kitchen.image_size)
+            client.send_compressed(600.0, jpeg)
+            return [p for p in client.poses if p.header.stamp.sec == 600]
+        wait_for(sent, 60, "a pose for the compressed frame", poll=2.0)
+        errors = pose_errors(client, kitchen, [(600.0, name)])
+        assert errors[0, 0] < MAX_T_CM and errors[0, 1] < MAX_R_DEG
+        if not HAVE_TF2:  # its absence is said, once
+            assert node.log.count("tf2_ros is not available") == 1
+    finally:
+        client.close()
+        node.stop()
