@@ -1,4 +1,4 @@
-"""The ``marepo-ros`` command line: map build, eval, bag export, node."""
+"""The ``marepo-ros`` command line: map build, eval, bag export, node, replay, demo."""
 from __future__ import annotations
 
 import os
@@ -200,6 +200,34 @@ def cmd_bag_export(args) -> int:
     return 0
 
 
+def _ros_module(name: str, command: str):
+    """marepo_ros.ros.<name>, or a one-line exit when the ROS 2 Python packages are missing."""
+    import importlib
+    try:
+        return importlib.import_module(f"marepo_ros.ros.{name}")
+    except ImportError as exc:
+        raise SystemExit(f"marepo-ros {command}: error: ROS 2 Python packages are missing ({exc}); "
+                         "run `make setup` or source a ROS 2 install") from None
+
+
+def cmd_replay(args) -> int:
+    from .bag import parse_gt_tf
+
+    replay = _ros_module("replay", "replay")
+    if not (args.map or args.attach):
+        raise SystemExit("marepo-ros replay: error: --map is required (unless --attach)")
+    metrics = replay.replay(args.bag, args.map, args.out, rate=args.rate, image_topic=args.image_topic,
+                            camera_info_topic=args.camera_info_topic, gt_topic=args.gt_topic,
+                            gt_tf=args.gt_tf and parse_gt_tf(args.gt_tf), max_dt=args.max_dt,
+                            attach=args.attach)
+    print(replay.summary_text(metrics, Path(args.out)))
+    return 0 if metrics["frames"]["adds_up"] else 1
+
+
+def cmd_demo(args) -> int:
+    return _ros_module("demo", "demo").demo(args.out)
+
+
 NODE_USAGE = """usage: marepo-ros node [--params-file FILE] [--ros-args ROS_ARGS...]
 
 Run the relocalization node (what `ros2 run marepo_ros relocalization_node` and
@@ -230,12 +258,7 @@ def cmd_node(argv: list[str]) -> int:
         print(NODE_USAGE)
         return 0
     args = node_ros_args(argv)
-    try:
-        from .ros.node import main as node_main
-    except ImportError as exc:
-        raise SystemExit(f"marepo-ros node: error: ROS 2 Python packages are missing ({exc}); "
-                         "run `make setup` or source a ROS 2 install") from None
-    return node_main(args)
+    return _ros_module("node", "node").main(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -299,6 +322,34 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--rate", type=float, default=30.0, help="Hz; frame i of the scene is stamped "
                    "i / rate seconds (default 30)")
     x.set_defaults(func=cmd_bag_export)
+
+    r = sub.add_parser("replay", help="live evaluation: play a bag to the node over DDS, record "
+                       "its poses, score them against the bag's ground truth")
+    r.add_argument("bag", type=Path, help="rosbag2 folder, .mcap, .db3 or ROS 1 .bag")
+    r.add_argument("--map", type=Path, help="map file for the node started here (with --attach: "
+                   "optional, must be the running node's map)")
+    r.add_argument("--rate", type=float, default=1.0, help="playback speed, x the recorded "
+                   "timing (default 1)")
+    r.add_argument("--out", type=Path, default=Path("replay"), help="output folder (default replay/)")
+    r.add_argument("--attach", action="store_true", help="use the /relocalization_node running in "
+                   "this ROS_DOMAIN_ID (its inputs remapped to the bag's topics) instead of starting "
+                   "one in a fresh domain")
+    r.add_argument("--image-topic", help="Image or CompressedImage topic (default: the only one)")
+    r.add_argument("--camera-info-topic", help="default: camera_info beside the image topic")
+    rgt = r.add_mutually_exclusive_group(required=True)
+    rgt.add_argument("--gt-topic", help="ground truth: PoseStamped, PoseWithCovarianceStamped, "
+                     "Odometry or TransformStamped topic")
+    rgt.add_argument("--gt-tf", metavar="PARENT:CHILD", help="ground truth: the direct transform "
+                     "PARENT -> CHILD (camera optical frame) on /tf or /tf_static")
+    r.add_argument("--max-dt", type=float, default=0.02, help="largest image-to-ground-truth "
+                   "stamp difference in seconds (default 0.02)")
+    r.set_defaults(func=cmd_replay)
+
+    d = sub.add_parser("demo", help="render a small scene, map it through the node's services "
+                       "from a bag, replay a query bag live and score it (a few minutes on a CPU)")
+    d.add_argument("--out", type=Path, default=Path("runs/demo"), help="output folder (default "
+                   "runs/demo)")
+    d.set_defaults(func=cmd_demo)
     return ap
 
 

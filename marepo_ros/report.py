@@ -181,9 +181,10 @@ def metrics_markdown(metrics: dict) -> str:
 
 
 def write_report(out: str | Path, *, stamps, estimates, gts, t_cm, r_deg, metrics: dict,
-                 title: str = "Relocalization report") -> list[Path]:
+                 title: str = "Relocalization report", notes: str = "") -> list[Path]:
     """Write trajectory.png, error_cdf.png, error_over_time.png and report.md into ``out``;
-    returns their paths. See the module docstring for the inputs."""
+    returns their paths. See the module docstring for the inputs; ``notes``: markdown put
+    before the metrics table."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     pngs = [out / "trajectory.png", out / "error_cdf.png", out / "error_over_time.png"]
@@ -192,6 +193,6 @@ def write_report(out: str | Path, *, stamps, estimates, gts, t_cm, r_deg, metric
     plot_error_over_time(pngs[2], stamps, t_cm, r_deg)
     source = {k: metrics[k] for k in ("dataset", "bag", "map", "estimator") if k in metrics}
     md = [f"# {title}", "", *(f"- {k}: `{v}`" for k, v in source.items()), "",
-          metrics_markdown(metrics), "", *(f"![{p.stem}]({p.name})\n" for p in pngs)]
+          *([notes, ""] if notes else []), metrics_markdown(metrics), "", *(f"![{p.stem}]({p.name})\n" for p in pngs)]
     (out / "report.md").write_text("\n".join(md))
     return [*pngs, out / "report.md"]

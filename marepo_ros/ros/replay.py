@@ -1,0 +1,541 @@
+"""Live evaluation: play a bag to the relocalization node over DDS, record what it publishes,
+and score the poses against the bag's ground truth.
+
+    RosSession      an rclpy context, node and executor thread in one ROS domain
+    NodeProcess     ``marepo-ros node`` as a child process (own log file)
+    NodeLink        the node's ~/status (latest JSON) and its Trigger services
+    BagPlayer       publishes a bag's raw CDR messages at the recorded timing scaled by a rate
+    OutputRecorder  the node's ~/pose, ~/pose_with_covariance and ~/status into a rosbag2;
+                    keeps each pose with its wall-clock arrival time, keyed by image stamp
+    FrameTally      the node's frame counters over one replay: localized + rejected + dropped
+                    as stale + lost in transport = played
+
+``replay`` runs it end to end (starting the node unless attaching to a running one);
+``play_and_score`` is the part that needs a node already up (the demo reuses it).
+Stamps are int nanoseconds as in the bag; latency is wall time (the bag's stamps are not).
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import deserialize_message
+from rosbags.highlevel import AnyReader
+from rosbags.rosbag2 import Writer
+from rosbags.typesys import Stores, get_typestore
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+from tqdm import tqdm
+
+from ..bag import COMPRESSED, IMAGE, BagError, BagFrames, associate
+from ..metrics import format_table, frame_errors, summarize, write_tum
+from ..report import write_report
+from .conversions import pose_from_msg
+from .node import NODE_NAME
+
+NODE = f"/{NODE_NAME}"
+QOS_DEPTH = 100  # the node's largest qos_depth: a burst of frames waits in DDS, not lost
+STATUS_PERIOD_S = 0.2  # of a node started here
+SETTLE_S = 3.0  # after playing, frames the node never received are given up after this long
+
+
+class ReplayError(BagError):
+    """A replay that cannot go on (no node, a node that died, a refused service call); one
+    line, like every BagError."""
+
+
+def wait_for(predicate, timeout: float, what: str, poll: float = 0.05):
+    """Poll ``predicate`` until truthy (returns its value); ReplayError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise ReplayError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def fresh_domain_id() -> int:
+    """A ROS domain for a node started here (200-229, by process id): away from the default
+    domain 0 and from the test harness's 100-199."""
+    return 200 + os.getpid() % 30
+
+
+class RosSession:
+    """An rclpy context with one node (``self.node``), spun by an executor thread.
+
+    domain_id: None uses ROS_DOMAIN_ID from the environment (attaching to a running node).
+    """
+
+    def __init__(self, name: str = "marepo_replay", *, domain_id: int | None = None):
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context, domain_id=domain_id)
+        self.node = rclpy.create_node(name, context=self.context)
+        self._executor = SingleThreadedExecutor(context=self.context)
+        self._executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._executor.spin, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+class NodeProcess:
+    """``marepo-ros node`` in a child process, in ROS domain ``domain_id``.
+
+    params: node parameters (name -> value); remaps: ROS remappings (from -> to); the node's
+    stdout and stderr go to ``log_path``.
+    """
+
+    def __init__(self, log_path: Path, *, domain_id: int, params: dict, remaps: dict[str, str]):
+        args = [sys.executable, "-m", "marepo_ros.cli", "node", "--ros-args"]
+        for name, value in params.items():
+            args += ["-p", f"{name}:={json.dumps(value) if isinstance(value, bool) else value}"]
+        for src, dst in remaps.items():
+            args += ["-r", f"{src}:={dst}"]
+        self.log_path = Path(log_path)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "w")
+        env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id), "PYTHONUNBUFFERED": "1"}
+        env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def last_line(self) -> str:
+        lines = self.log_path.read_text().strip().splitlines()
+        return lines[-1] if lines else "(no output)"
+
+    def stop(self) -> None:
+        """SIGINT (the node shuts down cleanly), then kill after 15 s."""
+        if self.alive():
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+class NodeLink:
+    """The relocalization node as seen from ``session``: its latest ~/status and its
+    Trigger services. ``process``: the child process, when started here (its death is an
+    error while waiting)."""
+
+    def __init__(self, session: RosSession, *, node: str = NODE, process: NodeProcess | None = None):
+        self.session, self.name, self.process = session, node, process
+        self._status: dict | None = None
+        self._seq = 0
+        session.node.create_subscription(String, f"{node}/status", self._on_status, 10)
+
+    def _on_status(self, msg: String) -> None:
+        self._status, self._seq = json.loads(msg.data), self._seq + 1
+
+    def wait(self, predicate, timeout: float, what: str):
+        """Wait until ``predicate(status)`` is truthy for a status message; returns it."""
+        def check():
+            if self.process is not None and not self.process.alive():
+                raise ReplayError(f"the node exited ({self.process.last_line()}); its log: "
+                                  f"{self.process.log_path}")
+            return self._status is not None and predicate(self._status) and self._status
+        return wait_for(check, timeout, what)
+
+    def next_status(self, timeout: float = 30.0) -> dict:
+        """The first status published after this call."""
+        seq = self._seq
+        return self.wait(lambda s: self._seq > seq, timeout, f"a status message from {self.name}")
+
+    def trigger(self, service: str, timeout: float = 30.0) -> str:
+        """Call ``<node>/<service>`` (std_srvs/Trigger); its message, or ReplayError when
+        refused."""
+        client = self.session.node.create_client(Trigger, f"{self.name}/{service}")
+        try:
+            if not client.wait_for_service(timeout_sec=timeout):
+                raise ReplayError(f"service {self.name}/{service} not available")
+            future = client.call_async(Trigger.Request())
+            wait_for(future.done, timeout, f"an answer from {self.name}/{service}")
+            response = future.result()
+        finally:
+            self.session.node.destroy_client(client)
+        if not response.success:
+            raise ReplayError(f"{self.name}/{service} refused: {response.message}")
+        return response.message
+
+
+def _message_class(msgtype: str):
+    """The rclpy message class of "pkg/msg/Name"; BagError when this environment lacks it."""
+    pkg, _, name = msgtype.split("/")
+    try:
+        return getattr(importlib.import_module(f"{pkg}.msg"), name)
+    except (ImportError, AttributeError):
+        raise BagError(f"cannot publish {msgtype}: its Python package '{pkg}' is not installed "
+                       f"in this ROS 2 environment") from None
+
+
+def reliable_qos(depth: int = QOS_DEPTH) -> QoSProfile:
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                      reliability=ReliabilityPolicy.RELIABLE)
+
+
+class BagPlayer:
+    """Publishes ``topics`` of a bag (their raw CDR bytes, no decoding) under the same names,
+    each message at its recorded time (the bag's log time) divided by ``rate``, with reliable
+    QoS. Image messages are recorded as they go: ``sent_at`` maps each image's header stamp
+    (int ns) to the wall time (``time.monotonic()`` s) of its publishing; ``n_images``
+    counts them."""
+
+    def __init__(self, session: RosSession, bag_path: str | Path, topics: list[str], *,
+                 rate: float = 1.0):
+        if not rate > 0:
+            raise BagError(f"--rate must be positive, got {rate}")
+        self.path, self.rate = Path(bag_path), rate
+        self._typestore = get_typestore(Stores.ROS2_JAZZY)
+        with AnyReader([self.path], default_typestore=self._typestore) as reader:
+            kinds = {name: info.msgtype for name, info in reader.topics.items() if name in topics}
+        self.publishers = {name: session.node.create_publisher(_message_class(msgtype), name,
+                                                               reliable_qos())
+                           for name, msgtype in kinds.items()}
+        self._image_topics = {name for name, msgtype in kinds.items() if msgtype in (IMAGE, COMPRESSED)}
+        self.sent_at: dict[int, float] = {}
+        self.n_images = 0
+
+    def wait_for_subscribers(self, timeout: float = 30.0) -> None:
+        """Wait until every topic has a subscriber, so that no frame is sent into the void."""
+        def missing():
+            return [t for t, p in self.publishers.items() if p.get_subscription_count() == 0]
+        try:
+            wait_for(lambda: not missing(), timeout, "subscribers")
+        except ReplayError:
+            raise ReplayError(f"nobody subscribes to {', '.join(missing())} (is the node running "
+                              f"in this ROS domain, and its inputs remapped to these topics?)") from None
+
+    def play(self, progress: tqdm | None = None) -> int:
+        """Publish everything in bag order at the bag's timing / rate; returns the number of
+        messages published. ``progress`` is advanced by one per image."""
+        with AnyReader([self.path], default_typestore=self._typestore) as reader:
+            conns = [c for c in reader.connections if c.topic in self.publishers]
+            start_wall, start_bag, n = time.monotonic(), None, 0
+            for conn, log_ns, raw in reader.messages(conns):
+                start_bag = log_ns if start_bag is None else start_bag
+                delay = start_wall + (log_ns - start_bag) / 1e9 / self.rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                cdr = raw if reader.is2 else self._typestore.ros1_to_cdr(raw, conn.msgtype)
+                if conn.topic in self._image_topics:
+                    header = reader.deserialize(raw, conn.msgtype).header
+                    self.sent_at[header.stamp.sec * 10**9 + header.stamp.nanosec] = time.monotonic()
+                    self.n_images += 1
+                    if progress is not None:
+                        progress.update()
+                self.publishers[conn.topic].publish(bytes(cdr))
+                n += 1
+        return n
+
+
+class OutputRecorder:
+    """Records the node's ~/pose, ~/pose_with_covariance and ~/status (raw, as published),
+    and keeps ``poses``: image stamp (int ns) -> (4x4 map_from_cam, arrival
+    ``time.monotonic()`` s). ``save(bag_path)`` writes what arrived as a rosbag2 folder
+    (sqlite3, log time = wall clock at arrival; written by the calling thread, because
+    sqlite3 objects stay in the thread that made them)."""
+
+    TOPICS = (("pose", PoseStamped, "geometry_msgs/msg/PoseStamped"),
+              ("pose_with_covariance", PoseWithCovarianceStamped,
+               "geometry_msgs/msg/PoseWithCovarianceStamped"),
+              ("status", String, "std_msgs/msg/String"))
+
+    def __init__(self, session: RosSession, *, node: str = NODE):
+        self.node = node
+        self.poses: dict[int, tuple[np.ndarray, float]] = {}
+        self._messages: list[tuple[str, int, bytes]] = []  # (topic, wall ns, CDR)
+        self._lock = threading.Lock()
+        self._subs = [session.node.create_subscription(
+            cls, f"{node}/{name}", lambda raw, name=name: self._on_message(name, raw),
+            reliable_qos(), raw=True) for name, cls, _ in self.TOPICS]
+
+    def wait_for_publishers(self, timeout: float = 30.0) -> None:
+        """Wait until the node's outputs are matched, so that no pose goes unrecorded."""
+        wait_for(lambda: all(s.get_publisher_count() for s in self._subs), timeout,
+                 f"the node's outputs ({', '.join(s.topic_name for s in self._subs)})")
+
+    def _on_message(self, name: str, raw: bytes) -> None:
+        arrived = time.monotonic()
+        pose = None
+        if name == "pose":
+            msg = deserialize_message(raw, PoseStamped)
+            pose = (msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec,
+                    (pose_from_msg(msg.pose), arrived))
+        with self._lock:
+            self._messages.append((name, time.time_ns(), raw))
+            if pose is not None:
+                self.poses[pose[0]] = pose[1]
+
+    def save(self, bag_path: str | Path) -> None:
+        typestore = get_typestore(Stores.ROS2_JAZZY)
+        with self._lock:
+            messages = list(self._messages)
+        with Writer(Path(bag_path), version=9) as writer:
+            conns = {name: writer.add_connection(f"{self.node}/{name}", msgtype, typestore=typestore)
+                     for name, _, msgtype in self.TOPICS}
+            for name, ns, raw in messages:
+                writer.write(conns[name], ns, raw)
+
+
+@dataclass
+class FrameTally:
+    """Frames of one replay: ``played`` images published, and the node's counters (~/status
+    ``frames``) over the replay: ``received``, ``localized``, ``rejected``, ``dropped_stale``.
+    Images published but never received are ``lost_in_transport``."""
+    played: int
+    received: int
+    localized: int
+    rejected: int
+    dropped_stale: int
+
+    @classmethod
+    def between(cls, played: int, before: dict, after: dict) -> "FrameTally":
+        """From two ~/status ``frames`` dicts, before and after the replay."""
+        d = {k: after.get(k, 0) - before.get(k, 0)
+             for k in ("received", "localized", "rejected", "dropped_stale")}
+        return cls(played=played, **d)
+
+    @property
+    def lost_in_transport(self) -> int:
+        return self.played - self.received
+
+    @property
+    def adds_up(self) -> bool:
+        return (self.localized + self.rejected + self.dropped_stale + self.lost_in_transport
+                == self.played and self.lost_in_transport >= 0)
+
+    def as_dict(self) -> dict:
+        return {"played": self.played, "received": self.received, "localized": self.localized,
+                "rejected": self.rejected, "dropped_stale": self.dropped_stale,
+                "lost_in_transport": self.lost_in_transport, "adds_up": self.adds_up}
+
+    def lines(self) -> list[str]:
+        """A human summary: the counts and the sum check."""
+        def pct(n: int) -> str:
+            return f"{100 * n / max(self.played, 1):5.1f} %"
+        return [f"  localized          {self.localized:5d}  {pct(self.localized)}",
+               f"  rejected           {self.rejected:5d}  {pct(self.rejected)}",
+               f"  dropped as stale   {self.dropped_stale:5d}  {pct(self.dropped_stale)}",
+               f"  lost in transport  {self.lost_in_transport:5d}  {pct(self.lost_in_transport)}"
+               + ("  (published, never received by the node)" if self.lost_in_transport else ""),
+               f"  = played           {self.played:5d}  "
+               + ("(adds up)" if self.adds_up else "(DOES NOT ADD UP: another publisher on the "
+                                                   "image topic, or the node was restarted?)")]
+
+
+def wait_until_accounted(link: NodeLink, before: dict, played: int, *, timeout: float) -> dict:
+    """The first status in which the node has accounted for every frame it received since
+    ``before`` (its ``frames`` dict), and received all ``played`` or nothing new for
+    SETTLE_S seconds (the rest is lost in transport)."""
+    last = {"received": -1, "since": time.monotonic()}
+
+    def done(status):
+        f = status["frames"]
+        received = f["received"] - before["received"]
+        if received != last["received"]:
+            last.update(received=received, since=time.monotonic())
+        accounted = sum(f[k] - before[k] for k in ("localized", "rejected", "dropped_stale"))
+        settled = received >= played or time.monotonic() - last["since"] > SETTLE_S
+        return accounted >= received and settled
+    return link.wait(done, timeout, f"the node to finish the {played} frames played")
+
+
+def score(bag: BagFrames, poses: dict[int, tuple[np.ndarray, float]], sent_at: dict[int, float],
+          tally: FrameTally, out: Path, meta: dict) -> dict:
+    """Score the node's poses against the bag's ground truth, write metrics.json,
+    estimate.tum, groundtruth.tum, per_frame.csv and the report into ``out``; return the
+    metrics.
+
+    Frames are the images with ground truth; each gets the pose stamped with its stamp (or
+    none: not localized). Top-level metrics are ``metrics.summarize`` over all of them
+    (a frame without a pose counts as failed); ``localized_only`` the same over the localized
+    frames; ``latency_ms``: publishing the image -> its pose arriving, over localized frames.
+    """
+    keep = [i for i, T in enumerate(bag.map_from_cam) if T is not None]
+    stamps_ns = bag.stamps_ns[keep]
+    pose_stamps = np.array(sorted(poses), dtype=np.int64)
+    match = associate(stamps_ns, pose_stamps, max_dt=1e-6)
+    gts = [bag.map_from_cam[i] for i in keep]
+    estimates = [poses[int(pose_stamps[j])][0] if j >= 0 else None for j in match]
+    latency = [1e3 * (poses[int(s)][1] - sent_at[int(s)]) if j >= 0 and int(s) in sent_at else None
+               for s, j in zip(stamps_ns, match)]
+    t_cm, r_deg = frame_errors(estimates, gts)
+    lat = [v for v in latency if v is not None]
+    metrics = summarize(estimates, gts, lat)
+    ok = [i for i, e in enumerate(estimates) if e is not None]
+    metrics["localized_only"] = {k: v for k, v in summarize(
+        [estimates[i] for i in ok], [gts[i] for i in ok], lat).items() if k != "ms_per_frame"}
+    metrics["frames"] = tally.as_dict()
+    metrics["localized_fraction"] = tally.localized / max(tally.played, 1)
+    metrics["latency_ms"] = ({"median": float(np.median(lat)), "mean": float(np.mean(lat)),
+                              "p90": float(np.percentile(lat, 90)), "max": float(np.max(lat))}
+                             if lat else None)
+    metrics.update(meta)
+
+    out.mkdir(parents=True, exist_ok=True)
+    stamps = list(stamps_ns / 1e9)
+    write_tum(out / "estimate.tum", stamps, estimates)
+    write_tum(out / "groundtruth.tum", stamps, gts)
+    rows = [f"{s:.6f},{int(e is not None)},{t:.3f},{r:.4f},{'' if ms is None else f'{ms:.1f}'}"
+            for s, e, t, r, ms in zip(stamps, estimates, t_cm, r_deg, latency)]
+    (out / "per_frame.csv").write_text("stamp,localized,translation_cm,rotation_deg,latency_ms\n"
+                                       + "\n".join(rows) + "\n")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if gts:
+        write_report(out, stamps=stamps, estimates=estimates, gts=gts, t_cm=t_cm, r_deg=r_deg,
+                     metrics=metrics, title=f"Live replay of {meta.get('bag', bag.path)}",
+                     notes=live_markdown(metrics))
+    return metrics
+
+
+def live_markdown(metrics: dict) -> str:
+    """The replay's own report section: frame counts, latency, accuracy of the localized
+    frames."""
+    f, lat, loc = metrics["frames"], metrics["latency_ms"], metrics["localized_only"]
+    rows = ["## Live replay", "",
+            f"Played {f['played']} images at {metrics.get('rate', 1):g}x the recorded rate; "
+            f"every image is localized, rejected, dropped as stale (a newer image arrived "
+            f"while the node was busy) or lost in transport.", "",
+            "| frames | count |", "|---|---|",
+            *(f"| {k.replace('_', ' ')} | {f[k]} |" for k in
+              ("played", "localized", "rejected", "dropped_stale", "lost_in_transport")),
+            f"| adds up | {'yes' if f['adds_up'] else 'NO'} |", ""]
+    if lat:
+        rows += [f"Latency, image published -> pose received (wall clock, localized frames): "
+                 f"median {lat['median']:.0f} ms, mean {lat['mean']:.0f} ms, 90th percentile "
+                 f"{lat['p90']:.0f} ms, max {lat['max']:.0f} ms.", ""]
+    if loc["n_frames"]:
+        rows += [f"Accuracy of the {loc['n_frames']} localized frames: median "
+                 f"{loc['median_translation_cm']:.1f} cm / {loc['median_rotation_deg']:.2f} deg, "
+                 f"{loc['pct_5cm_5deg']:.1f} % within 5 cm / 5 deg, {loc['pct_10cm_5deg']:.1f} % "
+                 f"within 10 cm / 5 deg. The table below counts every image with ground truth, "
+                 f"a frame without a pose as failed.", ""]
+    return "\n".join(rows)
+
+
+def summary_text(metrics: dict, out: Path) -> str:
+    """What ``marepo-ros replay`` prints at the end."""
+    f, lat, loc = metrics["frames"], metrics["latency_ms"], metrics["localized_only"]
+    lines = [f"replayed {f['played']} images at {metrics.get('rate', 1):g}x:", *FrameTally(
+        **{k: f[k] for k in ("played", "received", "localized", "rejected", "dropped_stale")}).lines()]
+    if lat:
+        lines.append(f"latency, image published -> pose received: median {lat['median']:.0f} ms, "
+                     f"mean {lat['mean']:.0f} ms, p90 {lat['p90']:.0f} ms, max {lat['max']:.0f} ms")
+    if loc["n_frames"]:
+        lines.append(f"accuracy of the localized frames: median {loc['median_translation_cm']:.1f} cm"
+                     f" / {loc['median_rotation_deg']:.2f} deg, {loc['pct_5cm_5deg']:.1f} % within "
+                     f"5 cm/5 deg, {loc['pct_10cm_5deg']:.1f} % within 10 cm/5 deg")
+    lines += ["all images with ground truth (no pose = failed):",
+              format_table({"live": metrics}),
+              f"wrote {out / 'metrics.json'}, {out / 'report.md'} (+ plots), estimate.tum, "
+              f"groundtruth.tum, per_frame.csv, outputs/ (rosbag2 of the node's outputs)"]
+    return "\n".join(lines)
+
+
+def play_and_score(session: RosSession, link: NodeLink, bag: BagFrames, out: Path, *,
+                   rate: float, meta: dict, progress: bool = True) -> dict:
+    """Play ``bag``'s images and camera_info to the running node, record its outputs into
+    ``out/outputs``, wait until it has finished the last frame, and score (see ``score``)."""
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out / "outputs", ignore_errors=True)  # a previous replay's recording
+    player = BagPlayer(session, bag.path, [bag.image_topic, bag.camera_info_topic], rate=rate)
+    recorder = OutputRecorder(session, node=link.name)
+    try:
+        player.wait_for_subscribers()
+        recorder.wait_for_publishers()
+        before = link.next_status()["frames"]
+        with tqdm(total=len(bag), desc="replay", unit="img", dynamic_ncols=True,
+                  disable=not progress) as bar:
+            player.play(bar)
+        after = wait_until_accounted(link, before, player.n_images, timeout=120)["frames"]
+        tally = FrameTally.between(player.n_images, before, after)
+        if tally.localized:
+            wait_for(lambda: len(recorder.poses) >= tally.localized, 10, "the last poses")
+    finally:
+        recorder.save(out / "outputs")
+    meta = {"bag": str(bag.path), "image_topic": bag.image_topic,
+            "camera_info_topic": bag.camera_info_topic, "ground_truth": bag.gt_source,
+            "max_dt_s": bag.max_dt, "rate": rate, "images_in_bag": len(bag), **meta}
+    return score(bag, recorder.poses, player.sent_at, tally, out, meta)
+
+
+def node_inputs(bag: BagFrames) -> tuple[dict, dict]:
+    """(parameters, remappings) that point a node started here at the bag's topics, with
+    reliable QoS deep enough for bursts."""
+    compressed = bag.topics[bag.image_topic] == COMPRESSED
+    params = {"qos_reliability": "reliable", "qos_depth": QOS_DEPTH, "status_period": STATUS_PERIOD_S,
+              "image_transport": "compressed" if compressed else "raw"}
+    remaps = {"image/compressed" if compressed else "image": bag.image_topic,
+              "camera_info": bag.camera_info_topic}
+    return params, remaps
+
+
+def replay(bag_path: str | Path, map_path: str | Path | None, out: str | Path, *,
+           rate: float = 1.0, image_topic: str | None = None, camera_info_topic: str | None = None,
+           gt_topic: str | None = None, gt_tf: tuple[str, str] | None = None,
+           max_dt: float = 0.02, attach: bool = False, progress: bool = True) -> dict:
+    """Live evaluation of a bag (see the module docstring): by default a node is started with
+    ``map_path`` in a fresh ROS domain (log in ``out/node.log``); with ``attach`` the running
+    /relocalization_node of the current domain is used as it is (``map_path``, if given, must
+    be the map it has loaded). Returns the metrics."""
+    if not (gt_topic or gt_tf):
+        raise BagError(f"{bag_path}: scoring a replay needs ground truth: --gt-topic TOPIC or "
+                       f"--gt-tf PARENT:CHILD")
+    if not rate > 0:
+        raise BagError(f"--rate must be positive, got {rate}")
+    bag = BagFrames(bag_path, image_topic=image_topic, camera_info_topic=camera_info_topic,
+                    gt_topic=gt_topic, gt_tf=gt_tf, max_dt=max_dt)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    process = None
+    if attach:
+        session = RosSession()
+    else:
+        if map_path is None or not Path(map_path).is_file():
+            raise BagError(f"map file not found: {map_path} (--map)")
+        domain = fresh_domain_id()
+        params, remaps = node_inputs(bag)
+        process = NodeProcess(out / "node.log", domain_id=domain,
+                              params={"map_path": str(Path(map_path).resolve()), **params}, remaps=remaps)
+        os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        session = RosSession(domain_id=domain)
+    try:
+        link = NodeLink(session, process=process)
+        status = link.wait(lambda s: True, 120, f"{NODE} (its ~/status)" + (
+            "; is it running in this ROS_DOMAIN_ID?" if attach else ""))
+        if not status["map_loaded"]:
+            raise ReplayError(f"{NODE} has no map loaded"
+                              + (f": {status['map_error']}" if status["map_error"] else ""))
+        if attach and map_path and Path(status["map_path"]).resolve() != Path(map_path).resolve():
+            raise ReplayError(f"{NODE} localizes in {status['map_path']}, not in {map_path}: set "
+                              f"its map_path parameter, or leave out --map")
+        meta = {"map": status["map_path"], "estimator": status["estimator"],
+                "node": "attached" if attach else "started by replay"}
+        metrics = play_and_score(session, link, bag, out, rate=rate, meta=meta, progress=progress)
+    finally:
+        session.close()
+        if process is not None:
+            process.stop()
+    return metrics
