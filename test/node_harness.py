@@ -1,5 +1,6 @@
 """Real DDS test harness: the node runs as its own process (``marepo-ros node``), the test talks
-to it through an rclpy client node on loopback, in a ROS domain of its own."""
+to it through an rclpy client node on loopback. Each node + client pair gets a ROS domain of
+its own (``fresh_domain``), so nodes of other tests or test sessions never answer."""
 from __future__ import annotations
 
 import itertools
@@ -14,9 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-DOMAIN_ID = 100 + os.getpid() % 100  # keeps parallel test sessions apart
-os.environ["ROS_DOMAIN_ID"] = str(DOMAIN_ID)
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+_DOMAINS = itertools.count(10 + (os.getpid() % 20) * 10)  # 10 per session, < 232
+
+
+def fresh_domain() -> int:
+    """A ROS domain id no other node of this test session uses."""
+    return next(_DOMAINS)
 
 import rclpy  # noqa: E402
 from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped  # noqa: E402
@@ -50,14 +55,15 @@ def wait_for(predicate, timeout: float, what: str, poll: float = 0.05):
 class NodeProcess:
     """``marepo-ros node`` in a child process; its log is kept in ``log_path``."""
 
-    def __init__(self, log_path: Path, *cli_args: str, params: dict | None = None):
+    def __init__(self, log_path: Path, *cli_args: str, domain: int, params: dict | None = None):
         args = [sys.executable, "-m", "marepo_ros.cli", "node", *cli_args, "--ros-args"]
         for k, v in (params or {}).items():
             args += ["-p", f"{k}:={json.dumps(v) if isinstance(v, (list, bool)) else v}"]
         self.log_path = log_path
         self._log = open(log_path, "w")
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1",
+                                          "ROS_DOMAIN_ID": str(domain)})
 
     @property
     def log(self) -> str:
@@ -81,9 +87,9 @@ class NodeProcess:
 class Client:
     """A test node that feeds frames to the relocalization node and records what comes back."""
 
-    def __init__(self, *, compressed: bool = False):
+    def __init__(self, *, domain: int, compressed: bool = False):
         self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=DOMAIN_ID)
+        rclpy.init(context=self.context, domain_id=domain)
         self.node = rclpy.create_node(f"marepo_test_client_{next(_CLIENTS)}", context=self.context)
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         self.image_pub = (self.node.create_publisher(CompressedImage, "/image/compressed", qos)

@@ -117,6 +117,7 @@ class RelocalizationNode(Node):
         self._logged: dict[str, float] = {}
         self._rate = RateMeter()
         self._infos = StampedBuffer(capacity=50)
+        self._valid_infos: dict[str, tuple] = {}  # frame id -> latest usable (K, width, height)
         self._slot = LatestSlot()
         self._warned_distortion = False
 
@@ -266,17 +267,20 @@ class RelocalizationNode(Node):
                 "CameraInfo has non-zero distortion; lens distortion is not modelled, images "
                 "are used as if rectified (subscribe to image_rect for best accuracy)")
         self._infos.add(seconds(msg.header.stamp), camera, key=msg.header.frame_id)
+        if not isinstance(camera, InputError):
+            self._valid_infos[msg.header.frame_id] = camera
 
     def _camera_for(self, header: Header, wait_s: float = 0.0):
         """The CameraInfo of the image's stamp (waiting up to ``wait_s`` for it), else the
-        latest of the same frame id; an InputError when there is none or it is unusable."""
+        latest usable one of the same frame id (DDS may deliver a CameraInfo after its image),
+        else the latest unusable one; as (K, width, height) or an InputError saying why not."""
         stamp, deadline = seconds(header.stamp), time.monotonic() + wait_s
         camera = self._infos.nearest(stamp, 1e-6)
         while camera is None and time.monotonic() < deadline:
             time.sleep(0.005)
             camera = self._infos.nearest(stamp, 1e-6)
         if camera is None:
-            camera = self._infos.latest(header.frame_id)
+            camera = self._valid_infos.get(header.frame_id) or self._infos.latest(header.frame_id)
         if camera is None:
             return InputError(f"no CameraInfo received on {self._info_sub.topic_name} for "
                               f"frame '{header.frame_id}'")
