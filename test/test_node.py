@@ -159,6 +159,8 @@ def test_bad_inputs_are_reported_and_the_node_keeps_running(running, kitchen, ki
     assert not result.successful and "not found" in result.reason
     assert client.get_param("map_path") == str(kitchen_map)
     assert client.set_params(estimator="nonsense")[0].successful is False
+    assert client.set_params(min_confidence=2.0)[0].successful is False  # outside its range
+    assert client.set_params(device="cuda")[0].successful is False  # read-only
 
     # services called at the wrong moment
     stop = client.trigger("stop_mapping")
