@@ -31,7 +31,8 @@ def make_estimator(name: str, *, short_side: int = 480, scene_map: SceneMap | No
         return RansacEstimator(**options)
     if name in ("marepo", "marepo+refine"):
         from .marepo_estimator import MarepoEstimator, regressor_for_map
-        options.setdefault("regressor", regressor_for_map(scene_map))
+        if "regressor" not in options:
+            options["regressor"] = regressor_for_map(scene_map)
         return MarepoEstimator(refine=name == "marepo+refine", **options)
     raise ValueError(f"unknown estimator '{name}' (available: {', '.join(ESTIMATORS)})")
 

@@ -41,11 +41,14 @@ DEFAULT_ERROR_SIGMA = (1.0, 0.5)  # (m, rad) per-axis error of an unvalidated re
 @dataclass(frozen=True)
 class RegressorConfig:
     """Transformer size: ``blocks`` attention layers of width ``dim`` with ``heads`` heads, a
-    skip and an intermediate pose output every ``group`` blocks."""
+    skip and an intermediate pose output every ``group`` blocks. ``canonical``: express the
+    coordinates in the frame of ``weak_perspective_rotation`` before encoding them (our
+    addition, see ``PoseRegressor``)."""
     dim: int = 256
     blocks: int = 12
     heads: int = 8
     group: int = 4
+    canonical: bool = False
 
     def __post_init__(self):
         if self.blocks % self.group or self.dim % 4 or self.dim % self.heads:
@@ -55,7 +58,7 @@ class RegressorConfig:
 
 CONFIGS: dict[str, RegressorConfig] = {
     "paper": RegressorConfig(dim=256, blocks=12, heads=8, group=4),   # marepo as published
-    "small": RegressorConfig(dim=128, blocks=6, heads=4, group=3),    # trains on 2 CPU cores
+    "small": RegressorConfig(dim=128, blocks=6, heads=4, group=3, canonical=True),  # 2 CPU cores
 }
 
 
@@ -83,6 +86,41 @@ def nerf_encoding(xyz_BN3: torch.Tensor) -> torch.Tensor:
     freq = 2.0 ** torch.arange(NERF_FREQUENCIES, dtype=p.dtype, device=p.device)
     a = (p[..., None, :] * freq[:, None]).flatten(-2)                      # (B, N, 15)
     return torch.cat([p, a.sin(), a.cos()], -1)
+
+
+@torch.no_grad()
+def weak_perspective_rotation(coords_BN3: torch.Tensor, pixels_BN2: torch.Tensor,
+                              K_B33: torch.Tensor, centre_B3: torch.Tensor,
+                              iterations: int = 3) -> torch.Tensor:
+    """A rough map_from_cam rotation (B, 3, 3) in closed form, equivariant to rotations of the
+    map frame.
+
+    With all depths equal (weak perspective), centred coordinates X_i - X_mean are
+    d R (r_i - r_mean) for the normalised rays r_i = ((u - cx) / fx, (v - cy) / fy): the 3x2
+    least-squares map from centred rays to centred coordinates, projected onto orthonormal
+    columns, gives R's x and y columns, their cross product the z column. Points farther than
+    twice the median from ``centre_B3`` are left out at first, then points whose weak-perspective
+    residual exceeds twice the median, ``iterations`` times. Its error grows with the depth
+    range of the view (median about 30° on rendered rooms).
+    """
+    K = K_B33.double()
+    rays = (pixels_BN2.double() - K[:, None, :2, 2]) / torch.stack([K[:, 0, 0], K[:, 1, 1]], -1)[:, None]
+    X = coords_BN3.double() - centre_B3.double()[:, None]
+    dist = X.norm(dim=-1)
+    w = (dist <= 2 * dist.median(1, keepdim=True).values).double()[..., None]
+    eye2 = 1e-9 * torch.eye(2, dtype=K.dtype, device=K.device)
+    for _ in range(iterations):
+        n = w.sum(1, keepdim=True)
+        Xc = X - (w * X).sum(1, keepdim=True) / n
+        rc = rays - (w * rays).sum(1, keepdim=True) / n
+        A = (w * Xc).transpose(1, 2) @ rc                                   # (B, 3, 2)
+        S = (w * rc).transpose(1, 2) @ rc                                   # (B, 2, 2)
+        U, sv, Vh = torch.linalg.svd(A @ torch.linalg.inv(S + eye2), full_matrices=False)
+        Q = U @ Vh                                                          # (B, 3, 2)
+        res = (Xc - sv.mean(-1)[:, None, None] * rc @ Q.transpose(1, 2)).norm(dim=-1)
+        w = (res <= 2 * res.median(1, keepdim=True).values).double()[..., None]
+    R = torch.cat([Q, torch.linalg.cross(Q[..., 0], Q[..., 1])[..., None]], -1)
+    return R.to(coords_BN3.dtype)
 
 
 def gram_schmidt(r6_B6: torch.Tensor) -> torch.Tensor:
@@ -188,8 +226,19 @@ class PoseRegressor(nn.Module):
         centre_B3: (B, 3) a point near the coordinates (metres): they are encoded relative to
             it and it is added to the regressed camera centre (the "scene centre").
         Returns a list of blocks / group tensors (B, 4, 4), map_from_cam.
+
+        With ``config.canonical`` the coordinates are first rotated by the transpose of
+        R0 = ``weak_perspective_rotation`` (B, 3, 3) and the heads' poses rotated back by R0:
+        the regressor then only learns the pose relative to that rough frame, and its output
+        is exactly equivariant to rotations of the map frame (marepo learns this from ±180°
+        jitter over 10 GPU-days, which a CPU budget cannot buy).
         """
-        x = self.coord_embed(nerf_encoding(coords_BN3 - centre_B3[:, None]).transpose(1, 2))
+        X = coords_BN3 - centre_B3[:, None]
+        R0 = None
+        if self.config.canonical:
+            R0 = weak_perspective_rotation(coords_BN3, pixels_BN2, K_B33, centre_B3)
+            X = X @ R0
+        x = self.coord_embed(nerf_encoding(X).transpose(1, 2))
         x = x.transpose(1, 2) + ray_encoding(pixels_BN2, K_B33, self.config.dim)
         poses = []
         for g, head in enumerate(self.heads):
@@ -198,15 +247,24 @@ class PoseRegressor(nn.Module):
                 x = layer(x)
             x = x + skip
             R, t = head(x)
+            if R0 is not None:
+                R, t = R0 @ R, (R0 @ t[..., None])[..., 0]
             T = torch.eye(4, dtype=R.dtype, device=R.device).repeat(len(R), 1, 1)
             T[:, :3, :3], T[:, :3, 3] = R, t + centre_B3
             poses.append(T)
         return poses
 
 
-def robust_centre(coords_BN3: torch.Tensor) -> torch.Tensor:
-    """Per-sample median (B, 3) of coordinates (B, N, 3): the centre the estimators use."""
-    return coords_BN3.median(1).values
+@torch.no_grad()
+def robust_centre(coords_BN3: torch.Tensor, iterations: int = 10) -> torch.Tensor:
+    """Geometric median (B, 3) of coordinates (B, N, 3) by Weiszfeld iterations from the
+    coordinate-wise median: robust to outliers and, unlike the coordinate-wise median,
+    equivariant to rotations. The centre the regressor is given in training and inference."""
+    c = coords_BN3.median(1).values
+    for _ in range(iterations):
+        w = 1 / (coords_BN3 - c[:, None]).norm(dim=-1).clamp_min(1e-6)
+        c = (w[..., None] * coords_BN3).sum(1) / w.sum(1, keepdim=True)
+    return c
 
 
 def pose_loss(poses: list[torch.Tensor], map_from_cam_B44: torch.Tensor
