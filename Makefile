@@ -1,4 +1,5 @@
-# marepo_ros: `make setup` builds .venv with everything; `make test` runs the default tests.
+# marepo_ros: `make demo` shows the whole product; `make setup` builds .venv with everything;
+# `make test` runs the default tests.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -6,7 +7,7 @@ STAMP  := $(VENV)/.setup-done
 # A sourced ROS 2 (ROS_DISTRO set and rclpy importable) is used instead of the PyPI wheels.
 ROS_SOURCED := $(shell $(PYTHON) -c "import rclpy" >/dev/null 2>&1 && echo yes)
 
-.PHONY: setup test test-all bench clean
+.PHONY: setup demo test test-all bench clean
 
 setup: $(STAMP)
 
@@ -22,6 +23,9 @@ endif
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	$(PY) -c "import torch, cv2, rosbags, marepo_ros; print('torch', torch.__version__, '| marepo_ros ready')"
 	@touch $(STAMP)
+
+demo: setup
+	$(PY) -m marepo_ros.cli demo --out runs/demo
 
 test: setup
 	$(PY) -m pytest -q test
