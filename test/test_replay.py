@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from node_harness import DOMAIN_ID
+from node_harness import fresh_domain
 from rosbags.highlevel import AnyReader
 
 from marepo_ros import cli
@@ -17,7 +17,7 @@ from marepo_ros.mapfile import save_map
 from marepo_ros.mapping import build_map, posed_images_from_dataset, preset
 from marepo_ros.networks import load_encoder
 from marepo_ros.render import random_scene, write_scene_folder
-from marepo_ros.ros.replay import FrameTally, NodeProcess, replay
+from marepo_ros.ros.replay import FrameTally, NodeProcess, ReplayError, replay
 
 N_QUERY = 12
 BAG_RATE_HZ = 5.0  # stamps 0.2 s apart; played at REPLAY_RATE x that
@@ -93,11 +93,13 @@ def test_replay_starts_a_node_and_scores_it(scene, tmp_path, capsys):
     assert (out / "node.log").is_file()
 
 
-def test_replay_attaches_to_a_running_node_and_counts_drops(scene, tmp_path):
-    """A burst (played at 50x) against a node already running in this test's domain: the
-    node keeps only the newest frame, so most are dropped as stale, and it all adds up."""
+def test_replay_attaches_to_a_running_node_and_counts_drops(scene, tmp_path, monkeypatch):
+    """A burst (played at 50x) against a node already running in this ROS_DOMAIN_ID: the node
+    keeps only the newest frame, so most are dropped as stale, and it all adds up."""
     bag, map_path = scene
-    node = NodeProcess(tmp_path / "node.log", domain_id=DOMAIN_ID, params={
+    domain = fresh_domain()
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
+    node = NodeProcess(tmp_path / "node.log", domain_id=domain, params={
         "map_path": str(map_path), "qos_reliability": "reliable", "qos_depth": 100,
         "status_period": 0.2}, remaps={"image": "/camera/image_raw", "camera_info": "/camera/camera_info"})
     try:
@@ -135,3 +137,16 @@ def test_replay_errors_are_one_line(scene, tmp_path, capsys):
     assert cli.main(["replay", str(bag), "--map", str(tmp_path / "none.map"), "--gt-topic",
                      "/camera/pose", "--out", str(tmp_path)]) == 2
     assert "map file not found" in capsys.readouterr().err
+
+
+def test_demo_replaces_only_its_own_folder(tmp_path):
+    from marepo_ros.ros.demo import MARKER, _fresh_folder
+
+    mine = _fresh_folder(tmp_path / "demo")
+    (mine / "old").write_text("x")
+    assert _fresh_folder(mine) == mine and not (mine / "old").exists() and (mine / MARKER).is_file()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "data").write_text("keep")
+    with pytest.raises(ReplayError, match="not made by the demo"):
+        _fresh_folder(tmp_path / "other")
+    assert (tmp_path / "other" / "data").read_text() == "keep"

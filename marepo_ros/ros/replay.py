@@ -70,9 +70,9 @@ def wait_for(predicate, timeout: float, what: str, poll: float = 0.05):
 
 
 def fresh_domain_id() -> int:
-    """A ROS domain for a node started here (200-229, by process id): away from the default
-    domain 0 and from the test harness's 100-199."""
-    return 200 + os.getpid() % 30
+    """A ROS domain for a node started here (210-231, by process id): away from the default
+    domain 0 and from the test harness's 10-209."""
+    return 210 + os.getpid() % 22
 
 
 class RosSession:
