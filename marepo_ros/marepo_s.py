@@ -21,7 +21,7 @@ from .geometry import invert_pose, transform_points
 from .localizer import Localizer
 from .mapfile import SceneMap
 from .mapping import MappingCancelled, PosedImage, Progress
-from .networks import Encoder
+from .networks import OUTPUT_SUBSAMPLE, Encoder
 from .regressor import PoseRegressor, load_regressor, pose_loss, regressor_dict, robust_centre, \
     train_step
 from .regressor_data import Sample, collate, random_rigid, rigid_jitter
@@ -40,7 +40,7 @@ def head_samples(scene_map: SceneMap, images: list[PosedImage], encoder: Encoder
         coords, pixels, K, _ = coords_of(item.load_image(), item.K)
         X = coords.double().cpu().numpy()
         depth = transform_points(invert_pose(item.map_from_cam), X)[:, 2]
-        h = int(pixels[-1, 1].item() // 8) + 1
+        h = int(pixels[-1, 1].item() // OUTPUT_SUBSAMPLE) + 1  # rows of the row-major cell grid
         out.append(Sample(X.astype(np.float32), pixels.cpu().numpy(), K, item.map_from_cam,
                           depth.astype(np.float32), (h, len(X) // h)))
         if progress:
@@ -102,17 +102,18 @@ def marepo_s(scene_map: SceneMap, images: list[PosedImage], encoder: Encoder, *,
              progress: Progress | None = None, cancel: Callable[[], bool] | None = None,
              **options) -> dict:
     """Fine-tune ``regressor`` (default: the shipped one) on the map's mapping frames and store
-    it in ``scene_map`` (``extras["regressor"]``, ``stats["marepo_s"]``); returns the statistics.
+    it in ``scene_map`` (``extras["regressor"]``, ``stats["marepo_s"]``); returns the statistics
+    (with marepo's loss on the mapping frames before and after, 256 fixed cells per frame).
     ``options`` go to ``finetune_regressor``. For a mapping service: plain arguments, progress
     and cancel callbacks as ``mapping.build_map``."""
     t0 = time.time()
     samples = head_samples(scene_map, images, encoder, device=device, progress=progress,
                            cancel=cancel)
     base = (regressor or load_regressor()).cpu()
-    before = mean_loss(base, samples)
+    before = mean_loss(base, samples, tokens=256)
     tuned, stats = finetune_regressor(base, samples, progress=progress, cancel=cancel, **options)
     stats.update({"frames": len(samples), "loss_before": round(before, 4),
-                  "loss_after": round(mean_loss(tuned, samples), 4),
+                  "loss_after": round(mean_loss(tuned, samples, tokens=256), 4),
                   "seconds": round(time.time() - t0, 1)})
     scene_map.extras["regressor"] = regressor_dict(tuned)
     scene_map.stats["marepo_s"] = stats

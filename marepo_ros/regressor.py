@@ -225,7 +225,7 @@ class PoseRegressor(nn.Module):
         K_B33: (B, 3, 3) intrinsics.
         centre_B3: (B, 3) a point near the coordinates (metres): they are encoded relative to
             it and it is added to the regressed camera centre (the "scene centre").
-        Returns a list of blocks / group tensors (B, 4, 4), map_from_cam.
+        Returns a list of blocks / group tensors (B, 4, 4): map_from_cam, float.
 
         With ``config.canonical`` the coordinates are first rotated by the transpose of
         R0 = ``weak_perspective_rotation`` (B, 3, 3) and the heads' poses rotated back by R0:
@@ -280,8 +280,8 @@ def pose_loss(poses: list[torch.Tensor], map_from_cam_B44: torch.Tensor
 
 def train_step(model: PoseRegressor, optimizer: torch.optim.Optimizer,
                batch: dict[str, torch.Tensor], max_grad_norm: float = 1.0) -> dict[str, float]:
-    """One optimisation step on a ``regressor_data.collate`` batch (centres: the coordinates'
-    medians); returns the loss and the last output's mean errors (cm, deg)."""
+    """One optimisation step on a ``regressor_data.collate`` batch (centres: ``robust_centre``);
+    returns the loss and the last output's mean errors (cm, deg)."""
     coords = batch["coords_BN3"]
     poses = model(coords, batch["pixels_BN2"], batch["K_B33"], robust_centre(coords))
     loss, info = pose_loss(poses, batch["map_from_cam_B44"])
