@@ -141,7 +141,7 @@ class LinearAttention(nn.Module):
         n = v_BNHD.shape[1]
         kv = torch.einsum("bnhd,bnhv->bhdv", k, v_BNHD / n)
         z = 1 / (torch.einsum("bnhd,bhd->bnh", q, k.sum(1)) + eps)
-        return torch.einsum("bnhd,bhdv,bnh->bnhv", q, kv, z) * n
+        return torch.einsum("bnhd,bhdv->bnhv", q, kv) * (z * n)[..., None]
 
 
 class AttentionLayer(nn.Module):
