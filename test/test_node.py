@@ -188,6 +188,12 @@ def test_bad_inputs_are_reported_and_the_node_keeps_running(running, kitchen, ki
     send_frame(client, kitchen, KITCHEN_QUERIES[1], 3004.0)
     errors = pose_errors(client, kitchen, [(3004.0, KITCHEN_QUERIES[1])])
     assert errors[0, 0] < MAX_T_CM and errors[0, 1] < MAX_R_DEG
+    # the estimator too is swapped at run time
+    assert client.set_params(estimator="marepo+refine")[0].successful
+    send_frame(client, kitchen, KITCHEN_QUERIES[1], 3005.0)
+    client.pose_at(3005.0)
+    assert client.status()["estimator"] == "marepo+refine"
+    assert client.set_params(estimator="ransac")[0].successful
     assert node.alive()
 
 

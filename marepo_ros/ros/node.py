@@ -209,8 +209,8 @@ class RelocalizationNode(Node):
     def _make_localizer(self, map_path: str, estimator: str, scene_map=None) -> Localizer:
         """A complete Localizer for the map file (raises MapFileError / ValueError)."""
         scene_map = scene_map or load_map(Path(map_path).expanduser(), self.device)
-        return Localizer(scene_map, self.encoder, make_estimator(estimator, short_side=scene_map.short_side),
-                         device=self.device)
+        estimator = make_estimator(estimator, short_side=scene_map.short_side, scene_map=scene_map)
+        return Localizer(scene_map, self.encoder, estimator, device=self.device)
 
     # ---- parameters ---------------------------------------------------------------------
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
