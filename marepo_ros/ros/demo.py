@@ -29,7 +29,7 @@ SCENE_SEED, PATH_SEED = 3, 5
 N_MAPPING, N_QUERY = 120, 30
 WIDTH, HEIGHT = 320, 240          # the fast preset's short side: no resizing anywhere
 BAG_RATE_HZ = 5.0                 # the rendered path moves 7 cm per frame: 0.35 m/s at 5 Hz
-MAPPING_PARAMS = {"min_keyframes": 10, "mapping_epochs": 40.0, "mapping_threads": 2}
+MAPPING_PARAMS = {"min_keyframes": 10, "mapping_epochs": 100.0, "mapping_threads": 2}
 MARKER = ".marepo-demo"           # marks a folder the demo made (and may replace)
 BUILD_TIMEOUT_S = 900
 

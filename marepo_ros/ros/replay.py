@@ -197,15 +197,13 @@ def reliable_qos(depth: int = QOS_DEPTH) -> QoSProfile:
 
 class BagPlayer:
     """Publishes ``topics`` of a bag (their raw CDR bytes, no decoding) under the same names,
-    each message at its recorded time (the bag's log time) divided by ``rate``, with reliable
-    QoS. Image messages are recorded as they go: ``sent_at`` maps each image's header stamp
+    each message at its recorded time (the bag's log time) divided by ``rate`` (> 0), with
+    reliable QoS. Image messages are recorded as they go: ``sent_at`` maps each image's header stamp
     (int ns) to the wall time (``time.monotonic()`` s) of its publishing; ``n_images``
     counts them."""
 
     def __init__(self, session: RosSession, bag_path: str | Path, topics: list[str], *,
                  rate: float = 1.0):
-        if not rate > 0:
-            raise BagError(f"--rate must be positive, got {rate}")
         self.path, self.rate = Path(bag_path), rate
         self._typestore = get_typestore(Stores.ROS2_JAZZY)
         with AnyReader([self.path], default_typestore=self._typestore) as reader:
@@ -227,12 +225,12 @@ class BagPlayer:
             raise ReplayError(f"nobody subscribes to {', '.join(missing())} (is the node running "
                               f"in this ROS domain, and its inputs remapped to these topics?)") from None
 
-    def play(self, progress: tqdm | None = None) -> int:
-        """Publish everything in bag order at the bag's timing / rate; returns the number of
-        messages published. ``progress`` is advanced by one per image."""
+    def play(self, progress: tqdm | None = None) -> None:
+        """Publish everything in bag order at the bag's timing / rate; ``progress`` is
+        advanced by one per image."""
         with AnyReader([self.path], default_typestore=self._typestore) as reader:
             conns = [c for c in reader.connections if c.topic in self.publishers]
-            start_wall, start_bag, n = time.monotonic(), None, 0
+            start_wall, start_bag = time.monotonic(), None
             for conn, log_ns, raw in reader.messages(conns):
                 start_bag = log_ns if start_bag is None else start_bag
                 delay = start_wall + (log_ns - start_bag) / 1e9 / self.rate - time.monotonic()
@@ -246,8 +244,6 @@ class BagPlayer:
                     if progress is not None:
                         progress.update()
                 self.publishers[conn.topic].publish(bytes(cdr))
-                n += 1
-        return n
 
 
 class OutputRecorder:
