@@ -215,7 +215,8 @@ def cmd_replay(args) -> int:
 
     replay = _ros_module("replay", "replay")
     if not (args.map or args.attach):
-        raise SystemExit("marepo-ros replay: error: --map is required (unless --attach)")
+        print("marepo-ros: error: replay needs --map MAP (or --attach to a running node)", file=sys.stderr)
+        return 2
     metrics = replay.replay(args.bag, args.map, args.out, rate=args.rate, image_topic=args.image_topic,
                             camera_info_topic=args.camera_info_topic, gt_topic=args.gt_topic,
                             gt_tf=args.gt_tf and parse_gt_tf(args.gt_tf), max_dt=args.max_dt,
