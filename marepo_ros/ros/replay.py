@@ -375,8 +375,8 @@ def score(bag: BagFrames, poses: dict[int, tuple[np.ndarray, float]], sent_at: d
     match = associate(stamps_ns, pose_stamps, max_dt=1e-6)
     gts = [bag.map_from_cam[i] for i in keep]
     estimates = [poses[int(pose_stamps[j])][0] if j >= 0 else None for j in match]
-    latency = [1e3 * (poses[int(s)][1] - sent_at[int(s)]) if j >= 0 and int(s) in sent_at else None
-               for s, j in zip(stamps_ns, match)]
+    latency = [1e3 * (poses[int(pose_stamps[j])][1] - sent_at[int(s)])
+               if j >= 0 and int(s) in sent_at else None for s, j in zip(stamps_ns, match)]
     t_cm, r_deg = frame_errors(estimates, gts)
     lat = [v for v in latency if v is not None]
     metrics = summarize(estimates, gts, lat)
