@@ -7,7 +7,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -152,7 +151,7 @@ def _evaluate(frames, total: int, localizer, out: Path, meta: dict) -> None:
     report.md into ``out``."""
     from tqdm import tqdm
 
-    from .metrics import format_table, frame_errors, summarize, write_tum
+    from .metrics import format_table, frame_errors, metrics_json, summarize, write_tum
     from .report import write_report
 
     out.mkdir(parents=True, exist_ok=True)
@@ -176,7 +175,7 @@ def _evaluate(frames, total: int, localizer, out: Path, meta: dict) -> None:
     write_tum(out / "groundtruth.tum", stamps, gts)
     (out / "per_frame.csv").write_text("name,translation_cm,rotation_deg,inliers,inlier_ratio,ms\n"
                                        + "\n".join(rows) + "\n")
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out / "metrics.json").write_text(metrics_json(metrics))
     if names:
         write_report(out, stamps=stamps, estimates=estimates, gts=gts, t_cm=t_cm, r_deg=r_deg,
                      metrics=metrics, title=f"Relocalization of {meta.get('bag') or meta['dataset']}")

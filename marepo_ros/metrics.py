@@ -1,6 +1,7 @@
 """Relocalization metrics as ACE and marepo report them, and TUM trajectory files."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +66,17 @@ def format_table(rows: dict[str, dict]) -> str:
             vals.append(f"{v:>{width + 2}.1f}" if isinstance(v, float) else f"{str(v):>{width + 2}s}")
         out.append(f"{k:24s}" + "".join(vals))
     return "\n".join(out)
+
+
+def metrics_json(metrics: dict) -> str:
+    """``metrics`` as strict JSON text: infinite or NaN numbers (e.g. the median error when
+    fewer than half the frames got a pose) become null."""
+    def clean(v):
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        if isinstance(v, float) and not np.isfinite(v):
+            return None
+        return v
+    return json.dumps(clean(metrics), indent=2, allow_nan=False) + "\n"

@@ -1,4 +1,4 @@
-"""Real DDS test harness: the node runs as its own process (``marepo-ros node``), the test talks
+"""Real DDS test harness: the node runs as its own process (``replay.NodeProcess``), the test talks
 to it through an rclpy client node on loopback. Each node + client pair gets a ROS domain of
 its own (``fresh_domain``), so nodes of other tests or test sessions never answer."""
 from __future__ import annotations
@@ -6,12 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import signal
-import subprocess
-import sys
 import threading
-import time
-from pathlib import Path
 
 import numpy as np
 
@@ -36,52 +31,10 @@ from std_srvs.srv import Trigger  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 
 from marepo_ros.ros.conversions import pose_to_msg, stamp_from_seconds  # noqa: E402
+from marepo_ros.ros.replay import NodeProcess, wait_for  # noqa: E402,F401 - the tests' too
 
 NODE = "/relocalization_node"
 _CLIENTS = itertools.count()
-
-
-def wait_for(predicate, timeout: float, what: str, poll: float = 0.05):
-    """Poll ``predicate`` until truthy (returns its value) or fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-class NodeProcess:
-    """``marepo-ros node`` in a child process; its log is kept in ``log_path``."""
-
-    def __init__(self, log_path: Path, *cli_args: str, domain: int, params: dict | None = None):
-        args = [sys.executable, "-m", "marepo_ros.cli", "node", *cli_args, "--ros-args"]
-        for k, v in (params or {}).items():
-            args += ["-p", f"{k}:={json.dumps(v) if isinstance(v, (list, bool)) else v}"]
-        self.log_path = log_path
-        self._log = open(log_path, "w")
-        self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1",
-                                          "ROS_DOMAIN_ID": str(domain)})
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stop(self) -> int:
-        if self.alive():
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
 
 
 class Client:

@@ -60,3 +60,12 @@ def test_top_down_falls_back_to_largest_extent_axes():
            for a in np.linspace(0, 6, 30)]                      # cameras in all orientations
     basis, labels = top_down_basis(gts)
     assert np.array_equal(basis, np.eye(3)[[0, 2]]) and labels == ("map x (m)", "map z (m)")
+
+
+def test_metrics_json_is_strict_json():
+    import json
+
+    from marepo_ros.metrics import metrics_json
+    text = metrics_json({"median_translation_cm": float("inf"), "n": 3, "nested": {"x": float("nan")}})
+    assert json.loads(text) == {"median_translation_cm": None, "n": 3, "nested": {"x": None}}
+    assert "Infinity" not in text and "NaN" not in text

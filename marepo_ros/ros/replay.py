@@ -42,7 +42,7 @@ from std_srvs.srv import Trigger
 from tqdm import tqdm
 
 from ..bag import COMPRESSED, IMAGE, BagError, BagFrames, associate
-from ..metrics import format_table, frame_errors, summarize, write_tum
+from ..metrics import format_table, frame_errors, metrics_json, summarize, write_tum
 from ..report import write_report
 from .conversions import pose_from_msg
 from .node import NODE_NAME
@@ -99,15 +99,17 @@ class RosSession:
 class NodeProcess:
     """``marepo-ros node`` in a child process, in ROS domain ``domain_id``.
 
-    params: node parameters (name -> value); remaps: ROS remappings (from -> to); the node's
-    stdout and stderr go to ``log_path``.
+    cli_args: before the ROS arguments (e.g. --params-file FILE); params: node parameters
+    (name -> value); remaps: ROS remappings (from -> to); the node's stdout and stderr go to
+    ``log_path`` (``log`` reads it).
     """
 
-    def __init__(self, log_path: Path, *, domain_id: int, params: dict, remaps: dict[str, str]):
-        args = [sys.executable, "-m", "marepo_ros.cli", "node", "--ros-args"]
+    def __init__(self, log_path: Path, *cli_args: str, domain_id: int, params: dict,
+                 remaps: dict[str, str] | None = None):
+        args = [sys.executable, "-m", "marepo_ros.cli", "node", *cli_args, "--ros-args"]
         for name, value in params.items():
-            args += ["-p", f"{name}:={json.dumps(value) if isinstance(value, bool) else value}"]
-        for src, dst in remaps.items():
+            args += ["-p", f"{name}:={json.dumps(value) if isinstance(value, (bool, list)) else value}"]
+        for src, dst in (remaps or {}).items():
             args += ["-r", f"{src}:={dst}"]
         self.log_path = Path(log_path)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,8 +121,12 @@ class NodeProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text()
+
     def last_line(self) -> str:
-        lines = self.log_path.read_text().strip().splitlines()
+        lines = self.log.strip().splitlines()
         return lines[-1] if lines else "(no output)"
 
     def stop(self) -> None:
@@ -398,7 +404,7 @@ def score(bag: BagFrames, poses: dict[int, tuple[np.ndarray, float]], sent_at: d
             for s, e, t, r, ms in zip(stamps, estimates, t_cm, r_deg, latency)]
     (out / "per_frame.csv").write_text("stamp,localized,translation_cm,rotation_deg,latency_ms\n"
                                        + "\n".join(rows) + "\n")
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out / "metrics.json").write_text(metrics_json(metrics))
     if gts:
         write_report(out, stamps=stamps, estimates=estimates, gts=gts, t_cm=t_cm, r_deg=r_deg,
                      metrics=metrics, title=f"Live replay of {meta.get('bag', bag.path)}",
