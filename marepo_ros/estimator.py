@@ -7,6 +7,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from .geometry import check_intrinsics
+
 
 @dataclass
 class Estimate:
@@ -42,3 +44,14 @@ class PoseEstimator(Protocol):
 
     def estimate(self, coords_N3: torch.Tensor, pixels_N2: torch.Tensor,
                  K: np.ndarray) -> Estimate | None: ...
+
+
+def check_correspondences(coords_N3: torch.Tensor, pixels_N2: torch.Tensor, K: np.ndarray) -> int:
+    """N, after checking the shapes of an estimator's inputs and K (ValueError saying why not)."""
+    n = len(coords_N3)
+    if coords_N3.shape != (n, 3) or pixels_N2.shape != (n, 2):
+        raise ValueError(f"need coords (N, 3) and pixels (N, 2), got "
+                         f"{tuple(coords_N3.shape)} and {tuple(pixels_N2.shape)}")
+    if (problem := check_intrinsics(K)) is not None:
+        raise ValueError(problem)
+    return n

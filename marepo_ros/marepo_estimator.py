@@ -15,8 +15,8 @@ import time
 import numpy as np
 import torch
 
-from .estimator import Estimate
-from .geometry import check_intrinsics, invert_pose, make_pose
+from .estimator import Estimate, check_correspondences
+from .geometry import invert_pose, make_pose
 from .mapfile import SceneMap
 from .ransac import map_frame_covariance, refine_on_inliers, reprojection_errors
 from .regressor import PoseRegressor, load_regressor, regress_pose, regressor_from_dict
@@ -90,12 +90,7 @@ class MarepoEstimator:
     def estimate(self, coords_N3: torch.Tensor, pixels_N2: torch.Tensor,
                  K: np.ndarray) -> Estimate | None:
         """Pose from (N, 3) map-frame scene coordinates and their (N, 2) pixels; see class doc."""
-        n_total = len(coords_N3)
-        if coords_N3.shape != (n_total, 3) or pixels_N2.shape != (n_total, 2):
-            raise ValueError(f"need coords (N, 3) and pixels (N, 2), got "
-                             f"{tuple(coords_N3.shape)} and {tuple(pixels_N2.shape)}")
-        if (problem := check_intrinsics(K)) is not None:
-            raise ValueError(problem)
+        n_total = check_correspondences(coords_N3, pixels_N2, K)
         pixels_N2 = pixels_N2.to(coords_N3.device)
         finite = torch.isfinite(coords_N3).all(1) & torch.isfinite(pixels_N2).all(1)
         if int(finite.sum()) < 4:

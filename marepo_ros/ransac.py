@@ -13,8 +13,8 @@ import time
 import numpy as np
 import torch
 
-from marepo_ros.estimator import Estimate
-from marepo_ros.geometry import check_intrinsics, invert_pose, make_pose
+from marepo_ros.estimator import Estimate, check_correspondences
+from marepo_ros.geometry import invert_pose, make_pose
 
 _FIRST_ROUND_PER_HYPOTHESIS = 4  # minimal sets drawn per wanted hypothesis in the first round
 _LM_ITERS = 20                   # Levenberg-Marquardt iterations per refinement round
@@ -376,12 +376,7 @@ class RansacEstimator:
     def estimate(self, coords_N3: torch.Tensor, pixels_N2: torch.Tensor,
                  K: np.ndarray) -> Estimate | None:
         """Pose from (N, 3) map-frame scene coordinates and their (N, 2) pixels; see class doc."""
-        n_total = len(coords_N3)
-        if coords_N3.shape != (n_total, 3) or pixels_N2.shape != (n_total, 2):
-            raise ValueError(f"need coords (N, 3) and pixels (N, 2), got "
-                             f"{tuple(coords_N3.shape)} and {tuple(pixels_N2.shape)}")
-        if (problem := check_intrinsics(K)) is not None:
-            raise ValueError(problem)
+        n_total = check_correspondences(coords_N3, pixels_N2, K)
         dtype = coords_N3.dtype
         dtype = dtype if dtype in (torch.float32, torch.float64) else torch.float32
         coords = coords_N3.to(dtype)
