@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from .dataset import SceneDataset, read_image
 from .geometry import pose_from_quat, quat_from_pose
+from .images import ImageError, decode_compressed, decode_raw, to_rgb
 
 IMAGE_TOPIC = "/camera/image_raw"
 COMPRESSED_TOPIC = "/camera/image_raw/compressed"
@@ -52,10 +53,6 @@ GT_TYPES = ("geometry_msgs/msg/PoseStamped", "geometry_msgs/msg/PoseWithCovarian
             "nav_msgs/msg/Odometry", "geometry_msgs/msg/TransformStamped")
 BAG_SUFFIXES = (".bag", ".mcap", ".db3")
 STORAGES = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
-# encoding -> (channels, dtype); decoded to HxWx3 RGB or HxW grey uint8
-ENCODINGS = {"rgb8": (3, "u1"), "bgr8": (3, "u1"), "rgba8": (4, "u1"), "bgra8": (4, "u1"),
-             "mono8": (1, "u1"), "mono16": (1, "u2")}
-
 
 class BagError(ValueError):
     """A bag that cannot be used as asked; the message names the bag and the problem."""
@@ -129,7 +126,7 @@ def _compressed_msg(ts, ns: int, path: Path, pixels: np.ndarray):
     data = np.fromfile(path, dtype=np.uint8)
     fmt = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png"}.get(path.suffix.lower())
     decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if fmt else None
-    if decoded is None or not np.array_equal(_to_rgb(decoded), pixels):
+    if decoded is None or not np.array_equal(to_rgb(decoded), pixels):
         grey = _is_grey(pixels)
         _, png = cv2.imencode(".png", pixels[..., 0] if grey else pixels[..., ::-1])
         data, fmt = png.reshape(-1), "png"
@@ -199,41 +196,12 @@ def associate(stamps_ns: np.ndarray, ref_ns: np.ndarray, max_dt: float) -> np.nd
 
 
 def decode_image(msg, msgtype: str) -> np.ndarray:
-    """HxWx3 uint8 RGB, or HxW uint8 grey, from a sensor_msgs Image or CompressedImage.
-
-    Image encodings: rgb8, bgr8, rgba8, bgra8, mono8, mono16 (16-bit is divided by 257 as the
-    scene folder reader does). CompressedImage: whatever cv2.imdecode reads (JPEG, PNG, ...).
-    """
-    if msgtype == COMPRESSED:
-        if "compresseddepth" in msg.format.lower():
-            raise BagError(f"CompressedImage format '{msg.format}' (depth) is not supported")
-        img = cv2.imdecode(np.asarray(msg.data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-        if img is None:
-            raise BagError(f"cannot decode a CompressedImage (format '{msg.format}')")
-        return _to_rgb(img)
-    encoding = msg.encoding.lower()
-    if encoding not in ENCODINGS:
-        raise BagError(f"image encoding '{msg.encoding}' is not supported "
-                       f"(supported: {', '.join(ENCODINGS)})")
-    channels, dtype = ENCODINGS[encoding]
-    dt = np.dtype(dtype).newbyteorder(">" if msg.is_bigendian else "<")
-    h, w, step = msg.height, msg.width, msg.step
-    if step < w * channels * dt.itemsize or len(msg.data) < h * step:
-        raise BagError(f"{encoding} image of {w}x{h} with step {step} carries {len(msg.data)} bytes")
-    rows = np.asarray(msg.data, dtype=np.uint8)[: h * step].reshape(h, step)
-    px = np.ascontiguousarray(rows[:, : w * channels * dt.itemsize]).view(dt).reshape(h, w, channels)
-    rgb = {"rgb8": px, "bgr8": px[..., ::-1], "rgba8": px[..., :3], "bgra8": px[..., 2::-1],
-           "mono8": px[..., 0], "mono16": (px[..., 0] / 257).astype(np.uint8)}[encoding]
-    return np.ascontiguousarray(rgb)
-
-
-def _to_rgb(img: np.ndarray) -> np.ndarray:
-    """What cv2 decoded (BGR, BGRA or grey; 8 or 16 bit) as HxWx3 RGB or HxW grey uint8."""
-    if img.dtype == np.uint16:
-        img = (img / 257).astype(np.uint8)
-    if img.ndim == 2:
-        return img
-    return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    """HxWx3 uint8 RGB, or HxW uint8 grey, from a sensor_msgs Image or CompressedImage (see
+    ``images``); BagError when it cannot be decoded."""
+    try:
+        return decode_compressed(msg) if msgtype == COMPRESSED else decode_raw(msg)
+    except ImageError as exc:
+        raise BagError(str(exc)) from None
 
 
 def _stamp_ns(header) -> int:

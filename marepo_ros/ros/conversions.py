@@ -2,19 +2,12 @@
 one-line reason that the node reports on status, diagnostics and the log."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Pose
 
 from ..geometry import check_intrinsics, pose_from_quat, quat_from_pose
-
-# encoding -> (channels, conversion to RGB or None for grey); 8 bits per channel only
-IMAGE_ENCODINGS = {
-    "rgb8": (3, None), "bgr8": (3, cv2.COLOR_BGR2RGB), "rgba8": (4, cv2.COLOR_RGBA2RGB),
-    "bgra8": (4, cv2.COLOR_BGRA2RGB), "mono8": (1, None), "8UC1": (1, None),
-}
-
+from ..images import ENCODINGS, ImageError, UnsupportedEncoding, decode_compressed, decode_raw
 
 class InputError(ValueError):
     """An input message that cannot be used; ``str()`` says why in one line."""
@@ -32,37 +25,21 @@ def stamp_from_seconds(t: float) -> Time:
 
 def image_from_msg(msg) -> np.ndarray:
     """sensor_msgs/Image -> HxWx3 RGB or HxW grey uint8 (a copy)."""
-    if msg.encoding not in IMAGE_ENCODINGS:
-        raise InputError(f"unsupported image encoding '{msg.encoding}' (supported: "
-                         f"{', '.join(IMAGE_ENCODINGS)}, or image_transport:=compressed)")
-    channels, code = IMAGE_ENCODINGS[msg.encoding]
-    h, w, step = msg.height, msg.width, msg.step
-    if h == 0 or w == 0:
-        raise InputError(f"empty image ({w}x{h})")
-    if step < w * channels or len(msg.data) < step * h:
-        raise InputError(f"image data too short for {w}x{h} {msg.encoding} (step {step}, "
-                         f"{len(msg.data)} bytes)")
-    rows = np.frombuffer(msg.data, np.uint8, count=step * h).reshape(h, step)
-    pixels = rows[:, :w * channels].reshape(h, w, channels) if channels > 1 else rows[:, :w]
-    if code is None:
-        return pixels.copy()
-    return cv2.cvtColor(pixels, code)
+    try:
+        return decode_raw(msg)
+    except UnsupportedEncoding as exc:
+        raise InputError(f"unsupported image encoding '{exc.encoding}' (supported: "
+                         f"{', '.join(ENCODINGS)}, or image_transport:=compressed)") from None
+    except ImageError as exc:
+        raise InputError(str(exc)) from None
 
 
 def image_from_compressed(msg) -> np.ndarray:
     """sensor_msgs/CompressedImage (jpeg/png) -> HxWx3 RGB or HxW grey uint8."""
-    data = np.frombuffer(msg.data, np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if len(data) else None
-    if image is None:
-        raise InputError(f"cannot decode compressed image (format '{msg.format}', "
-                         f"{len(data)} bytes)")
-    if image.dtype != np.uint8:
-        raise InputError(f"compressed image has {image.dtype} pixels; only 8-bit images are supported")
-    if image.ndim == 2:
-        return image
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    try:
+        return decode_compressed(msg)
+    except ImageError as exc:
+        raise InputError(str(exc)) from None
 
 
 def camera_from_info(msg) -> tuple[np.ndarray, int, int]:
