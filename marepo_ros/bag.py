@@ -204,7 +204,8 @@ def decode_image(msg, msgtype: str) -> np.ndarray:
         raise BagError(str(exc)) from None
 
 
-def _stamp_ns(header) -> int:
+def stamp_ns(header) -> int:
+    """A std_msgs/Header's stamp as int nanoseconds."""
     return int(header.stamp.sec) * 10**9 + int(header.stamp.nanosec)
 
 
@@ -319,18 +320,18 @@ class BagFrames:
         for conn, _, raw in reader.messages([c for c in reader.connections if c.topic in wanted]):
             msg = reader.deserialize(raw, conn.msgtype)
             if conn.topic == self.image_topic:
-                stamps.append(_stamp_ns(msg.header))
+                stamps.append(stamp_ns(msg.header))
             elif conn.topic == self.camera_info_topic:
-                infos.append((_stamp_ns(msg.header), _camera_info(msg)))
+                infos.append((stamp_ns(msg.header), _camera_info(msg)))
             elif conn.topic == gt_topic:
-                gt.append((_stamp_ns(msg.header), _pose_of(msg, conn.msgtype)))
+                gt.append((stamp_ns(msg.header), _pose_of(msg, conn.msgtype)))
             else:
                 static = conn.topic.endswith("tf_static")
                 for tf in msg.transforms:
                     pair = (tf.header.frame_id.strip("/"), tf.child_frame_id.strip("/"))
                     tf_pairs.add(pair)
                     if pair == gt_tf:
-                        gt.append((-1 if static else _stamp_ns(tf.header), _transform_matrix(tf.transform)))
+                        gt.append((-1 if static else stamp_ns(tf.header), _transform_matrix(tf.transform)))
         if not stamps:
             raise BagError(f"{self.path}: image topic '{self.image_topic}' has no messages")
         if not infos:

@@ -151,10 +151,9 @@ def _evaluate(frames, total: int, localizer, out: Path, meta: dict) -> None:
     report.md into ``out``."""
     from tqdm import tqdm
 
-    from .metrics import format_table, frame_errors, metrics_json, summarize, write_tum
-    from .report import write_report
+    from .metrics import format_table, frame_errors, summarize
+    from .report import write_evaluation
 
-    out.mkdir(parents=True, exist_ok=True)
     names, stamps, gts, results, times = [], [], [], [], []
     for name, stamp, image, K, gt in tqdm(frames, total=total, desc="localize", unit="img",
                                           dynamic_ncols=True):
@@ -171,14 +170,10 @@ def _evaluate(frames, total: int, localizer, out: Path, meta: dict) -> None:
             for name, t, r, est, ms in zip(names, t_cm, r_deg, results, times)]
     metrics = summarize(estimates, gts, times)
     metrics.update(meta)
-    write_tum(out / "estimate.tum", stamps, estimates)
-    write_tum(out / "groundtruth.tum", stamps, gts)
-    (out / "per_frame.csv").write_text("name,translation_cm,rotation_deg,inliers,inlier_ratio,ms\n"
-                                       + "\n".join(rows) + "\n")
-    (out / "metrics.json").write_text(metrics_json(metrics))
-    if names:
-        write_report(out, stamps=stamps, estimates=estimates, gts=gts, t_cm=t_cm, r_deg=r_deg,
-                     metrics=metrics, title=f"Relocalization of {meta.get('bag') or meta['dataset']}")
+    write_evaluation(out, stamps=stamps, estimates=estimates, gts=gts, t_cm=t_cm, r_deg=r_deg,
+                     metrics=metrics, title=f"Relocalization of {meta.get('bag') or meta['dataset']}",
+                     per_frame_csv="name,translation_cm,rotation_deg,inliers,inlier_ratio,ms\n"
+                                   + "\n".join(rows) + "\n")
     print(format_table({meta["estimator"]: metrics}))
     print(f"wrote {out / 'metrics.json'}, estimate.tum, groundtruth.tum, per_frame.csv, report.md "
           f"and plots")
@@ -261,6 +256,19 @@ def cmd_node(argv: list[str]) -> int:
     return _ros_module("node", "node").main(args)
 
 
+def _add_bag_input(group, *, gt_required: bool) -> None:
+    """The options that pick a bag's image, camera_info and ground-truth topics."""
+    group.add_argument("--image-topic", help="Image or CompressedImage topic (default: the only one)")
+    group.add_argument("--camera-info-topic", help="default: camera_info beside the image topic")
+    gt = group.add_mutually_exclusive_group(required=gt_required)
+    gt.add_argument("--gt-topic", help="ground truth: PoseStamped, PoseWithCovarianceStamped, "
+                    "Odometry or TransformStamped topic")
+    gt.add_argument("--gt-tf", metavar="PARENT:CHILD", help="ground truth: the direct transform "
+                    "PARENT -> CHILD (camera optical frame) on /tf or /tf_static")
+    group.add_argument("--max-dt", type=float, default=0.02, help="largest image-to-ground-truth "
+                       "stamp difference in seconds (default 0.02)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .localizer import ESTIMATORS
     from .mapping import PRESETS
@@ -298,16 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="query", help="scene folder: the split to evaluate")
     e.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     e.add_argument("--encoder", type=Path, default=None, help="encoder weights (default: shipped)")
-    eb = e.add_argument_group("bag input")
-    eb.add_argument("--image-topic", help="Image or CompressedImage topic (default: the only one)")
-    eb.add_argument("--camera-info-topic", help="default: camera_info beside the image topic")
-    gt = eb.add_mutually_exclusive_group()
-    gt.add_argument("--gt-topic", help="ground truth: PoseStamped, PoseWithCovarianceStamped, "
-                    "Odometry or TransformStamped topic")
-    gt.add_argument("--gt-tf", metavar="PARENT:CHILD", help="ground truth: the direct transform "
-                    "PARENT -> CHILD (camera optical frame) on /tf or /tf_static")
-    eb.add_argument("--max-dt", type=float, default=0.02, help="largest image-to-ground-truth "
-                    "stamp difference in seconds (default 0.02)")
+    _add_bag_input(e.add_argument_group("bag input"), gt_required=False)
     e.set_defaults(func=cmd_eval)
 
     bg = sub.add_parser("bag", help="rosbag tools").add_subparsers(dest="bag_command", required=True)
@@ -334,15 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--attach", action="store_true", help="use the /relocalization_node running in "
                    "this ROS_DOMAIN_ID (its inputs remapped to the bag's topics) instead of starting "
                    "one in a fresh domain")
-    r.add_argument("--image-topic", help="Image or CompressedImage topic (default: the only one)")
-    r.add_argument("--camera-info-topic", help="default: camera_info beside the image topic")
-    rgt = r.add_mutually_exclusive_group(required=True)
-    rgt.add_argument("--gt-topic", help="ground truth: PoseStamped, PoseWithCovarianceStamped, "
-                     "Odometry or TransformStamped topic")
-    rgt.add_argument("--gt-tf", metavar="PARENT:CHILD", help="ground truth: the direct transform "
-                     "PARENT -> CHILD (camera optical frame) on /tf or /tf_static")
-    r.add_argument("--max-dt", type=float, default=0.02, help="largest image-to-ground-truth "
-                   "stamp difference in seconds (default 0.02)")
+    _add_bag_input(r, gt_required=True)
     r.set_defaults(func=cmd_replay)
 
     d = sub.add_parser("demo", help="render a small scene, map it through the node's services "

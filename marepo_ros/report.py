@@ -196,3 +196,21 @@ def write_report(out: str | Path, *, stamps, estimates, gts, t_cm, r_deg, metric
           *([notes, ""] if notes else []), metrics_markdown(metrics), "", *(f"![{p.stem}]({p.name})\n" for p in pngs)]
     (out / "report.md").write_text("\n".join(md))
     return [*pngs, out / "report.md"]
+
+
+def write_evaluation(out: str | Path, *, stamps, estimates, gts, t_cm, r_deg, metrics: dict,
+                     per_frame_csv: str, title: str, notes: str = "") -> None:
+    """Everything an evaluation writes into ``out``: estimate.tum and groundtruth.tum (stamps
+    in s), per_frame.csv (the given CSV text), metrics.json, and, when there are frames,
+    report.md with its plots (``write_report``)."""
+    from .metrics import metrics_json, write_tum
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_tum(out / "estimate.tum", stamps, estimates)
+    write_tum(out / "groundtruth.tum", stamps, gts)
+    (out / "per_frame.csv").write_text(per_frame_csv)
+    (out / "metrics.json").write_text(metrics_json(metrics))
+    if len(gts):
+        write_report(out, stamps=stamps, estimates=estimates, gts=gts, t_cm=t_cm, r_deg=r_deg,
+                     metrics=metrics, title=title, notes=notes)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import threading
 
 import numpy as np
 
@@ -18,11 +17,9 @@ def fresh_domain() -> int:
     """A ROS domain id no other node of this test session uses."""
     return next(_DOMAINS)
 
-import rclpy  # noqa: E402
 from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped  # noqa: E402
 from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
 from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
@@ -31,7 +28,7 @@ from std_srvs.srv import Trigger  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 
 from marepo_ros.ros.conversions import pose_to_msg, stamp_from_seconds  # noqa: E402
-from marepo_ros.ros.replay import NodeProcess, wait_for  # noqa: E402,F401 - the tests' too
+from marepo_ros.ros.replay import NodeProcess, RosSession, wait_for  # noqa: E402,F401 - the tests' too
 
 NODE = "/relocalization_node"
 _CLIENTS = itertools.count()
@@ -41,9 +38,8 @@ class Client:
     """A test node that feeds frames to the relocalization node and records what comes back."""
 
     def __init__(self, *, domain: int, compressed: bool = False):
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context, domain_id=domain)
-        self.node = rclpy.create_node(f"marepo_test_client_{next(_CLIENTS)}", context=self.context)
+        self.session = RosSession(f"marepo_test_client_{next(_CLIENTS)}", domain_id=domain)
+        self.node = self.session.node
         qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         self.image_pub = (self.node.create_publisher(CompressedImage, "/image/compressed", qos)
                           if compressed else self.node.create_publisher(Image, "/image", qos))
@@ -59,16 +55,10 @@ class Client:
         self.node.create_subscription(String, f"{NODE}/status",
                                       lambda m: self.statuses.append(json.loads(m.data)), 50)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 50)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self._thread.start()
         self._clients = {}
 
     def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
+        self.session.close()
 
     # --- talking to the node ---
     def _client(self, srv_type, name: str):

@@ -41,9 +41,9 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from tqdm import tqdm
 
-from ..bag import COMPRESSED, IMAGE, BagError, BagFrames, associate
-from ..metrics import format_table, frame_errors, metrics_json, summarize, write_tum
-from ..report import write_report
+from ..bag import COMPRESSED, IMAGE, BagError, BagFrames, associate, stamp_ns
+from ..metrics import format_table, frame_errors, summarize
+from ..report import write_evaluation
 from .conversions import pose_from_msg
 from .node import NODE_NAME
 
@@ -245,7 +245,7 @@ class BagPlayer:
                 cdr = raw if reader.is2 else self._typestore.ros1_to_cdr(raw, conn.msgtype)
                 if conn.topic in self._image_topics:
                     header = reader.deserialize(raw, conn.msgtype).header
-                    self.sent_at[header.stamp.sec * 10**9 + header.stamp.nanosec] = time.monotonic()
+                    self.sent_at[stamp_ns(header)] = time.monotonic()
                     self.n_images += 1
                     if progress is not None:
                         progress.update()
@@ -283,7 +283,7 @@ class OutputRecorder:
         pose = None
         if name == "pose":
             msg = deserialize_message(raw, PoseStamped)
-            pose = (msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec,
+            pose = (stamp_ns(msg.header),
                     (pose_from_msg(msg.pose), arrived))
         with self._lock:
             self._messages.append((name, time.time_ns(), raw))
@@ -396,19 +396,14 @@ def score(bag: BagFrames, poses: dict[int, tuple[np.ndarray, float]], sent_at: d
                              if lat else None)
     metrics.update(meta)
 
-    out.mkdir(parents=True, exist_ok=True)
     stamps = list(stamps_ns / 1e9)
-    write_tum(out / "estimate.tum", stamps, estimates)
-    write_tum(out / "groundtruth.tum", stamps, gts)
     rows = [f"{s:.6f},{int(e is not None)},{t:.3f},{r:.4f},{'' if ms is None else f'{ms:.1f}'}"
             for s, e, t, r, ms in zip(stamps, estimates, t_cm, r_deg, latency)]
-    (out / "per_frame.csv").write_text("stamp,localized,translation_cm,rotation_deg,latency_ms\n"
-                                       + "\n".join(rows) + "\n")
-    (out / "metrics.json").write_text(metrics_json(metrics))
-    if gts:
-        write_report(out, stamps=stamps, estimates=estimates, gts=gts, t_cm=t_cm, r_deg=r_deg,
+    write_evaluation(out, stamps=stamps, estimates=estimates, gts=gts, t_cm=t_cm, r_deg=r_deg,
                      metrics=metrics, title=f"Live replay of {meta.get('bag', bag.path)}",
-                     notes=live_markdown(metrics))
+                     notes=live_markdown(metrics),
+                     per_frame_csv="stamp,localized,translation_cm,rotation_deg,latency_ms\n"
+                                   + "\n".join(rows) + "\n")
     return metrics
 
 
