@@ -114,6 +114,16 @@ def test_replay_attaches_to_a_running_node_and_counts_drops(scene, tmp_path, mon
     assert metrics["node"] == "attached"
 
 
+def test_replay_attach_without_a_node_says_so(scene, tmp_path, monkeypatch):
+    """--attach in a domain where no node runs: a bounded wait, then one error naming the
+    likely cause (the default wait when attaching is 30 s; shortened here)."""
+    bag, map_path = scene
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(fresh_domain()))
+    with pytest.raises(ReplayError, match="timed out after 2 s .* is it running in this ROS_DOMAIN_ID"):
+        replay(bag, None, tmp_path / "out", gt_topic="/camera/pose", attach=True, progress=False,
+               node_timeout=2.0)
+
+
 def test_frame_tally_counts_frames_lost_in_transport():
     before = {"received": 5, "localized": 3, "rejected": 1, "dropped_stale": 1}
     after = {"received": 13, "localized": 6, "rejected": 2, "dropped_stale": 5}

@@ -492,11 +492,14 @@ def node_inputs(bag: BagFrames) -> tuple[dict, dict]:
 def replay(bag_path: str | Path, map_path: str | Path | None, out: str | Path, *,
            rate: float = 1.0, image_topic: str | None = None, camera_info_topic: str | None = None,
            gt_topic: str | None = None, gt_tf: tuple[str, str] | None = None,
-           max_dt: float = 0.02, attach: bool = False, progress: bool = True) -> dict:
+           max_dt: float = 0.02, attach: bool = False, progress: bool = True,
+           node_timeout: float | None = None) -> dict:
     """Live evaluation of a bag (see the module docstring): by default a node is started with
     ``map_path`` in a fresh ROS domain (log in ``out/node.log``); with ``attach`` the running
     /relocalization_node of the current domain is used as it is (``map_path``, if given, must
-    be the map it has loaded). Returns the metrics."""
+    be the map it has loaded). ``node_timeout``: seconds to wait for the node's first status
+    (default 120 for a node started here, which loads torch and the map; 30 when attaching,
+    a running node publishes one every ``status_period``). Returns the metrics."""
     if not (gt_topic or gt_tf):
         raise BagError(f"{bag_path}: scoring a replay needs ground truth: --gt-topic TOPIC or "
                        f"--gt-tf PARENT:CHILD")
@@ -520,7 +523,9 @@ def replay(bag_path: str | Path, map_path: str | Path | None, out: str | Path, *
         session = RosSession(domain_id=domain)
     try:
         link = NodeLink(session, process=process)
-        status = link.wait(lambda s: True, 120, f"{NODE} (its ~/status)" + (
+        if node_timeout is None:
+            node_timeout = 30.0 if attach else 120.0
+        status = link.wait(lambda s: True, node_timeout, f"{NODE} (its ~/status)" + (
             "; is it running in this ROS_DOMAIN_ID?" if attach else ""))
         if not status["map_loaded"]:
             raise ReplayError(f"{NODE} has no map loaded"
