@@ -117,7 +117,7 @@ def test_replay_attaches_to_a_running_node_and_counts_drops(scene, tmp_path, mon
 def test_replay_attach_without_a_node_says_so(scene, tmp_path, monkeypatch):
     """--attach in a domain where no node runs: a bounded wait, then one error naming the
     likely cause (the default wait when attaching is 30 s; shortened here)."""
-    bag, map_path = scene
+    bag, _ = scene
     monkeypatch.setenv("ROS_DOMAIN_ID", str(fresh_domain()))
     with pytest.raises(ReplayError, match="timed out after 2 s .* is it running in this ROS_DOMAIN_ID"):
         replay(bag, None, tmp_path / "out", gt_topic="/camera/pose", attach=True, progress=False,

@@ -509,6 +509,8 @@ def replay(bag_path: str | Path, map_path: str | Path | None, out: str | Path, *
                     gt_topic=gt_topic, gt_tf=gt_tf, max_dt=max_dt)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if node_timeout is None:
+        node_timeout = 30.0 if attach else 120.0
     process = None
     if attach:
         session = RosSession()
@@ -523,8 +525,6 @@ def replay(bag_path: str | Path, map_path: str | Path | None, out: str | Path, *
         session = RosSession(domain_id=domain)
     try:
         link = NodeLink(session, process=process)
-        if node_timeout is None:
-            node_timeout = 30.0 if attach else 120.0
         status = link.wait(lambda s: True, node_timeout, f"{NODE} (its ~/status)" + (
             "; is it running in this ROS_DOMAIN_ID?" if attach else ""))
         if not status["map_loaded"]:
