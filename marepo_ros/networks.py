@@ -94,25 +94,33 @@ class Head(nn.Module):
         self.register_buffer("mean", mean.clone().detach().view(1, 3, 1, 1))
 
     def forward(self, features_BCHW: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.res3_conv1(features_BCHW))
-        x = F.relu(self.res3_conv2(x))
-        x = F.relu(self.res3_conv3(x))
-        res = self.head_skip(features_BCHW) + x
-        for c0, c1, c2 in self.res_blocks:
-            x = F.relu(c0(res))
-            x = F.relu(c1(x))
-            x = F.relu(c2(x))
-            res = res + x
-        sc = F.relu(self.fc1(res))
-        sc = F.relu(self.fc2(sc))
-        sc = self.fc3(sc)
-        h = F.softplus(sc[:, 3:4], beta=float(self.h_beta)) + self.max_inv_scale.view(1, 1, 1, 1)
-        h = h.clamp(max=float(self.min_inv_scale))
-        return sc[:, :3] / h + self.mean.to(sc.dtype)
+        B, C, H, W = features_BCHW.shape
+        coords_N3 = self.forward_flat(features_BCHW.permute(0, 2, 3, 1).reshape(-1, C))
+        return coords_N3.reshape(B, H, W, 3).permute(0, 3, 1, 2)
 
     def forward_flat(self, features_NC: torch.Tensor) -> torch.Tensor:
-        """features_NC (N, 512) -> coords_N3, for training on a feature buffer."""
-        return self(features_NC[:, :, None, None])[:, :, 0, 0]
+        """features_NC (N, 512) -> coords_N3. The 1x1 convs run as matrix products (on a CPU
+        about 4x faster to train than convolutions over N x 512 x 1 x 1)."""
+        def conv(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+            if isinstance(layer, nn.Identity):
+                return x
+            return F.linear(x, layer.weight[:, :, 0, 0], layer.bias)
+
+        x = F.relu(conv(self.res3_conv1, features_NC))
+        x = F.relu(conv(self.res3_conv2, x))
+        x = F.relu(conv(self.res3_conv3, x))
+        res = conv(self.head_skip, features_NC) + x
+        for c0, c1, c2 in self.res_blocks:
+            x = F.relu(conv(c0, res))
+            x = F.relu(conv(c1, x))
+            x = F.relu(conv(c2, x))
+            res = res + x
+        sc = F.relu(conv(self.fc1, res))
+        sc = F.relu(conv(self.fc2, sc))
+        sc = conv(self.fc3, sc)
+        h = F.softplus(sc[:, 3:4], beta=float(self.h_beta)) + self.max_inv_scale
+        h = h.clamp(max=float(self.min_inv_scale))
+        return sc[:, :3] / h + self.mean.view(1, 3).to(sc.dtype)
 
 
 class EncoderError(ValueError):
