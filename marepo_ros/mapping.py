@@ -61,11 +61,11 @@ PRESETS: dict[str, MappingConfig] = {
     # ACE's schedule, for a GPU (about 5 minutes there).
     "ace": MappingConfig(),
     # A CPU schedule (measured on redkitchen, 2 cores): half-size images, one augmented pass
-    # over the mapping images, a 128-wide head trained with small batches, and a 3D loss from
+    # over the mapping images, a 256-wide head trained with small batches, and a 3D loss from
     # depth where it exists (see the README's ablation).
     "fast": MappingConfig(short_side=240, samples_per_image=600, buffer_size=600_000,
                           max_passes=1, batch_size=1024, epochs=12.0, lr_max=3e-3,
-                          head_channels=128, depth_weight=20.0),
+                          head_channels=256, depth_weight=20.0),
 }
 
 
