@@ -14,6 +14,7 @@ import argparse
 import time
 from unittest import mock
 
+import marepo_ros  # noqa: F401  (before torch: sets how its OpenMP threads wait)
 import numpy as np
 import torch
 import torch.nn.functional as F

@@ -9,22 +9,18 @@ Prints both rows side by side and writes OUT/results.json and OUT/results.md.
 """
 from __future__ import annotations
 
-import os
+import argparse
+import json
+import time
+from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numpy as np
+from tqdm import tqdm
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from marepo_ros import cli  # noqa: E402
-from marepo_ros.dataset import SceneDataset  # noqa: E402
-from marepo_ros.metrics import format_table, summarize  # noqa: E402
-from marepo_ros.sift_baseline import SiftPnPBaseline  # noqa: E402
+from marepo_ros import cli
+from marepo_ros.dataset import SceneDataset
+from marepo_ros.metrics import format_table, summarize
+from marepo_ros.sift_baseline import SiftPnPBaseline
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,19 +11,17 @@ for all of them).
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import marepo_ros  # noqa: F401  (before torch: sets how its OpenMP threads wait)
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from marepo_ros.geometry import pose_error  # noqa: E402
-from marepo_ros.localizer import make_estimator  # noqa: E402
-from marepo_ros.regressor_data import (VALIDATION_SEEDS, Corruption, corrupt,  # noqa: E402
+from marepo_ros.geometry import pose_error
+from marepo_ros.localizer import make_estimator
+from marepo_ros.regressor_data import (VALIDATION_SEEDS, Corruption, corrupt,
                                        random_view)
-from marepo_ros.render import default_intrinsics, random_scene  # noqa: E402
+from marepo_ros.render import default_intrinsics, random_scene
 
 
 def main() -> None:

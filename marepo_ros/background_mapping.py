@@ -40,7 +40,6 @@ def _child(keyframes: list[tuple[np.ndarray, np.ndarray, np.ndarray]], out_path:
            config: MappingConfig, encoder_path: str | None, device: str, threads: int,
            nice: int, messages, cancel_event) -> None:
     """Process body: map the keyframes, write the map, report through ``messages``."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         if nice:
             os.nice(nice)

@@ -1,15 +1,11 @@
 """The ``marepo-ros`` command line: map build, eval, bag export, node, replay, demo."""
 from __future__ import annotations
 
-import os
+import argparse
+import sys
+import time
+from pathlib import Path
 
-# Spinning OpenMP threads starve each other on small shared machines (2 cores); sleep instead.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import argparse  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 def _load_user_errors() -> tuple[type[Exception], ...]:
     from .bag import BagError

@@ -18,6 +18,7 @@ import math
 import time
 from pathlib import Path
 
+import marepo_ros  # noqa: F401  (before torch: sets how its OpenMP threads wait)
 import torch
 from tqdm import tqdm
 

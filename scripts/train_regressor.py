@@ -17,21 +17,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import marepo_ros  # noqa: F401  (before torch: sets how its OpenMP threads wait)
+import numpy as np
+import torch
+from tqdm import tqdm
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from marepo_ros.geometry import pose_error  # noqa: E402
-from marepo_ros.regressor import (CONFIGS, PoseRegressor, regress_pose,  # noqa: E402
+from marepo_ros.geometry import pose_error
+from marepo_ros.regressor import (CONFIGS, PoseRegressor, regress_pose,
                                   regressor_from_dict, save_regressor, train_step)
-from marepo_ros.regressor_data import SampleStream, collate, validation_set  # noqa: E402
+from marepo_ros.regressor_data import SampleStream, collate, validation_set
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its OpenMP threads
-
 import pytest
+import marepo_ros  # noqa: F401  (before torch: sets how its OpenMP threads wait)
 import torch
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))

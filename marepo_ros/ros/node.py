@@ -15,47 +15,43 @@ Threads: the executor runs only short callbacks; one worker thread localizes the
 """
 from __future__ import annotations
 
-import os
+import functools
+import json
+import re
+import threading
+import time
+from collections import Counter, deque
+from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts its threads
-
-import functools  # noqa: E402
-import json  # noqa: E402
-import re  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from collections import Counter, deque  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import rclpy  # noqa: E402
-import torch  # noqa: E402
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # noqa: E402
-from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped, TransformStamped  # noqa: E402
-from nav_msgs.msg import Odometry  # noqa: E402
-from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,  # noqa: E402
+import numpy as np
+import rclpy
+import torch
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped, TransformStamped
+from nav_msgs.msg import Odometry
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
-from rclpy.executors import ExternalShutdownException  # noqa: E402
-from rclpy.node import Node  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
-from rclpy.time import Time  # noqa: E402
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
-from std_msgs.msg import Header, String  # noqa: E402
-from std_srvs.srv import Trigger  # noqa: E402
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header, String
+from std_srvs.srv import Trigger
 
-from ..background_mapping import BackgroundMapBuild  # noqa: E402
-from ..geometry import invert_pose, pose_from_quat, quat_from_pose  # noqa: E402
-from ..keyframes import KeyframeCollector  # noqa: E402
-from ..localizer import Localizer, make_estimator  # noqa: E402
-from ..mapfile import MapFileError, load_map  # noqa: E402
-from ..mapping import preset  # noqa: E402
-from ..networks import EncoderError, load_encoder  # noqa: E402
-from ..streams import LatestSlot, RateMeter, StampedBuffer  # noqa: E402
-from .conversions import (InputError, camera_from_info, check_image_size,  # noqa: E402
+from ..background_mapping import BackgroundMapBuild
+from ..geometry import invert_pose, pose_from_quat, quat_from_pose
+from ..keyframes import KeyframeCollector
+from ..localizer import Localizer, make_estimator
+from ..mapfile import MapFileError, load_map
+from ..mapping import preset
+from ..networks import EncoderError, load_encoder
+from ..streams import LatestSlot, RateMeter, StampedBuffer
+from .conversions import (InputError, camera_from_info, check_image_size,
                           has_distortion, image_from_compressed, image_from_msg, pose_from_msg,
                           pose_to_msg, seconds, stamp_from_seconds)
-from .params import BY_NAME, PARAMS  # noqa: E402
+from .params import BY_NAME, PARAMS
 
 try:  # a full ROS 2 install has tf2_ros; the PyPI wheels do not
     import tf2_ros
