@@ -283,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     b.add_argument("--encoder", type=Path, default=None, help="encoder weights (default: shipped)")
     b.add_argument("--short-side", type=int, default=None, help="override the preset's image short side")
-    b.add_argument("--epochs", type=float, default=None, help="override the preset's passes over the buffer")
+    b.add_argument("--epochs", type=float, default=None,
+                   help="override the preset's passes over the buffer (and its minimum of steps)")
     b.add_argument("--marepo-s", action="store_true",
                    help="also fine-tune the marepo regressor on the mapping frames (marepo_S) and "
                         "store it in the map")

@@ -44,6 +44,7 @@ class MappingConfig:
     max_passes: int = 50             # passes over the mapping images while filling the buffer
     batch_size: int = 5120
     epochs: float = 16.0             # passes over the buffer
+    min_iterations: int = 0          # ... but at least this many steps (small scenes)
     lr_max: float = 5e-3
     scale_range: tuple[float, float] = (2 / 3, 1.5)
     rotation_deg: float = 15.0
@@ -61,11 +62,12 @@ PRESETS: dict[str, MappingConfig] = {
     # ACE's schedule, for a GPU (about 5 minutes there).
     "ace": MappingConfig(),
     # A CPU schedule (measured on redkitchen, 2 cores): half-size images, one augmented pass
-    # over the mapping images, a 256-wide head trained with small batches, and a 3D loss from
+    # over the mapping images, a 256-wide head trained with small batches (at least 3000 steps,
+    # which small scenes need: 120 frames get ~840 steps from 12 epochs), and a 3D loss from
     # depth where it exists (see the README's ablation).
     "fast": MappingConfig(short_side=240, samples_per_image=600, buffer_size=600_000,
-                          max_passes=1, batch_size=1024, epochs=12.0, lr_max=3e-3,
-                          head_channels=256, depth_weight=20.0),
+                          max_passes=1, batch_size=1024, epochs=12.0, min_iterations=3000,
+                          lr_max=3e-3, head_channels=256, depth_weight=20.0),
 }
 
 
@@ -194,7 +196,7 @@ def train_head(buffer: FeatureBuffer, images: list[PosedImage], cfg: MappingConf
                                     ).float().to(device)
     Ks = torch.from_numpy(np.stack([p.K for p in images])).float().to(device)
     n = len(buffer)
-    iterations = max(1, int(cfg.epochs * n / cfg.batch_size))
+    iterations = max(1, cfg.min_iterations, int(cfg.epochs * n / cfg.batch_size))
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr_max / 10)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr_max, total_steps=iterations,
                                                 cycle_momentum=False)
@@ -262,9 +264,12 @@ def build_map(images: list[PosedImage], encoder: Encoder, cfg: MappingConfig, *,
 
 
 def preset(name: str, **overrides) -> MappingConfig:
-    """A named MappingConfig with optional field overrides."""
+    """A named MappingConfig with optional field overrides. An explicit ``epochs`` replaces
+    the preset's whole schedule, its ``min_iterations`` floor included."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset '{name}' (choose from {', '.join(PRESETS)})")
+    if "epochs" in overrides:
+        overrides.setdefault("min_iterations", 0)
     return replace(PRESETS[name], **overrides)
 
 

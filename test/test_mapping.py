@@ -71,6 +71,16 @@ def test_build_map_runs_and_cancels():
         build_map(images[:1], Encoder(), cfg)
 
 
+def test_min_iterations_floor_and_explicit_epochs():
+    images = _tiny_scene()
+    small = dict(short_side=120, samples_per_image=64, buffer_size=512, batch_size=128)
+    # 12 epochs of 512 features in batches of 128 are 48 steps; the floor lifts them to 60
+    assert build_map(images, Encoder(), preset("fast", **small, min_iterations=60)
+                     ).stats["iterations"] == 60
+    assert preset("fast").min_iterations == 3000
+    assert preset("fast", epochs=2.0).min_iterations == 0  # an explicit schedule, no floor
+
+
 def test_unknown_preset():
     with pytest.raises(ValueError, match="unknown preset"):
         preset("turbo")
