@@ -186,7 +186,9 @@ def test_bad_inputs_are_reported_and_the_node_keeps_running(running, kitchen, ki
     shutil.copy(kitchen_map, copy)
     assert client.set_params(map_path=str(copy))[0].successful
     assert wait_for(lambda: client.statuses[-1]["map_path"] == str(copy), 10, "the swapped map")
-    send_frame(client, kitchen, KITCHEN_QUERIES[1], 3004.0)
+    client.send_camera_info(3004.0, kitchen.K, w, h)  # well before the image, as above: a late
+    time.sleep(0.3)                                  # one would pair it with the 3002 half-size one
+    client.send_image(3004.0, image)
     errors = pose_errors(client, kitchen, [(3004.0, KITCHEN_QUERIES[1])])
     assert errors[0, 0] < MAX_T_CM and errors[0, 1] < MAX_R_DEG
     # the estimator too is swapped at run time
