@@ -2,9 +2,9 @@
 """Head training cost per step on CPU: 1x1 convs as matrix products (shipped) vs convolutions.
 
 Times ``mapping.train_head`` (ACE's loss, AdamW, one-cycle; the `fast` preset's batch of 1024)
-on a random feature buffer, once as shipped (``Head.forward_flat`` runs ``F.linear``) and once
-with every ``F.linear`` of the head replaced by the equivalent ``F.conv2d`` over N x C x 1 x 1
-tensors, the way a head of 1x1 convolutions computes it. Prints ms per step and the ratio.
+on a random feature buffer, once as shipped (``networks.apply_1x1`` runs ``F.linear``) and
+once with ``apply_1x1`` replaced by the layer's own ``Conv2d`` over N x C x 1 x 1 tensors, the
+way a head of 1x1 convolutions computes it. Prints ms per step and the ratio.
 
     .venv/bin/python benchmarks/head_speed.py [--widths 128 256] [--steps 100] [--threads 2]
 """
@@ -17,15 +17,14 @@ from unittest import mock
 import marepo_ros  # noqa: F401  (before torch: sets how its OpenMP threads wait)
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from marepo_ros.geometry import make_pose
 from marepo_ros.mapping import FeatureBuffer, PosedImage, preset, train_head
 
 
-def conv_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None):
-    """F.linear computed as a 1x1 convolution over (N, C, 1, 1)."""
-    return F.conv2d(x[:, :, None, None], weight[:, :, None, None], bias)[:, :, 0, 0]
+def apply_as_conv(layer: torch.nn.Module, x_NC: torch.Tensor) -> torch.Tensor:
+    """The layer run as a convolution over (N, C, 1, 1)."""
+    return layer(x_NC[:, :, None, None])[:, :, 0, 0]
 
 
 def random_problem(n_images: int = 50, n_features: int = 60_000, seed: int = 0):
@@ -62,7 +61,7 @@ def main() -> None:
     for width in args.widths:
         ms_per_step(buffer, images, width, 10)  # warm-up
         fast = ms_per_step(buffer, images, width, args.steps)
-        with mock.patch("marepo_ros.networks.F.linear", conv_linear):
+        with mock.patch("marepo_ros.networks.apply_1x1", apply_as_conv):
             slow = ms_per_step(buffer, images, width, args.steps)
         print(f"{width:>5}  {fast:>14.1f}  {slow:>12.1f}  {slow / fast:>7.1f}x")
 
