@@ -4,9 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# Tests, and the node processes they start, keep torch's OpenMP threads waiting passively (not
-# the package's short spin): with the spin, 1 of 7 runs of test_node.py lost a node's first
-# pose on 2 cores (cause not established; replay and demo ran the node with the spin cleanly).
+# Tests, and the node processes they start, keep torch's OpenMP threads waiting passively (as
+# before the package's short spin): node tests share 2 cores between the test and the node.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest  # noqa: E402

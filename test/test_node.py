@@ -71,8 +71,17 @@ def test_node_publishes_poses_of_real_frames(running, kitchen):
     sent = []
     for i, name in enumerate(KITCHEN_QUERIES):
         stamp = 1000.0 + 0.1 * i
-        send_frame(client, kitchen, name, stamp)
-        client.pose_at(stamp)  # one at a time: nothing is dropped as stale
+        # one at a time: nothing is dropped as stale. The very first frame is sent again if
+        # unanswered: a sample written while the node's reader is still matching our writer is
+        # lost (DDS discovery is not symmetric; seen in about 1 of 10 runs on 2 cores)
+        for attempt in range(3 if i == 0 else 1):
+            send_frame(client, kitchen, name, stamp)
+            try:
+                client.pose_at(stamp, timeout=10.0 if i == 0 and attempt < 2 else 30.0)
+                break
+            except ReplayError:
+                if attempt == 2 or i:
+                    raise
         sent.append((stamp, name))
     errors = pose_errors(client, kitchen, sent)
     print("node pose errors (cm, deg):", errors.round(2).tolist())
