@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from marepo_ros.geometry import make_pose
-from marepo_ros.mapping import FeatureBuffer, PosedImage, preset, train_head
+from marepo_ros.mapping.build import FeatureBuffer, PosedImage, preset, train_head
 
 
 def apply_as_conv(layer: torch.nn.Module, x_NC: torch.Tensor) -> torch.Tensor:
@@ -61,7 +61,7 @@ def main() -> None:
     for width in args.widths:
         ms_per_step(buffer, images, width, 10)  # warm-up
         fast = ms_per_step(buffer, images, width, args.steps)
-        with mock.patch("marepo_ros.networks.apply_1x1", apply_as_conv):
+        with mock.patch("marepo_ros.models.networks.apply_1x1", apply_as_conv):
             slow = ms_per_step(buffer, images, width, args.steps)
         print(f"{width:>5}  {fast:>14.1f}  {slow:>12.1f}  {slow / fast:>7.1f}x")
 

@@ -18,9 +18,9 @@ import numpy as np
 from tqdm import tqdm
 
 from marepo_ros import cli
-from marepo_ros.dataset import SceneDataset
-from marepo_ros.metrics import format_table, summarize
-from marepo_ros.sift_baseline import SiftPnPBaseline
+from marepo_ros.evaluation.metrics import format_table, summarize
+from marepo_ros.evaluation.sift_baseline import SiftPnPBaseline
+from marepo_ros.io.dataset import SceneDataset
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 
 def _load_user_errors() -> tuple[type[Exception], ...]:
-    from .bag import BagError
-    from .dataset import DatasetError
-    from .mapfile import MapFileError
-    from .networks import EncoderError
+    from .io.bag import BagError
+    from .io.dataset import DatasetError
+    from .io.mapfile import MapFileError
+    from .models.networks import EncoderError
     return (DatasetError, MapFileError, EncoderError, BagError)
 
 
@@ -26,10 +26,10 @@ def cmd_map_build(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from .dataset import SceneDataset
-    from .mapfile import save_map
-    from .mapping import build_map, posed_images_from_dataset, preset
-    from .networks import load_encoder
+    from .io.dataset import SceneDataset
+    from .io.mapfile import save_map
+    from .mapping.build import build_map, posed_images_from_dataset, preset
+    from .models.networks import load_encoder
 
     device = _device(args.device)
     dataset = SceneDataset(args.dataset)
@@ -64,7 +64,7 @@ def cmd_map_build(args) -> int:
           f"{device}, {torch.get_num_threads()} threads)")
     scene_map = build_map(images, encoder, cfg, device=device, progress=progress)
     if args.marepo_s:
-        from .marepo_s import marepo_s
+        from .mapping.marepo_s import marepo_s
         marepo_s(scene_map, images, encoder, device=device, progress=progress,
                  epochs=args.marepo_s_epochs, lr=args.marepo_s_lr)
     size = save_map(scene_map, args.out)
@@ -85,10 +85,11 @@ def cmd_map_build(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from .bag import is_bag
-    from .localizer import Localizer, make_estimator
-    from .mapfile import load_map
-    from .networks import load_encoder
+    from .io.bag import is_bag
+    from .io.mapfile import load_map
+    from .localization.estimator import make_estimator
+    from .localization.localizer import Localizer
+    from .models.networks import load_encoder
 
     device = _device(args.device)
     scene_map = load_map(args.map, device)
@@ -104,8 +105,8 @@ def cmd_eval(args) -> int:
 def _folder_frames(args):
     """(iterator of (name, stamp s, image, K, gt map_from_cam), count, metadata) of the frames
     of a scene folder's split; stamps as ``marepo-ros bag export`` writes them."""
-    from .bag import BagError, scene_stamps
-    from .dataset import SceneDataset
+    from .io.bag import BagError, scene_stamps
+    from .io.dataset import SceneDataset
 
     flags = [f"--{k.replace('_', '-')}" for k in ("image_topic", "camera_info_topic", "gt_topic", "gt_tf")
              if getattr(args, k)]
@@ -122,7 +123,7 @@ def _folder_frames(args):
 def _bag_frames(args):
     """The same for the images of a bag that have ground truth within --max-dt (named by
     their stamps)."""
-    from .bag import BagError, BagFrames, parse_gt_tf
+    from .io.bag import BagError, BagFrames, parse_gt_tf
 
     if not (args.gt_topic or args.gt_tf):
         raise BagError(f"{args.dataset}: scoring a bag needs its ground truth: --gt-topic TOPIC "
@@ -147,8 +148,8 @@ def _evaluate(frames, total: int, localizer, out: Path, meta: dict) -> None:
     report.md into ``out``."""
     from tqdm import tqdm
 
-    from .metrics import format_table, frame_errors, summarize
-    from .report import write_evaluation
+    from .evaluation.metrics import format_table, frame_errors, summarize
+    from .evaluation.report import write_evaluation
 
     names, stamps, gts, results, times = [], [], [], [], []
     for name, stamp, image, K, gt in tqdm(frames, total=total, desc="localize", unit="img",
@@ -176,8 +177,8 @@ def _evaluate(frames, total: int, localizer, out: Path, meta: dict) -> None:
 
 
 def cmd_bag_export(args) -> int:
-    from .bag import CAMERA_INFO_TOPIC, COMPRESSED_TOPIC, IMAGE_TOPIC, POSE_TOPIC, TF_TOPIC, export_bag
-    from .dataset import SceneDataset
+    from .io.bag import CAMERA_INFO_TOPIC, COMPRESSED_TOPIC, IMAGE_TOPIC, POSE_TOPIC, TF_TOPIC, export_bag
+    from .io.dataset import SceneDataset
 
     t0 = time.time()
     n = export_bag(SceneDataset(args.dataset), args.out, split=args.split, compressed=args.compressed,
@@ -201,7 +202,7 @@ def _ros_module(name: str, command: str):
 
 
 def cmd_replay(args) -> int:
-    from .bag import parse_gt_tf
+    from .io.bag import parse_gt_tf
 
     replay = _ros_module("replay", "replay")
     if not (args.map or args.attach):
@@ -266,8 +267,8 @@ def _add_bag_input(group, *, gt_required: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .localizer import ESTIMATORS
-    from .mapping import PRESETS
+    from .localization.estimator import ESTIMATORS
+    from .mapping.build import PRESETS
 
     ap = argparse.ArgumentParser(prog="marepo-ros", description="Visual relocalization: map a "
                                  "scene from posed images, then localize new images in it.")

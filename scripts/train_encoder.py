@@ -3,8 +3,8 @@
 
     python scripts/train_encoder.py --minutes 60            # train, checkpointing as it goes
     python scripts/train_encoder.py --minutes 30 --resume   # continue from the last checkpoint
-    python scripts/train_encoder.py --export-only           # write marepo_ros/weights/encoder.pt
-    python scripts/train_encoder.py --init marepo_ros/weights/encoder.pt --minutes 60  # go on
+    python scripts/train_encoder.py --export-only           # write marepo_ros/models/weights/encoder.pt
+    python scripts/train_encoder.py --init marepo_ros/models/weights/encoder.pt --minutes 60  # go on
                                                             # from the shipped weights
 
 Checkpoints (weights, optimiser, step, log) go to --run-dir; the exported weights are the
@@ -22,8 +22,8 @@ import marepo_ros  # noqa: F401  (before torch: sets how its OpenMP threads wait
 import torch
 from tqdm import tqdm
 
-from marepo_ros.encoder_training import PairSource, contrastive_loss
-from marepo_ros.networks import Encoder, shipped_encoder_path
+from marepo_ros.models.networks import Encoder, shipped_encoder_path
+from marepo_ros.training.encoder import PairSource, contrastive_loss
 
 VAL_SEED = 1_000_003  # held-out scenes: never drawn by the training source (seeded apart)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Train the marepo pose regressor on rendered rooms (see marepo_ros.regressor_data).
+"""Train the marepo pose regressor on rendered rooms (see marepo_ros.training.regressor_data).
 
     nice -n 10 .venv/bin/python scripts/train_regressor.py --config small --minutes 60
     nice -n 10 .venv/bin/python scripts/train_regressor.py --config small --minutes 60 --resume
@@ -10,7 +10,7 @@ The learning rate follows a wall-clock schedule (warm-up, then cosine decay to z
 throughout, or grows from 0 to it over the first ``--curriculum`` fraction of the budget. Checkpoints go to
 runs/regressor/<config>/last.pt every ``--checkpoint-minutes``; ``--resume`` continues one.
 At the end the model is validated on held-out scenes (seeds never used in training), and with
-``--export`` written to marepo_ros/weights/regressor_<config>.pt (fp16) with a model card.
+``--export`` written to marepo_ros/models/weights/regressor_<config>.pt (fp16) with a model card.
 """
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ import torch
 from tqdm import tqdm
 
 from marepo_ros.geometry import pose_error
-from marepo_ros.regressor import (CONFIGS, PoseRegressor, regress_pose,
+from marepo_ros.models.regressor import (CONFIGS, PoseRegressor, regress_pose,
                                   regressor_from_dict, save_regressor, train_step)
-from marepo_ros.regressor_data import SampleStream, collate, validation_set
+from marepo_ros.training.regressor_data import SampleStream, collate, validation_set
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,7 +63,7 @@ def write_card(path: Path, info: dict) -> None:
     path.write_text(f"""# Pose regressor `{info['config_name']}` (marepo, trained by us)
 
 Shipped as `regressor_{info['config_name']}.pt` (fp16 state dict + config; loads with
-`marepo_ros.regressor.load_regressor`). Used by the estimators `marepo` and `marepo+refine`.
+`marepo_ros.models.regressor.load_regressor`). Used by the estimators `marepo` and `marepo+refine`.
 
 - Architecture: marepo's transformer, {info['config']['blocks']} linear-attention blocks x
   {info['config']['dim']} wide, {info['config']['heads']} heads, skip and intermediate pose output every
@@ -79,7 +79,7 @@ Shipped as `regressor_{info['config_name']}.pt` (fp16 state dict + config; loads
   rendered rooms, not equivariance (5 / 10 / 15 min: 238 / 212 / 234 cm, 86 / 95 / 101°);
   with the canonical frame: 95 / 66 / 71 cm, 25 / 17 / 17° (40 min: 42 cm / 9°). marepo gets
   equivariance from ±180° jitter over 10 GPU-days, which the `paper` configuration keeps.
-- Data: rendered rooms only (`marepo_ros.render.random_scene`, seeds {info['first_seed']}..{info['last_seed']},
+- Data: rendered rooms only (`marepo_ros.training.render.random_scene`, seeds {info['first_seed']}..{info['last_seed']},
   {info['scenes']} scenes, {info['views_per_scene']} views each), scene coordinates of the 1/8 cells from
   exact ray casting, random intrinsics (fx != fy, {info['image_sizes']}), head-like corruption
   (depth-proportional noise, smooth distortion, outliers, wrong-depth regions; 20 % left exact)
@@ -186,7 +186,7 @@ def main() -> None:
           f"  exact coordinates     {result['clean']}\n  corrupted coordinates {result['corrupted']}")
     if not (args.export or args.export_only):
         return
-    out = ROOT / "marepo_ros" / "weights" / f"regressor_{args.config}.pt"
+    out = ROOT / "marepo_ros" / "models" / "weights" / f"regressor_{args.config}.pt"
     # per-axis sigma of the pose from the corrupted views: the `marepo` estimator's covariance
     model.error_sigma = (result["corrupted"]["rms_m"] / math.sqrt(3),
                          result["corrupted"]["rms_rad"] / math.sqrt(3))

@@ -33,10 +33,10 @@ KITCHEN_QUERIES = ["frame-000150", "frame-000152", "frame-000155"]
 @pytest.fixture(scope="session")
 def kitchen_map(redkitchen, tmp_path_factory) -> Path:
     """Map file of KITCHEN_MAPPING built with the shipped encoder (once per test session)."""
-    from marepo_ros.dataset import SceneDataset
-    from marepo_ros.mapfile import save_map
-    from marepo_ros.mapping import build_map, posed_images_from_dataset, preset
-    from marepo_ros.networks import load_encoder
+    from marepo_ros.io.dataset import SceneDataset
+    from marepo_ros.io.mapfile import save_map
+    from marepo_ros.mapping.build import build_map, posed_images_from_dataset, preset
+    from marepo_ros.models.networks import load_encoder
 
     ds = SceneDataset(redkitchen)
     names = set(KITCHEN_MAPPING)

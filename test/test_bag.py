@@ -13,11 +13,11 @@ from rosbags.rosbag2 import Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from marepo_ros import cli
-from marepo_ros.bag import (BagError, BagFrames, associate, decode_image, export_bag, parse_gt_tf,
+from marepo_ros.io.bag import (BagError, BagFrames, associate, decode_image, export_bag, parse_gt_tf,
                             scene_stamps)
-from marepo_ros.dataset import SceneDataset
 from marepo_ros.geometry import quat_from_pose
-from marepo_ros.render import random_scene, write_scene_folder
+from marepo_ros.io.dataset import SceneDataset
+from marepo_ros.training.render import random_scene, write_scene_folder
 
 TS = get_typestore(Stores.ROS2_JAZZY)
 

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from marepo_ros import cli
-from marepo_ros.metrics import THRESHOLDS
-from marepo_ros.render import random_scene, write_scene_folder
+from marepo_ros.evaluation.metrics import THRESHOLDS
+from marepo_ros.training.render import random_scene, write_scene_folder
 
 KEYS = {"median_translation_cm", "median_rotation_deg", "ms_per_frame", "n_frames", "n_localized",
         *(name for name, _, _ in THRESHOLDS)}

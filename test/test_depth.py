@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from marepo_ros.dataset import SceneDataset
-from marepo_ros.depth import register_depth, scene_coordinates_from_depth
 from marepo_ros.geometry import invert_pose, make_pose, pose_error, project, transform_points
+from marepo_ros.io.dataset import SceneDataset
+from marepo_ros.io.depth import register_depth, scene_coordinates_from_depth
 
 DEPTH_K = np.array([[585.0, 0, 320], [0, 585, 240], [0, 0, 1]])  # 7-Scenes depth camera
 RGB_K = np.array([[525.0, 0, 320], [0, 525, 240], [0, 0, 1]])    # 7-Scenes RGB camera
@@ -137,7 +137,7 @@ def test_scene_coordinates_round_trip():
                            "(set MAREPO_REDKITCHEN)")
 def test_sift_baseline_localizes_real_frames():
     import cv2
-    from marepo_ros.sift_baseline import SiftPnPBaseline
+    from marepo_ros.evaluation.sift_baseline import SiftPnPBaseline
 
     cv2.setNumThreads(1)
     ds = SceneDataset(REDKITCHEN)

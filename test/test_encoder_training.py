@@ -2,8 +2,8 @@
 import numpy as np
 import torch
 
-from marepo_ros.encoder_training import HEIGHT, WIDTH, PairSource, contrastive_loss, sample_features
-from marepo_ros.networks import Encoder
+from marepo_ros.models.networks import Encoder
+from marepo_ros.training.encoder import HEIGHT, WIDTH, PairSource, contrastive_loss, sample_features
 
 
 def test_correspondences_are_consistent_views_of_one_point():

@@ -3,11 +3,12 @@ import numpy as np
 import pytest
 from conftest import KITCHEN_MAPPING, KITCHEN_QUERIES
 
-from marepo_ros.dataset import SceneDataset
 from marepo_ros.geometry import pose_error
-from marepo_ros.localizer import Localizer, make_estimator
-from marepo_ros.mapfile import load_map
-from marepo_ros.networks import load_encoder
+from marepo_ros.io.dataset import SceneDataset
+from marepo_ros.io.mapfile import load_map
+from marepo_ros.localization.estimator import make_estimator
+from marepo_ros.localization.localizer import Localizer
+from marepo_ros.models.networks import load_encoder
 
 
 def test_map_and_localize_real_frames(redkitchen, kitchen_map):
@@ -31,8 +32,8 @@ def test_map_and_localize_real_frames(redkitchen, kitchen_map):
 
 
 def test_localizer_refuses_map_of_another_encoder(tmp_path):
-    from marepo_ros.mapfile import MapFileError, SceneMap
-    from marepo_ros.networks import Encoder, Head
+    from marepo_ros.io.mapfile import MapFileError, SceneMap
+    from marepo_ros.models.networks import Encoder, Head
 
     m = SceneMap(head=Head(), encoder_id="0000000000000000", short_side=480)
     with pytest.raises(MapFileError, match="encoder"):

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from marepo_ros.background_mapping import BackgroundMapBuild
 from marepo_ros.geometry import make_pose
-from marepo_ros.keyframes import KeyframeCollector
-from marepo_ros.mapfile import load_map
-from marepo_ros.mapping import preset
-from marepo_ros.render import default_intrinsics, random_camera_path, random_scene, render
-from marepo_ros.streams import LatestSlot, RateMeter, StampedBuffer
+from marepo_ros.io.mapfile import load_map
+from marepo_ros.localization.streams import LatestSlot, RateMeter, StampedBuffer
+from marepo_ros.mapping.background import BackgroundMapBuild
+from marepo_ros.mapping.build import preset
+from marepo_ros.mapping.keyframes import KeyframeCollector
+from marepo_ros.training.render import default_intrinsics, random_camera_path, random_scene, render
 
 
 def test_stamped_buffer_nearest_latest_and_capacity():

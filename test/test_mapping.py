@@ -4,10 +4,10 @@ import pytest
 import torch
 from scipy.ndimage import map_coordinates
 
-from marepo_ros.mapping import (MappingCancelled, MappingConfig, PosedImage, _augment,
+from marepo_ros.mapping.build import (MappingCancelled, MappingConfig, PosedImage, _augment,
                                 _reprojection_loss, build_map, preset)
-from marepo_ros.networks import Encoder
-from marepo_ros.preprocess import GREY_MEAN, GREY_STD
+from marepo_ros.models.networks import Encoder
+from marepo_ros.models.preprocess import GREY_MEAN, GREY_STD
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -13,8 +13,8 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from node_harness import Client, NodeProcess, fresh_domain, wait_for
 
-from marepo_ros.dataset import SceneDataset
 from marepo_ros.geometry import pose_error, scale_intrinsics
+from marepo_ros.io.dataset import SceneDataset
 from marepo_ros.ros.conversions import pose_from_msg, stamp_from_seconds
 from marepo_ros.ros.replay import ReplayError
 

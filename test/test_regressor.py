@@ -8,15 +8,15 @@ import pytest
 import torch
 
 from marepo_ros.geometry import invert_pose, is_valid_pose, pose_error, transform_points
-from marepo_ros.localizer import ESTIMATORS, make_estimator
-from marepo_ros.mapfile import SceneMap, load_map, read_header, save_map
-from marepo_ros.networks import Encoder, Head, state_dict_hash
-from marepo_ros.regressor import (CONFIGS, PoseRegressor, RegressorConfig, gram_schmidt,
+from marepo_ros.io.mapfile import SceneMap, load_map, read_header, save_map
+from marepo_ros.localization.estimator import ESTIMATORS, make_estimator
+from marepo_ros.models.networks import Encoder, Head, state_dict_hash
+from marepo_ros.models.regressor import (CONFIGS, PoseRegressor, RegressorConfig, gram_schmidt,
                                   load_regressor, nerf_encoding, ray_encoding, regress_pose,
                                   regressor_from_dict, robust_centre, weak_perspective_rotation)
-from marepo_ros.regressor_data import (VALIDATION_SEEDS, Corruption, SampleStream, corrupt,
+from marepo_ros.training.regressor_data import (VALIDATION_SEEDS, Corruption, SampleStream, corrupt,
                                        random_intrinsics, random_rigid, random_view, rigid_jitter)
-from marepo_ros.render import random_scene, render
+from marepo_ros.training.render import random_scene, render
 
 # The shipped small regressor on exact coordinates of held-out views: regression alone is
 # coarse (REGRESSOR_CARD.md: median 30 cm / 10° on 100 held-out views; these four views: 3-52 cm,
@@ -205,7 +205,7 @@ def test_estimator_interface(name, views):
 
 
 def test_finetuning_lowers_the_loss_on_a_tiny_scene(views):
-    from marepo_ros.marepo_s import finetune_regressor, mean_loss
+    from marepo_ros.mapping.marepo_s import finetune_regressor, mean_loss
     base = load_regressor()
     before = mean_loss(base, views)
     tuned, stats = finetune_regressor(base, views, epochs=6, lr=1e-4, batch_size=2, tokens=128)
@@ -215,8 +215,8 @@ def test_finetuning_lowers_the_loss_on_a_tiny_scene(views):
 
 
 def test_marepo_s_is_stored_in_the_map_and_used(tmp_path, scene):
-    from marepo_ros.mapping import PosedImage
-    from marepo_ros.marepo_s import marepo_s
+    from marepo_ros.mapping.build import PosedImage
+    from marepo_ros.mapping.marepo_s import marepo_s
 
     torch.manual_seed(0)
     encoder = Encoder().eval()

@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from marepo_ros import render as R
-from marepo_ros.dataset import SceneDataset
+from marepo_ros.io.dataset import SceneDataset
+from marepo_ros.training import render as R
 from marepo_ros.geometry import (backproject, invert_pose, is_valid_pose, pose_error, project,
                                  transform_points)
 

@@ -10,14 +10,14 @@ from node_harness import fresh_domain
 from rosbags.highlevel import AnyReader
 
 from marepo_ros import cli
-from marepo_ros.bag import BagFrames, export_bag
-from marepo_ros.dataset import SceneDataset
 from marepo_ros.geometry import pose_error, pose_from_quat
-from marepo_ros.mapfile import save_map
-from marepo_ros.mapping import build_map, posed_images_from_dataset, preset
-from marepo_ros.networks import load_encoder
-from marepo_ros.render import random_scene, write_scene_folder
+from marepo_ros.io.bag import BagFrames, export_bag
+from marepo_ros.io.dataset import SceneDataset
+from marepo_ros.io.mapfile import save_map
+from marepo_ros.mapping.build import build_map, posed_images_from_dataset, preset
+from marepo_ros.models.networks import load_encoder
 from marepo_ros.ros.replay import FrameTally, NodeProcess, ReplayError, replay
+from marepo_ros.training.render import random_scene, write_scene_folder
 
 N_QUERY = 12
 BAG_RATE_HZ = 5.0  # stamps 0.2 s apart; played at REPLAY_RATE x that

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from marepo_ros.evaluation.metrics import frame_errors, summarize
+from marepo_ros.evaluation.report import top_down_basis, write_report
 from marepo_ros.geometry import make_pose
-from marepo_ros.metrics import frame_errors, summarize
-from marepo_ros.report import top_down_basis, write_report
 
 # camera looking along map +x, image down = map -z (a level camera in a z-up map)
 LEVEL = np.array([[0.0, 0, 1], [-1, 0, 0], [0, -1, 0]])
@@ -65,7 +65,7 @@ def test_top_down_falls_back_to_largest_extent_axes():
 def test_metrics_json_is_strict_json():
     import json
 
-    from marepo_ros.metrics import metrics_json
+    from marepo_ros.evaluation.metrics import metrics_json
     text = metrics_json({"median_translation_cm": float("inf"), "n": 3, "nested": {"x": float("nan")}})
     assert json.loads(text) == {"median_translation_cm": None, "n": 3, "nested": {"x": None}}
     assert "Infinity" not in text and "NaN" not in text

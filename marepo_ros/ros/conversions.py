@@ -7,7 +7,7 @@ from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Pose
 
 from ..geometry import check_intrinsics, pose_from_quat, quat_from_pose
-from ..images import ENCODINGS, ImageError, UnsupportedEncoding, decode_compressed, decode_raw
+from ..io.images import ENCODINGS, ImageError, UnsupportedEncoding, decode_compressed, decode_raw
 
 class InputError(ValueError):
     """An input message that cannot be used; ``str()`` says why in one line."""

@@ -20,8 +20,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..bag import CAMERA_INFO_TOPIC, IMAGE_TOPIC, POSE_TOPIC, BagFrames
-from ..render import random_scene, write_scene_folder
+from ..io.bag import CAMERA_INFO_TOPIC, IMAGE_TOPIC, POSE_TOPIC, BagFrames, export_bag
+from ..io.dataset import SceneDataset
+from ..training.render import random_scene, write_scene_folder
 from .replay import (BagPlayer, NodeLink, NodeProcess, ReplayError, RosSession, fresh_domain_id,
                      node_inputs, play_and_score, summary_text, wait_until_accounted)
 
@@ -50,12 +51,9 @@ def _step(text: str) -> None:
 
 
 def _export(scene: Path, split: str, out: Path) -> BagFrames:
-    from ..cli import main as cli_main
-
-    args = ["bag", "export", str(scene), "--split", split, "--rate", f"{BAG_RATE_HZ:g}", "--out", str(out)]
-    print("$ marepo-ros " + " ".join(args), flush=True)
-    if cli_main(args) != 0:
-        raise ReplayError(f"bag export of the {split} frames failed")
+    print(f"$ marepo-ros bag export {scene} --split {split} --rate {BAG_RATE_HZ:g} --out {out}",
+          flush=True)
+    export_bag(SceneDataset(scene), out, split=split, rate_hz=BAG_RATE_HZ)
     return BagFrames(out, gt_topic=POSE_TOPIC)
 
 

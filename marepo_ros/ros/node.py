@@ -40,14 +40,15 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
-from ..background_mapping import BackgroundMapBuild
 from ..geometry import invert_pose, pose_from_quat, quat_from_pose
-from ..keyframes import KeyframeCollector
-from ..localizer import Localizer, make_estimator
-from ..mapfile import MapFileError, load_map
-from ..mapping import preset
-from ..networks import EncoderError, load_encoder
-from ..streams import LatestSlot, RateMeter, StampedBuffer
+from ..io.mapfile import MapFileError, load_map
+from ..localization.estimator import make_estimator
+from ..localization.localizer import Localizer
+from ..localization.streams import LatestSlot, RateMeter, StampedBuffer
+from ..mapping.background import BackgroundMapBuild
+from ..mapping.build import preset
+from ..mapping.keyframes import KeyframeCollector
+from ..models.networks import EncoderError, load_encoder
 from .conversions import (InputError, camera_from_info, check_image_size,
                           has_distortion, image_from_compressed, image_from_msg, pose_from_msg,
                           pose_to_msg, seconds, stamp_from_seconds)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..localizer import ESTIMATORS
-from ..mapping import PRESETS
+from ..localization.estimator import ESTIMATORS
+from ..mapping.build import PRESETS
 
 
 @dataclass(frozen=True)

@@ -41,9 +41,9 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from tqdm import tqdm
 
-from ..bag import COMPRESSED, IMAGE, BagError, BagFrames, associate, stamp_ns
-from ..metrics import format_table, frame_errors, summarize
-from ..report import write_evaluation
+from ..evaluation.metrics import format_table, frame_errors, summarize
+from ..evaluation.report import write_evaluation
+from ..io.bag import COMPRESSED, IMAGE, BagError, BagFrames, associate, stamp_ns
 from .conversions import pose_from_msg
 from .node import NODE_NAME
 

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import torch
 
-from .geometry import scale_intrinsics
+from ..geometry import scale_intrinsics
 from .networks import OUTPUT_SUBSAMPLE
 
 GREY_MEAN, GREY_STD = 0.4, 0.25

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .geometry import invert_pose, make_pose
+from ..geometry import invert_pose, make_pose
 
 TEX = 256  # texture side in texels
 _LEVELS = TEX.bit_length()  # mip levels 256, 128, ..., 1

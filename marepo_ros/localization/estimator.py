@@ -1,13 +1,17 @@
-"""The pose-estimator interface shared by ``ransac``, ``marepo`` and later estimators."""
+"""The pose-estimator interface (``PoseEstimator`` -> ``Estimate``) and the registry of
+estimators by name (``ESTIMATORS``, ``make_estimator``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
 
-from .geometry import check_intrinsics
+from ..geometry import check_intrinsics
+
+if TYPE_CHECKING:  # the map file module imports the networks; only its type is needed here
+    from ..io.mapfile import SceneMap
 
 
 @dataclass
@@ -55,3 +59,27 @@ def check_correspondences(coords_N3: torch.Tensor, pixels_N2: torch.Tensor, K: n
     if (problem := check_intrinsics(K)) is not None:
         raise ValueError(problem)
     return n
+
+
+ESTIMATORS = ("ransac", "marepo", "marepo+refine")
+
+
+def make_estimator(name: str, *, short_side: int = 480, scene_map: SceneMap | None = None,
+                   **options) -> PoseEstimator:
+    """A pose estimator by name, for images of the given short side (pixels).
+
+    ``ransac``: DSAC*'s 10 px inlier threshold is defined on 480-pixel images; it is scaled to
+    ``short_side`` unless ``inlier_threshold_px`` is given (the same for ``marepo+refine``).
+    ``marepo``, ``marepo+refine``: the regressor fine-tuned into ``scene_map`` (marepo_S) when
+    it has one, else the shipped one, unless ``regressor`` is given.
+    """
+    options.setdefault("inlier_threshold_px", 10.0 * short_side / 480)
+    if name == "ransac":
+        from .ransac import RansacEstimator
+        return RansacEstimator(**options)
+    if name in ("marepo", "marepo+refine"):
+        from .marepo import MarepoEstimator, regressor_for_map
+        if "regressor" not in options:
+            options["regressor"] = regressor_for_map(scene_map)
+        return MarepoEstimator(refine=name == "marepo+refine", **options)
+    raise ValueError(f"unknown estimator '{name}' (available: {', '.join(ESTIMATORS)})")

@@ -17,29 +17,15 @@ from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
-import torch
-from scipy.spatial.transform import Rotation
 
-from .geometry import invert_pose, transform_points
-from .preprocess import cell_centres
+from ..geometry import transform_points
+from ..models.preprocess import cell_centres
+from ..models.regressor_batch import Sample, random_rigid, rigid_jitter
 from .render import Scene, cast_rays, clearance, look_pose, random_scene
 
 TRAIN_SEEDS = range(1_000_000, 2_000_000)
 VALIDATION_SEEDS = range(9_000_000, 9_001_000)
 IMAGE_SIZES = ((320, 240), (240, 320), (424, 240), (360, 240), (240, 240), (256, 192))
-
-
-@dataclass
-class Sample:
-    """One view: coords_N3 (float32, map frame, metres; N = cells of the 1/8 grid, row-major),
-    pixels_N2 (float32 cell centres in pixels), K (3x3 float64), map_from_cam (4x4 float64),
-    depth_N (float32 z-depth of the exact coordinates, metres)."""
-    coords_N3: np.ndarray
-    pixels_N2: np.ndarray
-    K: np.ndarray
-    map_from_cam: np.ndarray
-    depth_N: np.ndarray
-    grid_hw: tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -122,43 +108,6 @@ def corrupt(sample: Sample, rng: np.random.Generator, scene_size: np.ndarray,
         half = np.array([scene_size[0] / 2, scene_size[1] / 2, scene_size[2] / 2])
         X[idx] = rng.uniform(-half, half, (n_out, 3)) + [0, 0, half[2]]
     return replace(sample, coords_N3=X.astype(np.float32))
-
-
-def random_rigid(rng: np.random.Generator, *, max_translation_m: float = 1.0,
-                 max_rotation_deg: float = 180.0) -> np.ndarray:
-    """A 4x4 rigid transform: rotation about a uniform random axis by an angle uniform in
-    ±max_rotation_deg, translation uniform in ±max_translation_m per axis."""
-    axis = rng.normal(size=3)
-    axis /= np.linalg.norm(axis)
-    T = np.eye(4)
-    T[:3, :3] = Rotation.from_rotvec(axis * math.radians(
-        rng.uniform(-max_rotation_deg, max_rotation_deg))).as_matrix()
-    T[:3, 3] = rng.uniform(-max_translation_m, max_translation_m, 3)
-    return T
-
-
-def rigid_jitter(sample: Sample, jitter_from_map: np.ndarray) -> Sample:
-    """The sample in a jittered map frame: coordinates X -> J X and map_from_cam -> J
-    map_from_cam for J = ``jitter_from_map`` (4x4), so every coordinate keeps its place in the
-    camera frame."""
-    return replace(sample,
-                   coords_N3=transform_points(jitter_from_map, sample.coords_N3.astype(np.float64)
-                                              ).astype(np.float32),
-                   map_from_cam=jitter_from_map @ sample.map_from_cam)
-
-
-def collate(samples: list[Sample], tokens: int | None, rng: np.random.Generator
-            ) -> dict[str, torch.Tensor]:
-    """Batch tensors: coords_BN3, pixels_BN2 (float32), K_B33, map_from_cam_B44 (float32).
-    ``tokens``: cells drawn per sample without replacement (None: all; then all samples must
-    have the same grid)."""
-    picks = [np.arange(len(s.coords_N3)) if tokens is None else
-             rng.choice(len(s.coords_N3), tokens, replace=len(s.coords_N3) < tokens)
-             for s in samples]
-    return {"coords_BN3": torch.from_numpy(np.stack([s.coords_N3[p] for s, p in zip(samples, picks)])),
-            "pixels_BN2": torch.from_numpy(np.stack([s.pixels_N2[p] for s, p in zip(samples, picks)])),
-            "K_B33": torch.from_numpy(np.stack([s.K for s in samples])).float(),
-            "map_from_cam_B44": torch.from_numpy(np.stack([s.map_from_cam for s in samples])).float()}
 
 
 class SampleStream:

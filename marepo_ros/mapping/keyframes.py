@@ -16,9 +16,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .geometry import is_valid_pose, pose_error, scale_intrinsics
-from .preprocess import to_grey
-from .streams import StampedBuffer
+from ..geometry import is_valid_pose, pose_error, scale_intrinsics
+from ..localization.streams import StampedBuffer
+from ..models.preprocess import to_grey
 
 
 @dataclass

@@ -6,35 +6,11 @@ import time
 import numpy as np
 import torch
 
+from ..geometry import check_intrinsics
+from ..io.mapfile import MapFileError, SceneMap
+from ..models.networks import Encoder, state_dict_hash
+from ..models.preprocess import cell_centres, preprocess
 from .estimator import Estimate, PoseEstimator
-from .geometry import check_intrinsics
-from .mapfile import MapFileError, SceneMap
-from .networks import Encoder, state_dict_hash
-from .preprocess import cell_centres, preprocess
-
-
-ESTIMATORS = ("ransac", "marepo", "marepo+refine")
-
-
-def make_estimator(name: str, *, short_side: int = 480, scene_map: SceneMap | None = None,
-                   **options) -> PoseEstimator:
-    """A pose estimator by name, for images of the given short side (pixels).
-
-    ``ransac``: DSAC*'s 10 px inlier threshold is defined on 480-pixel images; it is scaled to
-    ``short_side`` unless ``inlier_threshold_px`` is given (the same for ``marepo+refine``).
-    ``marepo``, ``marepo+refine``: the regressor fine-tuned into ``scene_map`` (marepo_S) when
-    it has one, else the shipped one, unless ``regressor`` is given.
-    """
-    options.setdefault("inlier_threshold_px", 10.0 * short_side / 480)
-    if name == "ransac":
-        from .ransac import RansacEstimator
-        return RansacEstimator(**options)
-    if name in ("marepo", "marepo+refine"):
-        from .marepo_estimator import MarepoEstimator, regressor_for_map
-        if "regressor" not in options:
-            options["regressor"] = regressor_for_map(scene_map)
-        return MarepoEstimator(refine=name == "marepo+refine", **options)
-    raise ValueError(f"unknown estimator '{name}' (available: {', '.join(ESTIMATORS)})")
 
 
 class Localizer:

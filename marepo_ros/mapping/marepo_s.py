@@ -17,14 +17,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .geometry import invert_pose, transform_points
-from .localizer import Localizer
-from .mapfile import SceneMap
-from .mapping import MappingCancelled, PosedImage, Progress
-from .networks import OUTPUT_SUBSAMPLE, Encoder
-from .regressor import PoseRegressor, load_regressor, pose_loss, regressor_dict, robust_centre, \
+from ..geometry import invert_pose, transform_points
+from ..io.mapfile import SceneMap
+from ..localization.localizer import Localizer
+from ..models.networks import OUTPUT_SUBSAMPLE, Encoder
+from .build import MappingCancelled, PosedImage, Progress
+from ..models.regressor import PoseRegressor, load_regressor, pose_loss, regressor_dict, robust_centre, \
     train_step
-from .regressor_data import Sample, collate, random_rigid, rigid_jitter
+from ..models.regressor_batch import Sample, collate, random_rigid, rigid_jitter
 
 
 def head_samples(scene_map: SceneMap, images: list[PosedImage], encoder: Encoder, *,

@@ -19,9 +19,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .geometry import backproject, invert_pose, make_pose, project, transform_points
-from .networks import OUTPUT_SUBSAMPLE, Encoder
-from .preprocess import normalise
+from ..geometry import backproject, invert_pose, make_pose, project, transform_points
+from ..models.networks import OUTPUT_SUBSAMPLE, Encoder
+from ..models.preprocess import normalise
 from .render import random_scene, random_view_pair, render, vary_lighting
 
 WIDTH, HEIGHT = 160, 120  # training render size (pixels)

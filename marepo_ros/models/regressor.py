@@ -324,7 +324,7 @@ def regressor_from_dict(content: dict) -> PoseRegressor:
 
 def shipped_regressor_path() -> Path:
     """Where the shipped ``small`` regressor lies (see weights/REGRESSOR_CARD.md)."""
-    return Path(str(resources.files("marepo_ros") / "weights" / "regressor_small.pt"))
+    return Path(str(resources.files("marepo_ros.models") / "weights" / "regressor_small.pt"))
 
 
 def load_regressor(path: str | Path | None = None,

@@ -15,11 +15,11 @@ import time
 import numpy as np
 import torch
 
+from ..geometry import invert_pose, make_pose
+from ..io.mapfile import SceneMap
+from ..models.regressor import PoseRegressor, load_regressor, regress_pose, regressor_from_dict
 from .estimator import Estimate, check_correspondences
-from .geometry import invert_pose, make_pose
-from .mapfile import SceneMap
 from .ransac import map_frame_covariance, refine_on_inliers, reprojection_errors
-from .regressor import PoseRegressor, load_regressor, regress_pose, regressor_from_dict
 
 MIN_FIT_POINTS = 6  # fewer inliers than this: the pose is not refined / no covariance fitted
 

@@ -13,8 +13,8 @@ import time
 import numpy as np
 import torch
 
-from marepo_ros.estimator import Estimate, check_correspondences
-from marepo_ros.geometry import invert_pose, make_pose
+from ..geometry import invert_pose, make_pose
+from .estimator import Estimate, check_correspondences
 
 _FIRST_ROUND_PER_HYPOTHESIS = 4  # minimal sets drawn per wanted hypothesis in the first round
 _LM_ITERS = 20                   # Levenberg-Marquardt iterations per refinement round

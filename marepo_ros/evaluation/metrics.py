@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .geometry import pose_error, quat_from_pose
+from ..geometry import pose_error, quat_from_pose
 
 # (name, translation threshold in cm, rotation threshold in degrees)
 THRESHOLDS = [("pct_1cm_1deg", 1, 1), ("pct_2cm_2deg", 2, 2), ("pct_5cm_5deg", 5, 5),

@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from .dataset import Frame
-from .depth import register_depth
-from .estimator import Estimate
-from .geometry import invert_pose, make_pose
+from ..geometry import invert_pose, make_pose
+from ..io.dataset import Frame
+from ..io.depth import register_depth
+from ..localization.estimator import Estimate
 
 
 def root_sift(desc_ND: np.ndarray) -> np.ndarray:

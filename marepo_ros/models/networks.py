@@ -141,7 +141,7 @@ def state_dict_hash(module: nn.Module) -> str:
 
 def shipped_encoder_path() -> Path:
     """Path of the encoder weights that ship with the package."""
-    return Path(str(resources.files("marepo_ros") / "weights" / "encoder.pt"))
+    return Path(str(resources.files("marepo_ros.models") / "weights" / "encoder.pt"))
 
 
 def load_encoder(path: str | Path | None = None, device: str | torch.device = "cpu") -> Encoder:

@@ -21,12 +21,12 @@ import cv2
 import numpy as np
 import torch
 
-from .dataset import SceneDataset
-from .depth import register_depth
-from .geometry import backproject, invert_pose, transform_points
-from .mapfile import SceneMap
-from .networks import Encoder, Head, state_dict_hash
-from .preprocess import GREY_MEAN, GREY_STD, cell_centres, target_size, to_grey
+from ..geometry import backproject, invert_pose, transform_points
+from ..io.dataset import SceneDataset
+from ..io.depth import register_depth
+from ..io.mapfile import SceneMap
+from ..models.networks import Encoder, Head, state_dict_hash
+from ..models.preprocess import GREY_MEAN, GREY_STD, cell_centres, target_size, to_grey
 
 Progress = Callable[[str, int, int, dict], None]  # (stage, done, total, info)
 

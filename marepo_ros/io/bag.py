@@ -31,8 +31,8 @@ from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.typesys import Stores, get_typestore
 from tqdm import tqdm
 
+from ..geometry import pose_from_quat, quat_from_pose
 from .dataset import SceneDataset, read_image
-from .geometry import pose_from_quat, quat_from_pose
 from .images import ImageError, decode_compressed, decode_raw, to_rgb
 
 IMAGE_TOPIC = "/camera/image_raw"

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
-from .networks import Head
+from .. import __version__
+from ..models.networks import Head
 
 MAGIC = b"MAREPOMAP\n"
 FORMAT_VERSION = 1

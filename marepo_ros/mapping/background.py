@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .build import MappingConfig
 from .keyframes import Keyframe
-from .mapping import MappingConfig
 
 STAGE_WEIGHT = {"buffer": 0.25, "head": 0.75}  # share of the build each stage takes
 
@@ -45,9 +45,9 @@ def _child(keyframes: list[tuple[np.ndarray, np.ndarray, np.ndarray]], out_path:
             os.nice(nice)
         import torch
 
-        from .mapfile import save_map
-        from .mapping import MappingCancelled, PosedImage, build_map
-        from .networks import load_encoder
+        from ..io.mapfile import save_map
+        from ..models.networks import load_encoder
+        from .build import MappingCancelled, PosedImage, build_map
 
         torch.set_num_threads(threads)
         images = [PosedImage(lambda g=g: g, K, pose) for g, K, pose in keyframes]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .geometry import transform_points
+from ..geometry import transform_points
 
 
 def register_depth(depth_HW: np.ndarray, depth_K: np.ndarray, rgb_K: np.ndarray,

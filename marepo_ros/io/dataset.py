@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .geometry import check_intrinsics, is_valid_pose, nearest_rotation
+from ..geometry import check_intrinsics, is_valid_pose, nearest_rotation
 
 IMAGE_SUFFIXES = (".color.jpg", ".color.png", ".jpg", ".png")
 

@@ -1,0 +1,2 @@
+"""Networks: the ACE-format encoder and scene head, the marepo pose regressor, preprocessing, and
+the shipped weights (``weights/``). May import: ``geometry``."""
