@@ -24,12 +24,17 @@ def generate_launch_description() -> LaunchDescription:
     map_path = LaunchConfiguration("map_path")
     use_sim_time = LaunchConfiguration("use_sim_time")
     overrides_map = PythonExpression(["'", map_path, "' != ''"])
+    # torch's OpenMP threads spin 10k rounds before sleeping (see marepo_ros/__init__.py), set
+    # in the node's environment so that it holds whatever the node imports first; the caller's
+    # own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
+    omp_env = ({} if "OMP_WAIT_POLICY" in os.environ
+               else {"GOMP_SPINCOUNT": os.environ.get("GOMP_SPINCOUNT", "10000")})
 
     def node(condition, parameters):
         return Node(
             package="marepo_ros", executable="relocalization_node", name="relocalization_node",
             namespace=LaunchConfiguration("namespace"), output="screen", emulate_tty=True,
-            parameters=parameters, condition=condition,
+            parameters=parameters, condition=condition, additional_env=omp_env,
             arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")])
 
     return LaunchDescription([

@@ -1,9 +1,11 @@
-"""The ``marepo-ros`` command line: map build, eval, bag export, node, replay, demo."""
+"""The ``marepo-ros`` command line: map build, map info, eval, bag export, node, replay, demo."""
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import time
+from datetime import datetime
 from pathlib import Path
 
 
@@ -81,6 +83,32 @@ def cmd_map_build(args) -> int:
         m = s["marepo_s"]
         print(f"  marepo_S          {m['steps']} steps ({m['seconds']:.0f} s), pose loss on the "
               f"mapping frames {m['loss_before']:.3f} -> {m['loss_after']:.3f}")
+    return 0
+
+
+def cmd_map_info(args) -> int:
+    """Print a map file's verified header (an unusable file: one line, exit status 2)."""
+    from .io.mapfile import read_header
+
+    h = read_header(args.map)
+    created = datetime.fromtimestamp(h.get("created", 0.0)).astimezone()
+    head, centre = h["head"], ", ".join(f"{c:.2f}" for c in h["scene_centre"])
+    lines = [f"{args.map}: format version {h['format_version']}, {args.map.stat().st_size / 1e6:.1f} MB, "
+             f"written by marepo_ros {h.get('package_version', '?')}",
+             f"  created    {created.isoformat(sep=' ', timespec='seconds')}",
+             f"  encoder    {h['encoder_id']}",
+             f"  head       {head['num_head_blocks']} block(s) of {head.get('channels', 512)} channels; "
+             f"short side {h['short_side']} px; scene centre ({centre}) m"]
+    stats = h.get("stats", {})
+    groups = [("mapping", {k: v for k, v in stats.items() if not isinstance(v, dict)}),
+              *((k, v) for k, v in stats.items() if isinstance(v, dict))]
+    for name, values in groups:
+        text = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                         for k, v in values.items()) or "none"
+        lines.append(textwrap.fill(text, 100, initial_indent=f"  {name:<10} ",
+                                   subsequent_indent=" " * 13, break_long_words=False))
+    lines.append(f"  extras     {', '.join(h.get('extras', [])) or 'none'}")
+    print("\n".join(lines))
     return 0
 
 
@@ -202,6 +230,7 @@ def _ros_module(name: str, command: str):
 
 
 def cmd_replay(args) -> int:
+    from .evaluation.scoring import summary_text
     from .io.bag import parse_gt_tf
 
     replay = _ros_module("replay", "replay")
@@ -212,7 +241,7 @@ def cmd_replay(args) -> int:
                             camera_info_topic=args.camera_info_topic, gt_topic=args.gt_topic,
                             gt_tf=args.gt_tf and parse_gt_tf(args.gt_tf), max_dt=args.max_dt,
                             attach=args.attach)
-    print(replay.summary_text(metrics, Path(args.out)))
+    print(summary_text(metrics, Path(args.out)))
     return 0 if metrics["frames"]["adds_up"] else 1
 
 
@@ -274,7 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
                                  "scene from posed images, then localize new images in it.")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    mp = sub.add_parser("map", help="build maps").add_subparsers(dest="map_command", required=True)
+    mp = sub.add_parser("map", help="build and inspect maps").add_subparsers(dest="map_command",
+                                                                        required=True)
     b = mp.add_parser("build", help="map a scene folder (rgb/, poses/, intrinsics.txt, ...)")
     b.add_argument("dataset", type=Path, help="scene folder")
     b.add_argument("--out", type=Path, required=True, help="map file to write")
@@ -292,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--marepo-s-epochs", type=float, default=2.0, help="marepo_S passes (default 2)")
     b.add_argument("--marepo-s-lr", type=float, default=1e-5, help="marepo_S learning rate (1e-5)")
     b.set_defaults(func=cmd_map_build)
+    i = mp.add_parser("info", help="print what a map file holds: format, encoder, size, mapping "
+                      "statistics, creation time, extras")
+    i.add_argument("map", type=Path, help="map file")
+    i.set_defaults(func=cmd_map_info)
 
     sub.add_parser("node", add_help=False, help="run the ROS 2 relocalization node "
                    "(marepo-ros node --help)")

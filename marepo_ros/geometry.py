@@ -109,8 +109,13 @@ def project(K: np.ndarray, points_cam: np.ndarray) -> np.ndarray:
     return uvw[..., :2] / uvw[..., 2:3]
 
 
+def pixel_rays(K: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """Camera-frame rays (..., 3) with z = 1 of pixels (..., 2): inv(K) [u, v, 1], skew included."""
+    pixels = np.asarray(pixels, dtype=np.float64)
+    uv1 = np.concatenate([pixels, np.ones_like(pixels[..., :1])], axis=-1)
+    return uv1 @ np.linalg.inv(np.asarray(K, dtype=np.float64)).T
+
+
 def backproject(K: np.ndarray, pixels: np.ndarray, depth: np.ndarray) -> np.ndarray:
     """Camera-frame points (..., 3) of pixels (..., 2) at z-depth (...,) metres."""
-    x = (pixels[..., 0] - K[0, 2]) / K[0, 0]
-    y = (pixels[..., 1] - K[1, 2]) / K[1, 1]
-    return np.stack([x * depth, y * depth, depth], axis=-1)
+    return pixel_rays(K, pixels) * np.asarray(depth, dtype=np.float64)[..., None]

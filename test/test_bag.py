@@ -5,6 +5,7 @@ from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 from rosbags.highlevel import AnyReader
@@ -16,7 +17,7 @@ from marepo_ros import cli
 from marepo_ros.io.bag import (BagError, BagFrames, associate, decode_image, export_bag, parse_gt_tf,
                             scene_stamps)
 from marepo_ros.geometry import quat_from_pose
-from marepo_ros.io.dataset import SceneDataset
+from marepo_ros.io.dataset import SceneDataset, read_image
 from marepo_ros.training.render import random_scene, write_scene_folder
 
 TS = get_typestore(Stores.ROS2_JAZZY)
@@ -40,10 +41,6 @@ def bag(scenes, tmp_path_factory):
     return out
 
 
-def rgb(image: np.ndarray) -> np.ndarray:
-    return np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image
-
-
 @pytest.mark.parametrize("storage", ["sqlite3", "mcap"])
 @pytest.mark.parametrize("compressed", [False, True])
 @pytest.mark.parametrize("ext", ["jpg", "png"])
@@ -56,7 +53,7 @@ def test_round_trip_keeps_images_intrinsics_poses(scenes, tmp_path, ext, compres
         assert len(frames) == 6
         for fr, src in zip(frames, dataset.frames("all")):
             assert fr.image.ndim == (2 if ext == "png" else 3)      # grey stays mono8
-            assert np.array_equal(rgb(fr.image), src.load_image())
+            assert np.array_equal(fr.image, src.load_image())
             assert np.array_equal(fr.K, dataset.K)
             assert np.allclose(fr.map_from_cam, src.map_from_cam, atol=1e-8)
     stamps = np.array([fr.stamp for fr in frames])
@@ -215,6 +212,20 @@ def test_decode_image_encodings():
         assert np.array_equal(decode_image(msg("mono16", data, big), image), px[..., 0])
     with pytest.raises(BagError, match="encoding '32FC1' is not supported .*rgb8, bgr8"):
         decode_image(msg("32FC1", px), image)
+
+
+def test_scene_files_and_compressed_messages_decode_alike(tmp_path):
+    """One image convention: HxWx3 RGB or HxW grey uint8 from a file and from its bytes."""
+    rng = np.random.default_rng(1)
+    bgra = rng.integers(0, 256, (5, 7, 4), dtype=np.uint8)
+    grey16 = rng.integers(0, 256, (5, 7)).astype(np.uint16) * 257
+    for name, raw, want in (("c.png", bgra[..., :3], bgra[..., 2::-1]), ("a.png", bgra, bgra[..., 2::-1]),
+                            ("g.png", grey16, (grey16 // 257).astype(np.uint8))):
+        cv2.imwrite(str(tmp_path / name), raw)
+        from_file = read_image(tmp_path / name)
+        msg = SimpleNamespace(format="png", data=(tmp_path / name).read_bytes())
+        assert np.array_equal(from_file, want) and from_file.dtype == np.uint8
+        assert np.array_equal(decode_image(msg, "sensor_msgs/msg/CompressedImage"), from_file)
 
 
 @pytest.mark.parametrize("case, kwargs, match", [

@@ -1,6 +1,7 @@
 """`marepo-ros map build` and `eval` on rendered scenes in other formats (grey PNG without
 depth, colour JPEG of another size): the same commands, unchanged."""
 import json
+from datetime import datetime, timezone
 
 import pytest
 
@@ -34,3 +35,34 @@ def test_eval_reports_missing_dataset_in_one_line(tmp_path, capsys):
                      "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "x.map" in err[0] and "not found" in err[0]
+
+
+def test_map_info_prints_the_header_and_refuses_a_damaged_file(tmp_path, capsys):
+    import torch
+
+    from marepo_ros.io.mapfile import SceneMap, save_map
+    from marepo_ros.models.networks import Head
+
+    stats = {"iterations": 40, "final_loss_px": 3.25, "frames": 24, "device": "cpu",
+             "config": {"short_side": 240, "epochs": 4.0}, "marepo_s": {"steps": 10, "loss_after": 0.1}}
+    created = datetime(2026, 11, 29, 12, tzinfo=timezone.utc).timestamp()
+    path = tmp_path / "scene.map"
+    save_map(SceneMap(head=Head(mean=torch.tensor([0.5, 0.0, 1.0])), encoder_id="abc123",
+                      short_side=240, stats=stats, created=created,
+                      extras={"regressor": {"w": torch.zeros(2)}}), path)
+    assert cli.main(["map", "info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{path}: format version 1, {path.stat().st_size / 1e6:.1f} MB" in out
+    assert "created    2026-11-29 " in out and "encoder    abc123" in out
+    assert "head       1 block(s) of 512 channels; short side 240 px; scene centre (0.50, 0.00, 1.00) m" in out
+    assert "mapping    iterations=40, final_loss_px=3.25, frames=24, device=cpu" in out
+    assert "config     short_side=240, epochs=4" in out and "marepo_s   steps=10" in out
+    assert "extras     regressor" in out and len(out.splitlines()) == 8
+
+    data = bytearray(path.read_bytes())
+    data[-1000] ^= 0x01
+    path.write_bytes(bytes(data))
+    assert cli.main(["map", "info", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err.startswith("marepo-ros: error: ") and "checksum mismatch" in captured.err

@@ -1,4 +1,4 @@
-"""Tests of depth registration, scene coordinates from depth, and the SIFT + PnP baseline."""
+"""Tests of depth registration and the SIFT + PnP baseline."""
 import os
 from pathlib import Path
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from marepo_ros.geometry import invert_pose, make_pose, pose_error, project, transform_points
+from marepo_ros.geometry import make_pose, pose_error
 from marepo_ros.io.dataset import SceneDataset
-from marepo_ros.io.depth import register_depth, scene_coordinates_from_depth
+from marepo_ros.io.depth import register_depth
 
 DEPTH_K = np.array([[585.0, 0, 320], [0, 585, 240], [0, 0, 1]])  # 7-Scenes depth camera
 RGB_K = np.array([[525.0, 0, 320], [0, 525, 240], [0, 0, 1]])    # 7-Scenes RGB camera
@@ -80,7 +80,10 @@ def test_fronto_parallel_plane(rgb_K, rgb_size, fill_holes):
         assert valid[inner].all()
 
 
-@pytest.mark.parametrize("rgb_K, rgb_size", SCALED)
+SKEWED = (np.array([[525.0, 6.0, 320], [0, 525, 240], [0, 0, 1]]), (640, 480))
+
+
+@pytest.mark.parametrize("rgb_K, rgb_size", SCALED + [SKEWED])
 @pytest.mark.parametrize("fill_holes", [False, True])
 def test_tilted_plane(rgb_K, rgb_size, fill_holes):
     n, d = tilted_normal(12.0, -8.0), 2.0
@@ -113,23 +116,6 @@ def test_nearest_surface_wins():
     assert np.all(out[20:30, 23:33] == 1.0) and (out == 1.0).sum() == 100
     assert np.all(out[20:30, 21:23] == 0)  # the wall behind the box's left edge is unseen
     assert np.all(np.isin(out, [0.0, 1.0, 3.0]))
-
-
-def test_scene_coordinates_round_trip():
-    rng = np.random.default_rng(1)
-    H, W = 30, 40
-    K = np.array([[50.0, 0, 19.5], [0, 48, 14.5], [0, 0, 1]])
-    depth = rng.uniform(0.3, 5.0, (H, W)).astype(np.float32)
-    depth[rng.random((H, W)) < 0.2] = 0.0
-    map_from_cam = make_pose(Rotation.random(random_state=2).as_matrix(), [1.0, -2.0, 0.5])
-    pts = scene_coordinates_from_depth(depth, K, map_from_cam)
-    assert pts.shape == (H, W, 3) and pts.dtype == np.float32
-    valid = depth > 0
-    assert np.isnan(pts[~valid]).all() and np.isfinite(pts[valid]).all()
-    cam = transform_points(invert_pose(map_from_cam), pts[valid].astype(np.float64))
-    v, u = np.nonzero(valid)
-    np.testing.assert_allclose(project(K, cam), np.stack([u, v], 1), atol=1e-3)
-    np.testing.assert_allclose(cam[:, 2], depth[valid], rtol=1e-5)
 
 
 @pytest.mark.skipif(not REDKITCHEN.is_dir(),

@@ -3,7 +3,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from marepo_ros.geometry import (backproject, check_intrinsics, invert_pose, is_valid_pose, make_pose,
-                                 nearest_rotation, pose_error, pose_from_quat, project, quat_from_pose, scale_intrinsics,
+                                 nearest_rotation, pixel_rays, pose_error, pose_from_quat, project, quat_from_pose, scale_intrinsics,
                                  transform_points)
 
 RNG = np.random.default_rng(0)
@@ -30,12 +30,16 @@ def test_quaternion_round_trip_ros_order():
     np.testing.assert_allclose(q_id, [0, 0, 0, 1])
 
 
-def test_project_backproject_round_trip_opencv_axes():
-    K = np.array([[500.0, 0, 319.5], [0, 480.0, 239.5], [0, 0, 1]])
-    uv = RNG.uniform(0, 640, (50, 2))
-    z = RNG.uniform(0.5, 5, 50)
+@pytest.mark.parametrize("skew", [0.0, 3.5])
+def test_project_backproject_round_trip_opencv_axes(skew):
+    K = np.array([[500.0, skew, 319.5], [0, 480.0, 239.5], [0, 0, 1]])
+    uv = RNG.uniform(0, 640, (5, 10, 2))
+    z = RNG.uniform(0.5, 5, (5, 10))
     pts = backproject(K, uv, z)
+    assert pts.shape == (5, 10, 3)
+    np.testing.assert_allclose(pts[..., 2], z, rtol=1e-15)
     np.testing.assert_allclose(project(K, pts), uv, atol=1e-9)
+    np.testing.assert_allclose(pixel_rays(K, uv), pts / z[..., None], rtol=1e-12)
     # x right, y down, z forward: a point right of and below the principal point
     assert np.all(backproject(K, np.array([[400.0, 300.0]]), np.array([1.0]))[0] > 0)
 

@@ -221,8 +221,17 @@ def test_mapping_round_trip_over_services(kitchen, tmp_path):
     client = Client(domain=domain)
     try:
         client.wait_ready()
-        send_frame(client, kitchen, KITCHEN_QUERIES[0], 10.0)
-        wait_for(lambda: "no map loaded" in client.statuses[-1]["last_rejection"], 30, "'no map loaded'")
+        # resent while unanswered: a sample written while the node's reader is still matching
+        # our writer can be lost (DDS discovery race, as in the first test)
+        for attempt in range(3):
+            send_frame(client, kitchen, KITCHEN_QUERIES[0], 10.0 + attempt)
+            try:
+                wait_for(lambda: "no map loaded" in client.statuses[-1]["last_rejection"], 10,
+                         "'no map loaded'")
+                break
+            except ReplayError:
+                if attempt == 2:
+                    raise
 
         assert client.trigger("start_mapping").success
         again = client.trigger("start_mapping")

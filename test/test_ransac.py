@@ -6,8 +6,9 @@ from scipy.spatial.transform import Rotation
 
 from marepo_ros.geometry import (backproject, invert_pose, is_valid_pose, make_pose, pose_error,
                                  transform_points)
-from marepo_ros.localization.ransac import (RansacEstimator, _apply_update, _residuals_jacobian, p3p,
-                               rays_from_pixels, reprojection_errors)
+from marepo_ros.localization.p3p import p3p
+from marepo_ros.localization.ransac import (RansacEstimator, _apply_update, _residuals_jacobian,
+                                            rays_from_pixels, reprojection_errors)
 
 K = np.array([[525.0, 0.0, 319.5], [0.0, 525.0, 239.5], [0.0, 0.0, 1.0]])
 W, H = 640, 480

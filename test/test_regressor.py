@@ -7,13 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from marepo_ros.geometry import invert_pose, is_valid_pose, pose_error, transform_points
+from scipy.spatial.transform import Rotation
+
+from marepo_ros.geometry import invert_pose, is_valid_pose, pose_error, rotation_angle, transform_points
 from marepo_ros.io.mapfile import SceneMap, load_map, read_header, save_map
 from marepo_ros.localization.estimator import ESTIMATORS, make_estimator
 from marepo_ros.models.networks import Encoder, Head, state_dict_hash
 from marepo_ros.models.regressor import (CONFIGS, PoseRegressor, RegressorConfig, gram_schmidt,
                                   load_regressor, nerf_encoding, ray_encoding, regress_pose,
-                                  regressor_from_dict, robust_centre, weak_perspective_rotation)
+                                  regressor_from_dict, robust_centre, rotation_angles,
+                                  weak_perspective_rotation)
 from marepo_ros.training.regressor_data import (VALIDATION_SEEDS, Corruption, SampleStream, corrupt,
                                        random_intrinsics, random_rigid, random_view, rigid_jitter)
 from marepo_ros.training.render import random_scene, render
@@ -130,6 +133,21 @@ def test_gram_schmidt_gives_rotations():
     R = gram_schmidt(torch.randn(64, 6, dtype=torch.float64))
     torch.testing.assert_close(R.transpose(1, 2) @ R, torch.eye(3, dtype=torch.float64).expand(64, 3, 3))
     torch.testing.assert_close(torch.linalg.det(R), torch.ones(64, dtype=torch.float64))
+
+
+def test_batched_rotation_angles_match_geometry():
+    """The loss's torch angle and the reports' numpy angle are one formula, exact near 0 and
+    near 180 degrees (where arccos of the trace is not)."""
+    deg = np.array([0.0, 1e-5, 1e-3, 0.5, 45.0, 120.0, 179.9, 179.999, 180.0])
+    axes = Rotation.random(len(deg), random_state=3).apply([0.0, 0.0, 1.0])
+    R = Rotation.from_rotvec(axes * np.radians(deg)[:, None]).as_matrix()
+    batched = rotation_angles(torch.from_numpy(R)).numpy()
+    single = np.array([rotation_angle(r) for r in R])
+    np.testing.assert_allclose(batched, single, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(np.degrees(batched), deg, rtol=1e-9, atol=1e-9)
+    grad = torch.from_numpy(R).requires_grad_()
+    rotation_angles(grad).sum().backward()
+    assert torch.isfinite(grad.grad).all()
 
 
 @pytest.mark.parametrize("canonical", [False, True])

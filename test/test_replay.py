@@ -16,7 +16,7 @@ from marepo_ros.io.dataset import SceneDataset
 from marepo_ros.io.mapfile import save_map
 from marepo_ros.mapping.build import build_map, posed_images_from_dataset, preset
 from marepo_ros.models.networks import load_encoder
-from marepo_ros.ros.replay import FrameTally, NodeProcess, ReplayError, replay
+from marepo_ros.ros.replay import NodeProcess, ReplayError, replay
 from marepo_ros.training.render import random_scene, write_scene_folder
 
 N_QUERY = 12
@@ -122,15 +122,6 @@ def test_replay_attach_without_a_node_says_so(scene, tmp_path, monkeypatch):
     with pytest.raises(ReplayError, match="timed out after 2 s .* is it running in this ROS_DOMAIN_ID"):
         replay(bag, None, tmp_path / "out", gt_topic="/camera/pose", attach=True, progress=False,
                node_timeout=2.0)
-
-
-def test_frame_tally_counts_frames_lost_in_transport():
-    before = {"received": 5, "localized": 3, "rejected": 1, "dropped_stale": 1}
-    after = {"received": 13, "localized": 6, "rejected": 2, "dropped_stale": 5}
-    tally = FrameTally.between(10, before, after)
-    assert (tally.received, tally.lost_in_transport, tally.adds_up) == (8, 2, True)
-    assert "lost in transport      2" in "\n".join(tally.lines())
-    assert not FrameTally.between(7, before, after).adds_up  # more received than played
 
 
 def test_replay_errors_are_one_line(scene, tmp_path, capsys):

@@ -1,14 +1,16 @@
-"""The ROS packaging stays consistent: parameters <-> config, launch file, package.xml."""
+"""The ROS packaging stays consistent: parameters <-> settings, config; launch file; package.xml."""
 from __future__ import annotations
 
+import array
 import ast
 import re
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 import yaml
 
-from marepo_ros.ros.params import PARAMS
+from marepo_ros.ros.params import PARAMS, NodeSettings
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / "launch/relocalize.launch.py"
@@ -24,6 +26,21 @@ def test_config_documents_every_parameter_with_its_default():
     text = (REPO / "config/relocalize.yaml").read_text()
     for p in PARAMS:  # a comment line right above each parameter
         assert re.search(rf"# .+\n    {p.name}:", text), f"{p.name} has no comment"
+
+
+def test_settings_have_a_field_of_the_declared_type_for_every_parameter():
+    assert [f.name for f in fields(NodeSettings)] == [p.name for p in PARAMS]
+    defaults = {p.name: p.default for p in PARAMS}
+    settings = NodeSettings.from_values(defaults)
+    for f, p in zip(fields(NodeSettings), PARAMS):
+        declared = "tuple[float, ...]" if isinstance(p.default, list) else type(p.default).__name__
+        assert f.type == declared, p.name
+        assert getattr(settings, p.name) == (tuple(p.default) if isinstance(p.default, list)
+                                             else p.default)
+    changed = settings.updated({"min_confidence": 0.5,  # a ROS double array may be an array.array
+                                "base_from_camera": array.array("d", [1, 2, 3, 0, 0, 0, 1])})
+    assert changed.min_confidence == 0.5 and changed.base_from_camera == (1.0, 2.0, 3.0, 0.0, 0.0, 0.0, 1.0)
+    assert settings == NodeSettings.from_values(defaults)  # frozen: a change makes a new one
 
 
 def test_launch_file_declares_the_documented_arguments():

@@ -17,12 +17,15 @@ from collections.abc import Sequence
 
 import cv2
 import numpy as np
+import torch
 from tqdm import tqdm
 
-from ..geometry import invert_pose, make_pose
+from ..geometry import backproject, invert_pose, make_pose, transform_points
 from ..io.dataset import Frame
 from ..io.depth import register_depth
 from ..localization.estimator import Estimate
+from ..localization.ransac import map_frame_covariance
+from ..models.preprocess import to_grey
 
 
 def root_sift(desc_ND: np.ndarray) -> np.ndarray:
@@ -32,43 +35,6 @@ def root_sift(desc_ND: np.ndarray) -> np.ndarray:
     """
     d = np.asarray(desc_ND, dtype=np.float32)
     return np.sqrt(d / (d.sum(axis=1, keepdims=True) + 1e-7))
-
-
-def pose_covariance(map_from_cam: np.ndarray, points_N3: np.ndarray, pixels_N2: np.ndarray,
-                    K: np.ndarray) -> np.ndarray:
-    """Gauss-Newton covariance sigma^2 (J^T J)^-1 of a PnP pose from its inliers.
-
-    The 6 parameters are a camera-centre shift (x, y, z) in the map frame (metres) and a small
-    rotation (rot_x, rot_y, rot_z) about the map axes (radians, left-multiplied onto the
-    rotation of ``map_from_cam``), as ``PoseWithCovariance`` orders them. sigma^2 is the mean
-    squared reprojection residual (pixels^2, 2N - 6 degrees of freedom). The map points are
-    taken as exact, so this is optimistic where the depth is noisy.
-
-    points_N3: map-frame inlier points (metres); pixels_N2: their observations (pixels).
-    Returns (6, 6) float64.
-    """
-    R_cm = map_from_cam[:3, :3].T            # cam_from_map rotation
-    C = map_from_cam[:3, 3]
-    d = np.asarray(points_N3, np.float64) - C
-    p = d @ R_cm.T                           # camera-frame points (N, 3)
-    x, y, z = p[:, 0], p[:, 1], p[:, 2]
-    fx, s, fy = K[0, 0], K[0, 1], K[1, 1]
-    J_proj = np.zeros((len(p), 2, 3))        # d(u, v) / d p
-    J_proj[:, 0, 0] = fx / z
-    J_proj[:, 0, 1] = s / z
-    J_proj[:, 0, 2] = -(fx * x + s * y) / z**2
-    J_proj[:, 1, 1] = fy / z
-    J_proj[:, 1, 2] = -fy * y / z**2
-    skew = np.zeros((len(p), 3, 3))          # [d]_x
-    skew[:, 0, 1], skew[:, 0, 2], skew[:, 1, 2] = -d[:, 2], d[:, 1], -d[:, 0]
-    skew -= skew.transpose(0, 2, 1)
-    J_p = np.concatenate([np.broadcast_to(-R_cm, skew.shape), R_cm @ skew], axis=2)  # (N, 3, 6)
-    J = (J_proj @ J_p).reshape(-1, 6)
-    uv = p[:, :2] / z[:, None]
-    uv = uv @ K[:2, :2].T + K[:2, 2]
-    r = (uv - pixels_N2).ravel()
-    sigma2 = float(r @ r) / max(len(r) - 6, 1)
-    return sigma2 * np.linalg.pinv(J.T @ J)
 
 
 class SiftPnPBaseline:
@@ -113,8 +79,7 @@ class SiftPnPBaseline:
 
     def _detect(self, image_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(keypoints (N, 2) float64 pixels, RootSIFT descriptors (N, 128) float32)."""
-        grey = image_rgb if image_rgb.ndim == 2 else cv2.cvtColor(image_rgb, cv2.COLOR_RGB2GRAY)
-        kps, desc = self._sift.detectAndCompute(grey, None)
+        kps, desc = self._sift.detectAndCompute(to_grey(image_rgb), None)
         if desc is None or len(kps) == 0:
             return np.zeros((0, 2)), np.zeros((0, 128), np.float32)
         return np.array([k.pt for k in kps], np.float64), root_sift(desc)
@@ -131,11 +96,7 @@ class SiftPnPBaseline:
         z = patch[:, 4].astype(np.float64)
         lo, hi = patch.min(axis=1), patch.max(axis=1)
         ok = inside & (lo > 0) & (hi - lo < self.max_depth_jump * z)
-        px, z = pixels_N2[ok], z[ok]
-        y = (px[:, 1] - K[1, 2]) / K[1, 1]
-        x = (px[:, 0] - K[0, 2] - K[0, 1] * y) / K[0, 0]
-        pts_cam = np.stack([x * z, y * z, z], axis=1)
-        return ok, pts_cam @ map_from_cam[:3, :3].T + map_from_cam[:3, 3]
+        return ok, transform_points(map_from_cam, backproject(K, pixels_N2[ok], z[ok]))
 
     def build(self, frames: Sequence[Frame], K: np.ndarray, depth_K: np.ndarray,
               *, progress: bool = True) -> None:
@@ -189,7 +150,8 @@ class SiftPnPBaseline:
         image_rgb: (H, W, 3) uint8 RGB (or (H, W) grey); K: (3, 3) its intrinsics (OpenCV's
             PnP ignores the skew K[0, 1]).
         Returns an ``Estimate`` with camera-to-map pose, the Gauss-Newton covariance of
-        ``pose_covariance``, inliers among the ratio-test matches, confidence
+        ``localization.ransac.map_frame_covariance`` (map points taken as exact, so optimistic
+        where the depth is noisy), inliers among the ratio-test matches, confidence
         ``1 - exp(-(n_inliers - min_inliers) / 30)`` (0 below ``min_inliers``) and timings
         (``sift``, ``match``, ``pnp``, ``total``, milliseconds).
         """
@@ -211,8 +173,10 @@ class SiftPnPBaseline:
             return None
         inl = inl.ravel()
         rvec, tvec = cv2.solvePnPRefineLM(obj[inl], img[inl], K, None, rvec, tvec)
-        map_from_cam = invert_pose(make_pose(cv2.Rodrigues(rvec)[0], tvec.ravel()))
-        cov = pose_covariance(map_from_cam, obj[inl], img[inl], K)
+        R, t = cv2.Rodrigues(rvec)[0], tvec.ravel()
+        map_from_cam = invert_pose(make_pose(R, t))
+        cov = map_frame_covariance(*(torch.from_numpy(np.asarray(a, np.float64))
+                                     for a in (R, t, obj[inl], img[inl], K)))
         t3 = time.perf_counter()
         n = len(inl)
         conf = 1.0 - np.exp(-(n - self.min_inliers) / 30.0) if n >= self.min_inliers else 0.0

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from ..geometry import pose_from_quat, quat_from_pose
 from .dataset import SceneDataset, read_image
-from .images import ImageError, decode_compressed, decode_raw, to_rgb
+from .images import ImageError, decode_compressed, decode_raw, from_opencv
 
 IMAGE_TOPIC = "/camera/image_raw"
 COMPRESSED_TOPIC = "/camera/image_raw/compressed"
@@ -104,16 +104,10 @@ def _header(ts, ns: int, frame_id: str):
     return ts.types["std_msgs/msg/Header"](stamp=t, frame_id=frame_id)
 
 
-def _is_grey(pixels: np.ndarray) -> bool:
-    """True when an HxWx3 image has three equal channels."""
-    return bool(np.array_equal(pixels[..., 0], pixels[..., 1])
-                and np.array_equal(pixels[..., 0], pixels[..., 2]))
-
-
 def _image_msg(ts, ns: int, pixels: np.ndarray):
-    """sensor_msgs/Image of HxWx3 RGB pixels: mono8 when grey, else rgb8."""
-    grey = _is_grey(pixels)
-    data = np.ascontiguousarray(pixels[..., 0] if grey else pixels)
+    """sensor_msgs/Image of HxWx3 RGB (rgb8) or HxW grey (mono8) uint8 pixels."""
+    grey = pixels.ndim == 2
+    data = np.ascontiguousarray(pixels)
     h, w = data.shape[:2]
     return ts.types[IMAGE](header=_header(ts, ns, CAMERA_FRAME), height=h, width=w,
                            encoding="mono8" if grey else "rgb8", is_bigendian=0,
@@ -122,13 +116,12 @@ def _image_msg(ts, ns: int, pixels: np.ndarray):
 
 def _compressed_msg(ts, ns: int, path: Path, pixels: np.ndarray):
     """sensor_msgs/CompressedImage: the file's own JPEG/PNG bytes when they decode to exactly
-    ``pixels`` (HxWx3 RGB), else a lossless PNG of them."""
+    ``pixels`` (HxWx3 RGB or HxW grey), else a lossless PNG of them."""
     data = np.fromfile(path, dtype=np.uint8)
     fmt = {".jpg": "jpeg", ".jpeg": "jpeg", ".png": "png"}.get(path.suffix.lower())
     decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if fmt else None
-    if decoded is None or not np.array_equal(to_rgb(decoded), pixels):
-        grey = _is_grey(pixels)
-        _, png = cv2.imencode(".png", pixels[..., 0] if grey else pixels[..., ::-1])
+    if decoded is None or not np.array_equal(from_opencv(decoded), pixels):
+        _, png = cv2.imencode(".png", pixels if pixels.ndim == 2 else pixels[..., ::-1])
         data, fmt = png.reshape(-1), "png"
     return ts.types[COMPRESSED](header=_header(ts, ns, CAMERA_FRAME), format=fmt, data=data)
 
@@ -212,13 +205,14 @@ def stamp_ns(header) -> int:
 def _pose_of(msg, msgtype: str) -> np.ndarray:
     """4x4 pose (header frame from child frame) carried by a message of one of GT_TYPES."""
     if msgtype == "geometry_msgs/msg/TransformStamped":
-        return _transform_matrix(msg.transform)
+        return pose_from_transform(msg.transform)
     pose = msg.pose if msgtype == GT_TYPES[0] else msg.pose.pose
     p, q = pose.position, pose.orientation
     return pose_from_quat([p.x, p.y, p.z], [q.x, q.y, q.z, q.w])
 
 
-def _transform_matrix(tf) -> np.ndarray:
+def pose_from_transform(tf) -> np.ndarray:
+    """4x4 pose (parent from child) of a geometry_msgs/Transform (rclpy's or rosbags')."""
     t, q = tf.translation, tf.rotation
     return pose_from_quat([t.x, t.y, t.z], [q.x, q.y, q.z, q.w])
 
@@ -331,7 +325,8 @@ class BagFrames:
                     pair = (tf.header.frame_id.strip("/"), tf.child_frame_id.strip("/"))
                     tf_pairs.add(pair)
                     if pair == gt_tf:
-                        gt.append((-1 if static else stamp_ns(tf.header), _transform_matrix(tf.transform)))
+                        gt.append((-1 if static else stamp_ns(tf.header),
+                                   pose_from_transform(tf.transform)))
         if not stamps:
             raise BagError(f"{self.path}: image topic '{self.image_topic}' has no messages")
         if not infos:

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from ..geometry import check_intrinsics, is_valid_pose, nearest_rotation
+from .images import from_opencv
 
 IMAGE_SUFFIXES = (".color.jpg", ".color.png", ".jpg", ".png")
 
@@ -33,7 +34,7 @@ class Frame:
     map_from_cam: np.ndarray  # 4x4 float64
 
     def load_image(self) -> np.ndarray:
-        """HxWx3 uint8 RGB (grey images are replicated to 3 channels)."""
+        """HxWx3 RGB or HxW grey uint8 (see ``read_image``)."""
         return read_image(self.image_path)
 
     def load_depth(self) -> np.ndarray | None:
@@ -47,17 +48,11 @@ class Frame:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """HxWx3 uint8 RGB from any image file cv2 reads (grey → 3 channels, 16-bit → 8-bit)."""
+    """HxWx3 RGB or HxW grey uint8 from any image file cv2 reads (16-bit -> 8-bit, alpha dropped)."""
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise DatasetError(f"{path}: cannot read image")
-    if img.dtype == np.uint16:
-        img = (img / 257).astype(np.uint8)
-    if img.ndim == 2:
-        return np.repeat(img[:, :, None], 3, axis=2)
-    if img.shape[2] == 4:
-        img = img[:, :, :3]
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return from_opencv(img)
 
 
 def read_matrix(path: Path, shape: tuple[int, int]) -> np.ndarray:

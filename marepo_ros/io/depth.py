@@ -1,4 +1,4 @@
-"""Depth maps: registration from a depth camera to the RGB camera, and scene coordinates.
+"""Depth maps: registration from a depth camera to the RGB camera.
 
 Pixel convention: pixel (u, v) has its centre at integer coordinates (the convention of
 ``geometry.scale_intrinsics`` and of OpenCV keypoints). Depth is z-depth in metres, 0 = invalid.
@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..geometry import transform_points
+from ..geometry import backproject, project, transform_points
 
 
 def register_depth(depth_HW: np.ndarray, depth_K: np.ndarray, rgb_K: np.ndarray,
@@ -35,17 +35,12 @@ def register_depth(depth_HW: np.ndarray, depth_K: np.ndarray, rgb_K: np.ndarray,
     W, H = int(rgb_size[0]), int(rgb_size[1])
     depth = np.asarray(depth_HW, dtype=np.float32)
     v, u = np.nonzero(np.isfinite(depth) & (depth > 0))
-    z = depth[v, u].astype(np.float64)
-    y = (v - depth_K[1, 2]) / depth_K[1, 1]
-    x = (u - depth_K[0, 2] - depth_K[0, 1] * y) / depth_K[0, 0]
-    pts = np.stack([x * z, y * z, z], axis=1)
+    pts = backproject(depth_K, np.stack([u, v], axis=1), depth[v, u])
     if rgb_from_depth is not None:
         pts = transform_points(np.asarray(rgb_from_depth, dtype=np.float64), pts)
+    pts = pts[pts[:, 2] > 1e-6]
     z = pts[:, 2]
-    front = z > 1e-6
-    pts, z = pts[front], z[front]
-    ur = np.rint(rgb_K[0, 0] * pts[:, 0] / z + rgb_K[0, 1] * pts[:, 1] / z + rgb_K[0, 2])
-    vr = np.rint(rgb_K[1, 1] * pts[:, 1] / z + rgb_K[1, 2])
+    ur, vr = np.rint(project(np.asarray(rgb_K, dtype=np.float64), pts)).T
     inside = (ur >= 0) & (ur < W) & (vr >= 0) & (vr < H)
     idx = vr[inside].astype(np.int64) * W + ur[inside].astype(np.int64)
 
@@ -62,21 +57,3 @@ def register_depth(depth_HW: np.ndarray, depth_K: np.ndarray, rgb_K: np.ndarray,
     out[~np.isfinite(out)] = 0.0
     return out
 
-
-def scene_coordinates_from_depth(depth_HW: np.ndarray, K: np.ndarray,
-                                 map_from_cam: np.ndarray) -> np.ndarray:
-    """Map-frame 3D point of every pixel.
-
-    depth_HW: (H, W) z-depth in metres of the camera with intrinsics ``K`` (3, 3), 0 = invalid.
-    map_from_cam: 4x4 camera-to-map pose.
-    Returns (H, W, 3) float32 map-frame points in metres, NaN where the depth is invalid.
-    """
-    depth = np.asarray(depth_HW, dtype=np.float64)
-    H, W = depth.shape
-    u, v = np.meshgrid(np.arange(W, dtype=np.float64), np.arange(H, dtype=np.float64))
-    y = (v - K[1, 2]) / K[1, 1]
-    x = (u - K[0, 2] - K[0, 1] * y) / K[0, 0]
-    pts = transform_points(np.asarray(map_from_cam, dtype=np.float64),
-                           np.stack([x * depth, y * depth, depth], axis=-1))
-    pts[~(np.isfinite(depth) & (depth > 0))] = np.nan
-    return pts.astype(np.float32)

@@ -1,9 +1,9 @@
 """Decoding sensor_msgs Image / CompressedImage contents to numpy, without ROS or cv_bridge.
 
 Works on any object with the messages' fields (rclpy messages, rosbags' deserialized ones).
-Results are HxWx3 RGB or HxW grey uint8; 16-bit grey is divided by 257 as the scene folder
-reader does. Errors are ``ImageError`` (one line); ``UnsupportedEncoding`` names the encoding,
-so each interface can word its own advice.
+Results are HxWx3 RGB or HxW grey uint8, the package's image convention (``from_opencv`` also
+serves the scene folder reader); 16-bit data is divided by 257. Errors are ``ImageError`` (one
+line); ``UnsupportedEncoding`` names the encoding, so each interface can word its own advice.
 """
 from __future__ import annotations
 
@@ -55,10 +55,10 @@ def decode_compressed(msg) -> np.ndarray:
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if len(data) else None
     if image is None:
         raise ImageError(f"cannot decode compressed image (format '{msg.format}', {len(data)} bytes)")
-    return to_rgb(image)
+    return from_opencv(image)
 
 
-def to_rgb(image: np.ndarray) -> np.ndarray:
+def from_opencv(image: np.ndarray) -> np.ndarray:
     """What OpenCV decoded (BGR, BGRA or grey; 8 or 16 bit) as HxWx3 RGB or HxW grey uint8."""
     if image.dtype == np.uint16:
         image = (image / 257).astype(np.uint8)

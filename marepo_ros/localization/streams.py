@@ -54,12 +54,6 @@ class StampedBuffer:
         with self._lock:
             return self._stamps[-1] if self._stamps else None
 
-    def clear(self) -> None:
-        with self._lock:
-            self._stamps.clear()
-            self._items.clear()
-            self._latest.clear()
-
     def __len__(self) -> int:
         return len(self._stamps)
 

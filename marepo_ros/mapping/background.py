@@ -14,6 +14,7 @@ import queue
 import time
 import traceback
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +25,18 @@ from .keyframes import Keyframe
 STAGE_WEIGHT = {"buffer": 0.25, "head": 0.75}  # share of the build each stage takes
 
 
+class BuildState(str, Enum):
+    """Where a build stands: RUNNING until it ends in one of the others."""
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
 @dataclass
 class BuildStatus:
-    """state: 'running' | 'done' | 'failed' | 'cancelled'; progress in [0, 1]; message says
-    what happens or happened; map_path is set when done."""
-    state: str
+    """progress in [0, 1]; message says what happens or happened; map_path is set when done."""
+    state: BuildState
     progress: float = 0.0
     stage: str = ""
     message: str = ""
@@ -89,12 +97,11 @@ class BackgroundMapBuild:
             args=([(k.grey, k.K, k.map_from_cam) for k in keyframes], self.out_path, config,
                   None if encoder_path is None else str(encoder_path), device, threads, nice,
                   self._messages, self._cancel))
-        self.status = BuildStatus("running", message=f"starting ({len(keyframes)} keyframes)")
-        self.started = None
+        self.status = BuildStatus(BuildState.RUNNING,
+                                  message=f"starting ({len(keyframes)} keyframes)")
 
     def start(self) -> "BackgroundMapBuild":
         Path(self.out_path).parent.mkdir(parents=True, exist_ok=True)
-        self.started = time.time()
         self._process.start()
         return self
 
@@ -103,7 +110,7 @@ class BackgroundMapBuild:
 
     @property
     def finished(self) -> bool:
-        return self.status.state != "running"
+        return self.status.state != BuildState.RUNNING
 
     def poll(self) -> BuildStatus:
         """Drain the child's messages; detect a child that died without a word."""
@@ -113,8 +120,9 @@ class BackgroundMapBuild:
             except queue.Empty:
                 if not self._process.is_alive() and self._messages.empty():
                     code = self._process.exitcode
-                    self.status = BuildStatus("failed", self.status.progress, self.status.stage,
-                                              f"mapping process exited unexpectedly (exit code {code})")
+                    self.status = BuildStatus(
+                        BuildState.FAILED, self.status.progress, self.status.stage,
+                        f"mapping process exited unexpectedly (exit code {code})")
                 break
             self._apply(msg)
         return self.status
@@ -122,7 +130,7 @@ class BackgroundMapBuild:
     def join(self, timeout: float | None = None) -> BuildStatus:
         """Wait for the build to finish (or ``timeout`` seconds) and return its status."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self.poll().state == "running":
+        while self.poll().state == BuildState.RUNNING:
             if deadline is not None and time.monotonic() > deadline:
                 break
             time.sleep(0.1)
@@ -143,18 +151,18 @@ class BackgroundMapBuild:
             before = STAGE_WEIGHT["buffer"] if stage == "head" else 0.0
             progress = before + STAGE_WEIGHT.get(stage, 0.0) * done / max(total, 1)
             detail = f", loss {info['loss']:.2f} px" if "loss" in info else ""
-            self.status = BuildStatus("running", progress, stage,
+            self.status = BuildStatus(BuildState.RUNNING, progress, stage,
                                       f"{stage} {done}/{total}{detail}")
         elif kind == "done":
             _, path, stats = msg
-            self.status = BuildStatus("done", 1.0, "", f"map written to {path} in "
+            self.status = BuildStatus(BuildState.DONE, 1.0, "", f"map written to {path} in "
                                       f"{stats['seconds']:.0f} s ({stats['frames']} keyframes)",
                                       map_path=path, stats=stats)
         elif kind == "cancelled":
-            self.status = BuildStatus("cancelled", self.status.progress, self.status.stage,
+            self.status = BuildStatus(BuildState.CANCELLED, self.status.progress, self.status.stage,
                                       "mapping cancelled, no map written")
         elif kind == "failed":
-            self.status = BuildStatus("failed", self.status.progress, self.status.stage,
+            self.status = BuildStatus(BuildState.FAILED, self.status.progress, self.status.stage,
                                       f"mapping failed: {msg[1]}")
         if self.finished:
             self._process.join(5.0)

@@ -112,10 +112,6 @@ class KeyframeCollector:
             self.keyframes.append(Keyframe(grey, K_small, map_from_cam))
             self.counts["keyframes"] = len(self.keyframes)
 
-    @property
-    def full(self) -> bool:
-        return len(self.keyframes) >= self.max_keyframes
-
     def _moved(self, pose: np.ndarray) -> bool:
         if self._last_pose is None:
             return True

@@ -295,9 +295,16 @@ def train_step(model: PoseRegressor, optimizer: torch.optim.Optimizer,
 def pose_errors(T_B44: torch.Tensor, T_gt_B44: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(L1 error of the camera centres (B,) in metres, rotation angle (B,) in radians)."""
     t_err = (T_B44[:, :3, 3] - T_gt_B44[:, :3, 3]).abs().sum(-1)
-    R_rel = T_B44[:, :3, :3].transpose(1, 2) @ T_gt_B44[:, :3, :3]
-    cos = (torch.diagonal(R_rel, dim1=1, dim2=2).sum(-1) - 1) / 2
-    return t_err, torch.arccos(cos.clamp(-1 + 1e-6, 1 - 1e-6))
+    return t_err, rotation_angles(T_B44[:, :3, :3].transpose(1, 2) @ T_gt_B44[:, :3, :3])
+
+
+def rotation_angles(R_B33: torch.Tensor) -> torch.Tensor:
+    """Angles (B,) in radians of rotations (B, 3, 3): ``geometry.rotation_angle``'s
+    atan2(|vee(R - R^T)| / 2, (trace R - 1) / 2), batched and differentiable."""
+    W = R_B33 - R_B33.transpose(-1, -2)
+    sin = 0.5 * torch.stack([W[..., 2, 1], W[..., 0, 2], W[..., 1, 0]], -1).norm(dim=-1)
+    cos = 0.5 * (torch.diagonal(R_B33, dim1=-2, dim2=-1).sum(-1) - 1)
+    return torch.atan2(sin, cos)
 
 
 def save_regressor(model: PoseRegressor, path, *, half: bool = True, **info) -> None:

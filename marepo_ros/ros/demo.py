@@ -20,11 +20,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..evaluation.scoring import summary_text
 from ..io.bag import CAMERA_INFO_TOPIC, IMAGE_TOPIC, POSE_TOPIC, BagFrames, export_bag
 from ..io.dataset import SceneDataset
 from ..training.render import random_scene, write_scene_folder
 from .replay import (BagPlayer, NodeLink, NodeProcess, ReplayError, RosSession, fresh_domain_id,
-                     node_inputs, play_and_score, summary_text, wait_until_accounted)
+                     node_inputs, play_and_score, wait_until_accounted)
 
 SCENE_SEED, PATH_SEED = 3, 5
 N_MAPPING, N_QUERY = 120, 30

@@ -21,6 +21,7 @@ import re
 import threading
 import time
 from collections import Counter, deque
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -41,18 +42,19 @@ from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
 from ..geometry import invert_pose, pose_from_quat, quat_from_pose
+from ..io.bag import pose_from_transform
 from ..io.mapfile import MapFileError, load_map
 from ..localization.estimator import make_estimator
 from ..localization.localizer import Localizer
 from ..localization.streams import LatestSlot, RateMeter, StampedBuffer
-from ..mapping.background import BackgroundMapBuild
+from ..mapping.background import BackgroundMapBuild, BuildState
 from ..mapping.build import preset
 from ..mapping.keyframes import KeyframeCollector
 from ..models.networks import EncoderError, load_encoder
 from .conversions import (InputError, camera_from_info, check_image_size,
                           has_distortion, image_from_compressed, image_from_msg, pose_from_msg,
                           pose_to_msg, seconds, stamp_from_seconds)
-from .params import BY_NAME, PARAMS
+from .params import BY_NAME, PARAMS, NodeSettings
 
 try:  # a full ROS 2 install has tf2_ros; the PyPI wheels do not
     import tf2_ros
@@ -62,6 +64,13 @@ except ImportError:
 NODE_NAME = "relocalization_node"
 LOG_REPEAT_S = 5.0  # the same problem is logged at most this often
 CAMERA_INFO_WAIT_S = 0.05  # the worker waits this long for the CameraInfo of an image's stamp
+
+
+class MappingState(str, Enum):
+    """What the node's mapping does (``~/status`` shows the value)."""
+    IDLE = "idle"
+    COLLECTING = "collecting"  # keyframes, between ~/start_mapping and ~/stop_mapping
+    BUILDING = "building"      # a map, in a child process
 
 
 def _descriptor(p) -> ParameterDescriptor:
@@ -92,19 +101,13 @@ def _guarded(callback):
     return wrapper
 
 
-def _pose_from_transform(tr) -> np.ndarray:
-    """geometry_msgs/Transform -> 4x4."""
-    t, q = tr.translation, tr.rotation
-    return pose_from_quat([t.x, t.y, t.z], [q.x, q.y, q.z, q.w])
-
-
 class RelocalizationNode(Node):
     """See the module docstring. ``shutdown()`` stops the worker and any map build."""
 
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        for p in PARAMS:
-            self.declare_parameter(p.name, p.default, _descriptor(p))
+        self.settings = NodeSettings.from_values(
+            {p.name: self.declare_parameter(p.name, p.default, _descriptor(p)).value for p in PARAMS})
         self._lock = threading.Lock()          # counters and last-frame figures
         self._mapping_lock = threading.RLock()  # mapping state
         self.counts = Counter(received=0, localized=0, rejected=0, dropped_stale=0)
@@ -118,34 +121,33 @@ class RelocalizationNode(Node):
         self._slot = LatestSlot()
         self._warned_distortion = False
 
-        threads = self.p("inference_threads")
-        if threads:
-            torch.set_num_threads(threads)
-        self.device = torch.device(self.p("device"))
+        s = self.settings
+        if s.inference_threads:
+            torch.set_num_threads(s.inference_threads)
+        self.device = torch.device(s.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("device 'cuda' requested but CUDA is not available")
-        self.encoder_path = self.p("encoder_path") or None
+        self.encoder_path = s.encoder_path or None
         self.encoder = load_encoder(self.encoder_path, self.device)
         self._map_path = ""
         self._localizer: Localizer | None = None
         self._map_error = ""
-        if self.p("map_path"):
+        if s.map_path:
             try:
-                self._localizer = self._make_localizer(self.p("map_path"), self.p("estimator"))
-                self._map_path = self.p("map_path")
+                self._localizer = self._make_localizer(s.map_path, s.estimator)
+                self._map_path = s.map_path
                 self.get_logger().info(f"map loaded: {self._map_path}")
             except (MapFileError, ValueError) as exc:
                 self._map_error = str(exc)
                 self.get_logger().error(f"cannot load map_path: {exc}; waiting for a valid map")
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
-        self._mapping_state = "idle"  # idle | collecting | building
+        self._mapping_state = MappingState.IDLE
         self._collector: KeyframeCollector | None = None
         self._build: BackgroundMapBuild | None = None
         self._mapping_message = ""
         self._mapping_error = ""
-        self._base_from_camera = pose_from_quat(self.p("base_from_camera")[:3],
-                                                self.p("base_from_camera")[3:])
+        self._base_from_camera = pose_from_quat(s.base_from_camera[:3], s.base_from_camera[3:])
         self._setup_tf()
         self._setup_io()
         self._running = True
@@ -153,17 +155,14 @@ class RelocalizationNode(Node):
         self._worker.start()
         self.get_logger().info(
             f"ready: {self._image_topic} + {self.resolve_topic_name('camera_info')} -> "
-            f"{self._pose_pub.topic_name}; estimator {self.p('estimator')} on {self.device}; "
+            f"{self._pose_pub.topic_name}; estimator {s.estimator} on {self.device}; "
             f"map {'loaded' if self._localizer else 'none (set map_path or use ~/start_mapping)'}")
 
     # ---- set-up -------------------------------------------------------------------------
-    def p(self, name: str):
-        return self.get_parameter(name).value
-
     def _setup_tf(self) -> None:
         self._tf_broadcaster = self._tf_buffer = None
         if tf2_ros is None:
-            if self.p("publish_tf") or self.p("mapping_pose_type") == "tf":
+            if self.settings.publish_tf or self.settings.mapping_pose_type == "tf":
                 self.get_logger().warning(
                     "tf2_ros is not available in this Python environment: no TF is broadcast "
                     "(poses are published on ~/pose and ~/pose_with_covariance only) and "
@@ -175,23 +174,22 @@ class RelocalizationNode(Node):
         self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
 
     def _setup_io(self) -> None:
-        reliability = (ReliabilityPolicy.RELIABLE if self.p("qos_reliability") == "reliable"
+        s = self.settings
+        reliability = (ReliabilityPolicy.RELIABLE if s.qos_reliability == "reliable"
                        else ReliabilityPolicy.BEST_EFFORT)
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.p("qos_depth"),
-                         reliability=reliability)
-        if self.p("image_transport") == "compressed":
+        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=s.qos_depth, reliability=reliability)
+        if s.image_transport == "compressed":
             self._image_sub = self.create_subscription(CompressedImage, "image/compressed",
                                                        self._on_image, qos)
         else:
             self._image_sub = self.create_subscription(Image, "image", self._on_image, qos)
         self._image_topic = self._image_sub.topic_name
         self._info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos)
-        pose_type = self.p("mapping_pose_type")
-        if pose_type == "pose":
-            self.create_subscription(PoseStamped, self.p("mapping_pose_topic"),
+        if s.mapping_pose_type == "pose":
+            self.create_subscription(PoseStamped, s.mapping_pose_topic,
                                      lambda m: self._on_mapping_pose(m.header, m.pose), 50)
-        elif pose_type == "odometry":
-            self.create_subscription(Odometry, self.p("mapping_pose_topic"),
+        elif s.mapping_pose_type == "odometry":
+            self.create_subscription(Odometry, s.mapping_pose_topic,
                                      lambda m: self._on_mapping_pose(m.header, m.pose.pose), 50)
         self._pose_pub = self.create_publisher(PoseStamped, "~/pose", 10)
         self._pose_cov_pub = self.create_publisher(PoseWithCovarianceStamped, "~/pose_with_covariance", 10)
@@ -200,7 +198,7 @@ class RelocalizationNode(Node):
         self.create_service(Trigger, "~/start_mapping", self._start_mapping)
         self.create_service(Trigger, "~/stop_mapping", self._stop_mapping)
         self.create_service(Trigger, "~/cancel_mapping", self._cancel_mapping)
-        self.create_timer(self.p("status_period"), self._publish_status)
+        self.create_timer(s.status_period, self._publish_status)
         self.create_timer(0.25, self._poll_build)
 
     def _make_localizer(self, map_path: str, estimator: str, scene_map=None) -> Localizer:
@@ -219,7 +217,7 @@ class RelocalizationNode(Node):
 
     def _apply_parameters(self, new: dict) -> SetParametersResult:
         """Validate every change; a new map or estimator is built completely before it is
-        swapped in, so the worker never sees a half-loaded map."""
+        swapped in, so the worker never sees a half-loaded map. Accepted: ``settings`` follow."""
         for name, value in new.items():
             spec = BY_NAME.get(name)
             if spec is not None and spec.choices and value not in spec.choices:
@@ -232,7 +230,7 @@ class RelocalizationNode(Node):
                     "base_from_camera must be 7 finite numbers x y z qx qy qz qw with a unit quaternion"))
         localizer = self._localizer
         map_path = new.get("map_path", self._map_path)
-        estimator = new.get("estimator", self.p("estimator"))
+        estimator = new.get("estimator", self.settings.estimator)
         if "map_path" in new or "estimator" in new:
             if not map_path:
                 localizer = None
@@ -249,6 +247,7 @@ class RelocalizationNode(Node):
         if localizer is not self._localizer:
             self._localizer, self._map_path, self._map_error = localizer, map_path, ""
             self.get_logger().info(f"map swapped in: {map_path or '(none)'} (estimator {estimator})")
+        self.settings = self.settings.updated(new)
         return SetParametersResult(successful=True)
 
     # ---- inputs -------------------------------------------------------------------------
@@ -289,8 +288,8 @@ class RelocalizationNode(Node):
         self._rate.tick(now)
         stamp = seconds(msg.header.stamp)
         with self._mapping_lock:
-            if self._mapping_state == "collecting":
-                if self.p("mapping_pose_type") == "tf":
+            if self._mapping_state == MappingState.COLLECTING:
+                if self.settings.mapping_pose_type == "tf":
                     self._pose_from_tf(msg.header)
                 self._collector.add_image(stamp, msg)
                 self._collect_keyframes()
@@ -330,9 +329,10 @@ class RelocalizationNode(Node):
             return self._reject(f"localization failed: {type(exc).__name__}: {exc}", kind="error")
         if est is None:
             return self._reject("no pose: too few usable scene coordinates", kind="no_pose")
-        if est.confidence < self.p("min_confidence"):
+        min_confidence = self.settings.min_confidence
+        if est.confidence < min_confidence:
             return self._reject(f"confidence {est.confidence:.3f} below min_confidence "
-                                f"{self.p('min_confidence')}", kind="confidence", level="debug")
+                                f"{min_confidence}", kind="confidence", level="debug")
         self._publish(msg.header, est)
         done = time.monotonic()
         with self._lock:
@@ -374,7 +374,7 @@ class RelocalizationNode(Node):
             logger.debug(text)
 
     def _publish(self, header: Header, est) -> None:
-        out = Header(stamp=header.stamp, frame_id=self.p("map_frame"))
+        out = Header(stamp=header.stamp, frame_id=self.settings.map_frame)
         pose = pose_to_msg(est.map_from_cam)
         self._pose_pub.publish(PoseStamped(header=out, pose=pose))
         with_cov = PoseWithCovarianceStamped(header=out)
@@ -382,13 +382,14 @@ class RelocalizationNode(Node):
         cov = est.covariance if np.all(np.isfinite(est.covariance)) else np.diag([1e6] * 6)
         with_cov.pose.covariance = [float(c) for c in cov.reshape(36)]
         self._pose_cov_pub.publish(with_cov)
-        if self._tf_broadcaster is not None and self.p("publish_tf"):
+        if self._tf_broadcaster is not None and self.settings.publish_tf:
             self._broadcast_tf(header, est.map_from_cam)
 
     def _broadcast_tf(self, header: Header, map_from_cam: np.ndarray) -> None:
         """map -> odom (REP-105) when odom_frame is set, else map -> camera frame."""
-        camera_frame = self.p("camera_frame") or header.frame_id
-        odom_frame = self.p("odom_frame")
+        s = self.settings
+        camera_frame = s.camera_frame or header.frame_id
+        odom_frame = s.odom_frame
         if odom_frame:
             try:
                 tr = self._tf_buffer.lookup_transform(odom_frame, camera_frame,
@@ -396,13 +397,13 @@ class RelocalizationNode(Node):
             except Exception as exc:  # tf2 raises several lookup/extrapolation errors
                 return self._log("tf", f"no {odom_frame} -> {camera_frame} transform at the image "
                                  f"stamp ({exc}); map -> {odom_frame} not published")
-            parent_from_child = map_from_cam @ invert_pose(_pose_from_transform(tr.transform))
+            parent_from_child = map_from_cam @ invert_pose(pose_from_transform(tr.transform))
             child = odom_frame
         else:
             parent_from_child, child = map_from_cam, camera_frame
         ts = TransformStamped()
-        ts.header.stamp = stamp_from_seconds(seconds(header.stamp) + self.p("transform_tolerance"))
-        ts.header.frame_id, ts.child_frame_id = self.p("map_frame"), child
+        ts.header.stamp = stamp_from_seconds(seconds(header.stamp) + s.transform_tolerance)
+        ts.header.frame_id, ts.child_frame_id = s.map_frame, child
         t, q = quat_from_pose(parent_from_child)
         ts.transform.translation.x, ts.transform.translation.y, ts.transform.translation.z = map(float, t)
         (ts.transform.rotation.x, ts.transform.rotation.y, ts.transform.rotation.z,
@@ -413,7 +414,7 @@ class RelocalizationNode(Node):
     @_guarded
     def _on_mapping_pose(self, header: Header, pose) -> None:
         with self._mapping_lock:
-            if self._mapping_state != "collecting":
+            if self._mapping_state != MappingState.COLLECTING:
                 return
             try:
                 map_from_cam = pose_from_msg(pose) @ self._base_from_camera
@@ -429,14 +430,15 @@ class RelocalizationNode(Node):
             self._collect_keyframes()
 
     def _pose_from_tf(self, header: Header) -> None:
-        camera_frame = self.p("camera_frame") or header.frame_id
+        s = self.settings
+        camera_frame = s.camera_frame or header.frame_id
         try:
-            tr = self._tf_buffer.lookup_transform(self.p("map_frame"), camera_frame,
+            tr = self._tf_buffer.lookup_transform(s.map_frame, camera_frame,
                                                   Time.from_msg(header.stamp))
         except Exception as exc:
-            return self._log("mapping_tf", f"no {self.p('map_frame')} -> {camera_frame} transform "
+            return self._log("mapping_tf", f"no {s.map_frame} -> {camera_frame} transform "
                              f"for a mapping image ({exc})")
-        self._collector.add_pose(seconds(header.stamp), _pose_from_transform(tr.transform))
+        self._collector.add_pose(seconds(header.stamp), pose_from_transform(tr.transform))
 
     def _collect_keyframes(self) -> None:
         """Decode the images that became keyframes (called with the mapping lock held)."""
@@ -452,55 +454,57 @@ class RelocalizationNode(Node):
 
     @_guarded
     def _start_mapping(self, request, response):
+        s = self.settings
         with self._mapping_lock:
             ok, msg = False, ""
-            if self._mapping_state == "building":
+            if self._mapping_state == MappingState.BUILDING:
                 msg = (f"a map is being built ({100 * self._build.status.progress:.0f} %): wait for "
                        f"it or call ~/cancel_mapping")
-            elif self._mapping_state == "collecting":
+            elif self._mapping_state == MappingState.COLLECTING:
                 msg = (f"already collecting ({len(self._collector.keyframes)} keyframes): call "
                        f"~/stop_mapping to build the map or ~/cancel_mapping to discard")
-            elif self.p("mapping_pose_type") == "tf" and tf2_ros is None:
+            elif s.mapping_pose_type == "tf" and tf2_ros is None:
                 msg = "mapping_pose_type is 'tf' but tf2_ros is not installed"
             else:
                 self._collector = KeyframeCollector(
-                    min_translation_m=self.p("keyframe_min_translation"),
-                    min_rotation_deg=self.p("keyframe_min_rotation"),
-                    max_keyframes=self.p("max_keyframes"),
-                    pose_tolerance_s=self.p("mapping_pose_tolerance"),
-                    store_short_side=round(1.5 * preset(self.p("mapping_preset")).short_side))
-                self._mapping_state, self._mapping_error = "collecting", ""
-                source = ("TF" if self.p("mapping_pose_type") == "tf"
-                          else self.resolve_topic_name(self.p("mapping_pose_topic")))
+                    min_translation_m=s.keyframe_min_translation,
+                    min_rotation_deg=s.keyframe_min_rotation,
+                    max_keyframes=s.max_keyframes,
+                    pose_tolerance_s=s.mapping_pose_tolerance,
+                    store_short_side=round(1.5 * preset(s.mapping_preset).short_side))
+                self._mapping_state, self._mapping_error = MappingState.COLLECTING, ""
+                source = ("TF" if s.mapping_pose_type == "tf"
+                          else self.resolve_topic_name(s.mapping_pose_topic))
                 ok, msg = True, f"collecting keyframes from {self._image_topic} with poses from {source}"
             self._mapping_message = msg if ok else self._mapping_message
         return self._answer(response, ok, msg)
 
     @_guarded
     def _stop_mapping(self, request, response):
+        s = self.settings
         with self._mapping_lock:
-            if self._mapping_state == "building":
+            if self._mapping_state == MappingState.BUILDING:
                 return self._answer(response, False, "already building a map: wait for it or "
                                     "call ~/cancel_mapping")
-            if self._mapping_state != "collecting":
+            if self._mapping_state != MappingState.COLLECTING:
                 return self._answer(response, False, "not collecting keyframes: call "
                                     "~/start_mapping first")
             collector = self._collector
-            n, need = len(collector.keyframes), self.p("min_keyframes")
+            n, need = len(collector.keyframes), s.min_keyframes
             if n < need:
                 return self._answer(response, False, (
                     f"only {n} keyframes so far (min_keyframes {need}); keep moving the camera "
                     f"or call ~/cancel_mapping ({self._collection_summary()})"))
-            epochs = self.p("mapping_epochs")
-            config = preset(self.p("mapping_preset"), **({"epochs": epochs} if epochs > 0 else {}))
-            out = Path(self.p("map_dir")).expanduser() / time.strftime("map-%Y%m%d-%H%M%S.map")
+            epochs = s.mapping_epochs
+            config = preset(s.mapping_preset, **({"epochs": epochs} if epochs > 0 else {}))
+            out = Path(s.map_dir).expanduser() / time.strftime("map-%Y%m%d-%H%M%S.map")
             try:
                 self._build = BackgroundMapBuild(
                     collector.keyframes, out, config, encoder_path=self.encoder_path,
-                    device=self.p("device"), threads=self.p("mapping_threads")).start()
+                    device=s.device, threads=s.mapping_threads).start()
             except (OSError, ValueError) as exc:
                 return self._answer(response, False, f"cannot start mapping: {exc}")
-            self._collector, self._mapping_state = None, "building"
+            self._collector, self._mapping_state = None, MappingState.BUILDING
             self._mapping_message = f"building a map from {n} keyframes -> {out}"
         return self._answer(response, True, f"building a map from {n} keyframes in the "
                             f"background; it will be written to {out} and loaded when done")
@@ -508,12 +512,12 @@ class RelocalizationNode(Node):
     @_guarded
     def _cancel_mapping(self, request, response):
         with self._mapping_lock:
-            if self._mapping_state == "collecting":
+            if self._mapping_state == MappingState.COLLECTING:
                 n = len(self._collector.keyframes)
-                self._collector, self._mapping_state = None, "idle"
+                self._collector, self._mapping_state = None, MappingState.IDLE
                 self._mapping_message = f"mapping cancelled, {n} keyframes discarded"
                 return self._answer(response, True, self._mapping_message)
-            if self._mapping_state == "building":
+            if self._mapping_state == MappingState.BUILDING:
                 self._build.cancel()
                 return self._answer(response, True, "cancelling the map build")
         return self._answer(response, False, "nothing to cancel: not mapping")
@@ -532,14 +536,14 @@ class RelocalizationNode(Node):
     @_guarded
     def _poll_build(self) -> None:
         with self._mapping_lock:
-            if self._mapping_state != "building":
+            if self._mapping_state != MappingState.BUILDING:
                 return
             status = self._build.poll()
             self._mapping_message = status.message
-            if status.state == "running":
+            if status.state == BuildState.RUNNING:
                 return
-            self._mapping_state = "idle"
-        if status.state == "done":
+            self._mapping_state = MappingState.IDLE
+        if status.state == BuildState.DONE:
             result = self.set_parameters([Parameter("map_path", Parameter.Type.STRING,
                                                     status.map_path)])[0]
             if result.successful:
@@ -548,7 +552,7 @@ class RelocalizationNode(Node):
                 self._mapping_error = f"new map refused: {result.reason}"
         else:
             self._mapping_error = status.message
-        self._emit("info" if status.state == "done" else "warning",
+        self._emit("info" if status.state == BuildState.DONE else "warning",
                    self._mapping_error or self._mapping_message)
 
     # ---- status -------------------------------------------------------------------------
@@ -559,7 +563,7 @@ class RelocalizationNode(Node):
             counts = dict(self.counts)
             mean = float(np.mean(self._latencies)) if self._latencies else None
         with self._mapping_lock:
-            mapping = {"state": self._mapping_state, "message": self._mapping_message,
+            mapping = {"state": self._mapping_state.value, "message": self._mapping_message,
                        "error": self._mapping_error, "progress": 0.0, "keyframes": 0}
             if self._collector is not None:
                 mapping.update(keyframes=len(self._collector.keyframes),
@@ -569,7 +573,7 @@ class RelocalizationNode(Node):
         return {
             "localized": last["localized"], "map_loaded": self._localizer is not None,
             "map_path": self._map_path, "map_error": self._map_error,
-            "estimator": self.p("estimator"), "input_rate_hz": round(self._rate.rate(), 2),
+            "estimator": self.settings.estimator, "input_rate_hz": round(self._rate.rate(), 2),
             "latency_ms": last["latency_ms"], "latency_ms_mean": mean,
             "stamp_latency_ms": last["stamp_latency_ms"], "inlier_ratio": last["inlier_ratio"],
             "confidence": last["confidence"], "timings_ms": last.get("timings_ms", {}),
@@ -590,7 +594,7 @@ class RelocalizationNode(Node):
             diag.level, diag.message = DiagnosticStatus.WARN, f"not localized: {s['last_rejection']}"
         else:
             diag.level, diag.message = DiagnosticStatus.OK, "localized" if s["localized"] else "waiting for images"
-        if s["mapping"]["state"] != "idle":
+        if s["mapping"]["state"] != MappingState.IDLE:
             diag.message += f"; mapping {s['mapping']['state']}: {s['mapping']['message']}"
         flat = {k: v for k, v in s.items() if not isinstance(v, dict)}
         flat.update({f"frames.{k}": v for k, v in s["frames"].items()})

@@ -1,9 +1,10 @@
 """Every parameter of the relocalization node, in one table: name, default, description, and
-its constraints. The node declares them from here; config/relocalize.yaml documents them and a
-test keeps the two in step."""
+its constraints. The node declares them from here and reads them into a ``NodeSettings``;
+config/relocalize.yaml documents them and a test keeps the three in step."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 
 from ..localization.estimator import ESTIMATORS
 from ..mapping.build import PRESETS
@@ -85,3 +86,52 @@ PARAMS: tuple[Param, ...] = (
 )
 
 BY_NAME = {p.name: p for p in PARAMS}
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """The parameters' values, typed (fields in PARAMS' order, each of its default's type; a
+    list becomes a tuple). Read once at start-up; an accepted change makes a new one."""
+    map_path: str
+    encoder_path: str
+    estimator: str
+    device: str
+    inference_threads: int
+    min_confidence: float
+    image_transport: str
+    qos_reliability: str
+    qos_depth: int
+    map_frame: str
+    odom_frame: str
+    camera_frame: str
+    publish_tf: bool
+    transform_tolerance: float
+    status_period: float
+    map_dir: str
+    mapping_pose_topic: str
+    mapping_pose_type: str
+    base_from_camera: tuple[float, ...]
+    mapping_pose_tolerance: float
+    keyframe_min_translation: float
+    keyframe_min_rotation: float
+    max_keyframes: int
+    min_keyframes: int
+    mapping_preset: str
+    mapping_epochs: float
+    mapping_threads: int
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, object]) -> NodeSettings:
+        """From a value for every parameter (e.g. the declared ones, or the defaults)."""
+        return cls(**{f.name: _typed(f.name, values[f.name]) for f in fields(cls)})
+
+    def updated(self, changes: Mapping[str, object]) -> NodeSettings:
+        """A copy with ``changes`` (name -> value) applied."""
+        return replace(self, **{name: _typed(name, value) for name, value in changes.items()})
+
+
+def _typed(name: str, value: object):
+    """``value`` as the type of the parameter's default (a ROS array arrives as a list or an
+    array.array)."""
+    kind = type(BY_NAME[name].default)
+    return tuple(float(v) for v in value) if kind is list else kind(value)

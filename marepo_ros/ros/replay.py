@@ -7,11 +7,10 @@ and score the poses against the bag's ground truth.
     BagPlayer       publishes a bag's raw CDR messages at the recorded timing scaled by a rate
     OutputRecorder  the node's ~/pose, ~/pose_with_covariance and ~/status into a rosbag2;
                     keeps each pose with its wall-clock arrival time, keyed by image stamp
-    FrameTally      the node's frame counters over one replay: localized + rejected + dropped
-                    as stale + lost in transport = played
 
 ``replay`` runs it end to end (starting the node unless attaching to a running one);
-``play_and_score`` is the part that needs a node already up (the demo reuses it).
+``play_and_score`` is the part that needs a node already up (the demo reuses it). The
+scoring itself (frame tally, metrics, report) is ``evaluation.scoring``, without ROS.
 Stamps are int nanoseconds as in the bag; latency is wall time (the bag's stamps are not).
 """
 from __future__ import annotations
@@ -25,7 +24,6 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +39,8 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from tqdm import tqdm
 
-from ..evaluation.metrics import format_table, frame_errors, summarize
-from ..evaluation.report import write_evaluation
-from ..io.bag import COMPRESSED, IMAGE, BagError, BagFrames, associate, stamp_ns
+from ..evaluation.scoring import FrameTally, score
+from ..io.bag import COMPRESSED, IMAGE, BagError, BagFrames, stamp_ns
 from .conversions import pose_from_msg
 from .node import NODE_NAME
 
@@ -301,52 +298,6 @@ class OutputRecorder:
                 writer.write(conns[name], ns, raw)
 
 
-@dataclass
-class FrameTally:
-    """Frames of one replay: ``played`` images published, and the node's counters (~/status
-    ``frames``) over the replay: ``received``, ``localized``, ``rejected``, ``dropped_stale``.
-    Images published but never received are ``lost_in_transport``."""
-    played: int
-    received: int
-    localized: int
-    rejected: int
-    dropped_stale: int
-
-    @classmethod
-    def between(cls, played: int, before: dict, after: dict) -> "FrameTally":
-        """From two ~/status ``frames`` dicts, before and after the replay."""
-        d = {k: after.get(k, 0) - before.get(k, 0)
-             for k in ("received", "localized", "rejected", "dropped_stale")}
-        return cls(played=played, **d)
-
-    @property
-    def lost_in_transport(self) -> int:
-        return self.played - self.received
-
-    @property
-    def adds_up(self) -> bool:
-        return (self.localized + self.rejected + self.dropped_stale + self.lost_in_transport
-                == self.played and self.lost_in_transport >= 0)
-
-    def as_dict(self) -> dict:
-        return {"played": self.played, "received": self.received, "localized": self.localized,
-                "rejected": self.rejected, "dropped_stale": self.dropped_stale,
-                "lost_in_transport": self.lost_in_transport, "adds_up": self.adds_up}
-
-    def lines(self) -> list[str]:
-        """A human summary: the counts and the sum check."""
-        def pct(n: int) -> str:
-            return f"{100 * n / max(self.played, 1):5.1f} %"
-        return [f"  localized          {self.localized:5d}  {pct(self.localized)}",
-               f"  rejected           {self.rejected:5d}  {pct(self.rejected)}",
-               f"  dropped as stale   {self.dropped_stale:5d}  {pct(self.dropped_stale)}",
-               f"  lost in transport  {self.lost_in_transport:5d}  {pct(self.lost_in_transport)}"
-               + ("  (published, never received by the node)" if self.lost_in_transport else ""),
-               f"  = played           {self.played:5d}  "
-               + ("(adds up)" if self.adds_up else "(DOES NOT ADD UP: another publisher on the "
-                                                   "image topic, or the node was restarted?)")]
-
-
 def wait_until_accounted(link: NodeLink, before: dict, played: int, *, timeout: float) -> dict:
     """The first status in which the node has accounted for every frame it received since
     ``before`` (its ``frames`` dict), and received all ``played`` or nothing new for
@@ -362,93 +313,6 @@ def wait_until_accounted(link: NodeLink, before: dict, played: int, *, timeout: 
         settled = received >= played or time.monotonic() - last["since"] > SETTLE_S
         return accounted >= received and settled
     return link.wait(done, timeout, f"the node to finish the {played} frames played")
-
-
-def score(bag: BagFrames, poses: dict[int, tuple[np.ndarray, float]], sent_at: dict[int, float],
-          tally: FrameTally, out: Path, meta: dict) -> dict:
-    """Score the node's poses against the bag's ground truth, write metrics.json,
-    estimate.tum, groundtruth.tum, per_frame.csv and the report into ``out``; return the
-    metrics.
-
-    Frames are the images with ground truth; each gets the pose stamped with its stamp (or
-    none: not localized). Top-level metrics are ``metrics.summarize`` over all of them
-    (a frame without a pose counts as failed); ``localized_only`` the same over the localized
-    frames; ``latency_ms``: publishing the image -> its pose arriving, over localized frames.
-    """
-    keep = [i for i, T in enumerate(bag.map_from_cam) if T is not None]
-    stamps_ns = bag.stamps_ns[keep]
-    pose_stamps = np.array(sorted(poses), dtype=np.int64)
-    match = associate(stamps_ns, pose_stamps, max_dt=1e-6)
-    gts = [bag.map_from_cam[i] for i in keep]
-    estimates = [poses[int(pose_stamps[j])][0] if j >= 0 else None for j in match]
-    latency = [1e3 * (poses[int(pose_stamps[j])][1] - sent_at[int(s)])
-               if j >= 0 and int(s) in sent_at else None for s, j in zip(stamps_ns, match)]
-    t_cm, r_deg = frame_errors(estimates, gts)
-    lat = [v for v in latency if v is not None]
-    metrics = summarize(estimates, gts, lat)
-    ok = [i for i, e in enumerate(estimates) if e is not None]
-    metrics["localized_only"] = {k: v for k, v in summarize(
-        [estimates[i] for i in ok], [gts[i] for i in ok], lat).items() if k != "ms_per_frame"}
-    metrics["frames"] = tally.as_dict()
-    metrics["localized_fraction"] = tally.localized / max(tally.played, 1)
-    metrics["latency_ms"] = ({"median": float(np.median(lat)), "mean": float(np.mean(lat)),
-                              "p90": float(np.percentile(lat, 90)), "max": float(np.max(lat))}
-                             if lat else None)
-    metrics.update(meta)
-
-    stamps = list(stamps_ns / 1e9)
-    rows = [f"{s:.6f},{int(e is not None)},{t:.3f},{r:.4f},{'' if ms is None else f'{ms:.1f}'}"
-            for s, e, t, r, ms in zip(stamps, estimates, t_cm, r_deg, latency)]
-    write_evaluation(out, stamps=stamps, estimates=estimates, gts=gts, t_cm=t_cm, r_deg=r_deg,
-                     metrics=metrics, title=f"Live replay of {meta.get('bag', bag.path)}",
-                     notes=live_markdown(metrics),
-                     per_frame_csv="stamp,localized,translation_cm,rotation_deg,latency_ms\n"
-                                   + "\n".join(rows) + "\n")
-    return metrics
-
-
-def live_markdown(metrics: dict) -> str:
-    """The replay's own report section: frame counts, latency, accuracy of the localized
-    frames."""
-    f, lat, loc = metrics["frames"], metrics["latency_ms"], metrics["localized_only"]
-    rows = ["## Live replay", "",
-            f"Played {f['played']} images at {metrics.get('rate', 1):g}x the recorded rate; "
-            f"every image is localized, rejected, dropped as stale (a newer image arrived "
-            f"while the node was busy) or lost in transport.", "",
-            "| frames | count |", "|---|---|",
-            *(f"| {k.replace('_', ' ')} | {f[k]} |" for k in
-              ("played", "localized", "rejected", "dropped_stale", "lost_in_transport")),
-            f"| adds up | {'yes' if f['adds_up'] else 'NO'} |", ""]
-    if lat:
-        rows += [f"Latency, image published -> pose received (wall clock, localized frames): "
-                 f"median {lat['median']:.0f} ms, mean {lat['mean']:.0f} ms, 90th percentile "
-                 f"{lat['p90']:.0f} ms, max {lat['max']:.0f} ms.", ""]
-    if loc["n_frames"]:
-        rows += [f"Accuracy of the {loc['n_frames']} localized frames: median "
-                 f"{loc['median_translation_cm']:.1f} cm / {loc['median_rotation_deg']:.2f} deg, "
-                 f"{loc['pct_5cm_5deg']:.1f} % within 5 cm / 5 deg, {loc['pct_10cm_5deg']:.1f} % "
-                 f"within 10 cm / 5 deg. The table below counts every image with ground truth, "
-                 f"a frame without a pose as failed.", ""]
-    return "\n".join(rows)
-
-
-def summary_text(metrics: dict, out: Path) -> str:
-    """What ``marepo-ros replay`` prints at the end."""
-    f, lat, loc = metrics["frames"], metrics["latency_ms"], metrics["localized_only"]
-    lines = [f"replayed {f['played']} images at {metrics.get('rate', 1):g}x:", *FrameTally(
-        **{k: f[k] for k in ("played", "received", "localized", "rejected", "dropped_stale")}).lines()]
-    if lat:
-        lines.append(f"latency, image published -> pose received: median {lat['median']:.0f} ms, "
-                     f"mean {lat['mean']:.0f} ms, p90 {lat['p90']:.0f} ms, max {lat['max']:.0f} ms")
-    if loc["n_frames"]:
-        lines.append(f"accuracy of the localized frames: median {loc['median_translation_cm']:.1f} cm"
-                     f" / {loc['median_rotation_deg']:.2f} deg, {loc['pct_5cm_5deg']:.1f} % within "
-                     f"5 cm/5 deg, {loc['pct_10cm_5deg']:.1f} % within 10 cm/5 deg")
-    lines += ["all images with ground truth (no pose = failed):",
-              format_table({"live": metrics}),
-              f"wrote {out / 'metrics.json'}, {out / 'report.md'} (+ plots), estimate.tum, "
-              f"groundtruth.tum, per_frame.csv, outputs/ (rosbag2 of the node's outputs)"]
-    return "\n".join(lines)
 
 
 def play_and_score(session: RosSession, link: NodeLink, bag: BagFrames, out: Path, *,

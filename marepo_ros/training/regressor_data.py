@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from ..geometry import transform_points
+from ..geometry import pixel_rays, transform_points
 from ..models.preprocess import cell_centres
 from ..models.regressor_batch import Sample, random_rigid, rigid_jitter
 from .render import Scene, cast_rays, clearance, look_pose, random_scene
@@ -64,7 +64,7 @@ def random_view(scene: Scene, rng: np.random.Generator, K: np.ndarray, width: in
     ``min_depth_m``."""
     h, w = math.ceil(height / 8), math.ceil(width / 8)
     pixels = cell_centres(h, w).numpy().astype(np.float64)
-    rays_cam = np.concatenate([pixels, np.ones((len(pixels), 1))], 1) @ np.linalg.inv(K).T
+    rays_cam = pixel_rays(K, pixels)
     for _ in range(200):
         p = np.array([*(rng.uniform(-0.5, 0.5, 2) * scene.size[:2]), rng.uniform(0.5, 2.0)])
         if clearance(scene, p)[0] < 0.3:

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..geometry import invert_pose, make_pose
+from ..geometry import invert_pose, make_pose, pixel_rays, pose_error
 
 TEX = 256  # texture side in texels
 _LEVELS = TEX.bit_length()  # mip levels 256, 128, ..., 1
@@ -713,10 +713,9 @@ def render(scene: Scene, K: np.ndarray, map_from_cam: np.ndarray, width: int, he
     K: 3x3 intrinsics, pixel (u, v)'s centre at (u, v). map_from_cam: 4x4, camera inside the
     room. lighting: replaces ``scene.lighting`` (see ``vary_lighting``)."""
     K, T = np.asarray(K, float), np.asarray(map_from_cam, float)
-    M = T[:3, :3] @ np.linalg.inv(K)  # map-frame ray of pixel (u, v) = M [u, v, 1], camera z = 1
-    u = np.arange(width, dtype=np.float64)[None, :]
-    v = np.arange(height, dtype=np.float64)[:, None]
-    d = tuple((M[k, 0] * u + M[k, 1] * v + M[k, 2]).astype(np.float32) for k in range(3))
+    uv = np.stack(np.meshgrid(np.arange(width), np.arange(height)), -1)
+    rays = pixel_rays(K, uv) @ T[:3, :3].T  # map-frame rays (H, W, 3), camera z = 1
+    d = tuple(rays[..., k].astype(np.float32) for k in range(3))
     origin = T[:3, 3]
     t, idx = _cast(scene, origin, d, _regions(scene, invert_pose(T), K, width, height))
     depth = t.astype(np.float32)
@@ -889,8 +888,7 @@ def random_view_pair(scene: Scene, seed: int, *, baseline: tuple[float, float] =
         Tb = look_pose(pb, math.atan2(v[1], v[0]) + rng.normal(0, 0.08),
                        math.atan2(v[2], math.hypot(v[0], v[1])) + rng.normal(0, 0.06),
                        rng.normal(0, 0.1))
-        cos = (np.trace(Ta[:3, :3].T @ Tb[:3, :3]) - 1) / 2
-        if math.degrees(math.acos(np.clip(cos, -1, 1))) > max_angle_deg:
+        if pose_error(Ta, Tb)[1] > max_angle_deg:
             continue
         if cast_rays(scene, pb, v)[0] >= 1 - 0.01 / np.linalg.norm(v):  # target seen from b
             return Ta, Tb
