@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from marepo_ros.geometry import make_pose
-from marepo_ros.mapping.build import FeatureBuffer, PosedImage, preset, train_head
+from marepo_ros.mapping.build import FeatureBuffer, preset, train_head
+from marepo_ros.mapping.frames import PosedImage
 
 
 def apply_as_conv(layer: torch.nn.Module, x_NC: torch.Tensor) -> torch.Tensor:

@@ -30,24 +30,30 @@ def cmd_map_build(args) -> int:
 
     from .io.dataset import SceneDataset
     from .io.mapfile import save_map
-    from .mapping.build import build_map, posed_images_from_dataset, preset
+    from .mapping.build import build_map, preset
+    from .mapping.frames import posed_images_from_dataset
     from .models.networks import load_encoder
 
     device = _device(args.device)
     dataset = SceneDataset(args.dataset)
-    images = posed_images_from_dataset(dataset, args.split)
+    images = posed_images_from_dataset(dataset, args.split, depth=not args.no_depth)
     overrides = {k: v for k, v in (("short_side", args.short_side), ("epochs", args.epochs))
                  if v is not None}
+    if args.no_head:
+        overrides["head"] = False
+    if args.no_feature_map:
+        overrides["features"] = None
     cfg = preset(args.preset, **overrides)
-    encoder = load_encoder(args.encoder, device)
+    encoder = load_encoder(args.encoder, device) if cfg.head else None
     bars: dict[str, tqdm] = {}
 
     def progress(stage, done, total, info):
         if stage not in bars:
-            desc = {"buffer": "features", "head": "head", "marepo_s_coords": "coords",
-                    "marepo_s": "marepo_S"}[stage]
-            bars[stage] = tqdm(total=total, desc=f"{desc:8s}",
-                               unit="img" if stage in ("buffer", "marepo_s_coords") else "it",
+            desc = {"features": "keyframes", "triangulation": "triangulate", "buffer": "buffer",
+                    "head": "head", "marepo_s_coords": "coords", "marepo_s": "marepo_S"}[stage]
+            bars[stage] = tqdm(total=total, desc=f"{desc:11s}",
+                               unit="img" if stage in ("features", "triangulation", "buffer",
+                                                       "marepo_s_coords") else "it",
                                dynamic_ncols=True, leave=True)
         bar = bars[stage]
         bar.update(done - bar.n)
@@ -65,20 +71,26 @@ def cmd_map_build(args) -> int:
     print(f"mapping {dataset.root} ({len(images)} {args.split} frames, preset '{args.preset}', "
           f"{device}, {torch.get_num_threads()} threads)")
     scene_map = build_map(images, encoder, cfg, device=device, progress=progress)
-    if args.marepo_s:
+    if args.marepo_s and scene_map.head is not None:
         from .mapping.marepo_s import marepo_s
         marepo_s(scene_map, images, encoder, device=device, progress=progress,
                  epochs=args.marepo_s_epochs, lr=args.marepo_s_lr)
     size = save_map(scene_map, args.out)
     s = scene_map.stats
-    print(f"\nmap written: {args.out}\n"
-          f"  frames            {s['frames']}\n"
-          f"  features          {s['buffer_features']} (buffer {s['buffer_seconds']:.0f} s)\n"
-          f"  head iterations   {s['iterations']} ({s['training_seconds']:.0f} s)\n"
-          f"  final loss        {s['final_loss_px']:.2f} px (valid {100 * s['final_valid_fraction']:.1f} %)\n"
-          f"  total time        {time.time() - t0:.0f} s\n"
-          f"  map size          {size / 1e6:.1f} MB\n"
-          f"  encoder           {scene_map.encoder_id}")
+    lines = [f"\nmap written: {args.out}", f"  frames            {s['frames']}"]
+    if "feature_map" in s:
+        f = s["feature_map"]
+        lines.append(f"  keyframes         {f['keyframes']} with {f['points']} points ({f['depth']} from "
+                     f"depth, {f['triangulated']} triangulated; {f['total_seconds']:.0f} s, "
+                     f"{f['megabytes']:.1f} MB)")
+    if scene_map.head is not None:
+        lines += [f"  features          {s['buffer_features']} (buffer {s['buffer_seconds']:.0f} s)",
+                  f"  head iterations   {s['iterations']} ({s['training_seconds']:.0f} s)",
+                  f"  final loss        {s['final_loss_px']:.2f} px (valid "
+                  f"{100 * s['final_valid_fraction']:.1f} %)",
+                  f"  encoder           {scene_map.encoder} {scene_map.encoder_id}"]
+    lines += [f"  total time        {time.time() - t0:.0f} s", f"  map size          {size / 1e6:.1f} MB"]
+    print("\n".join(lines))
     if "marepo_s" in s:
         m = s["marepo_s"]
         print(f"  marepo_S          {m['steps']} steps ({m['seconds']:.0f} s), pose loss on the "
@@ -92,13 +104,18 @@ def cmd_map_info(args) -> int:
 
     h = read_header(args.map)
     created = datetime.fromtimestamp(h.get("created", 0.0)).astimezone()
-    head, centre = h["head"], ", ".join(f"{c:.2f}" for c in h["scene_centre"])
+    head, fm = h["head"], h.get("feature_map")
+    centre = ", ".join(f"{c:.2f}" for c in h["scene_centre"])
     lines = [f"{args.map}: format version {h['format_version']}, {args.map.stat().st_size / 1e6:.1f} MB, "
              f"written by marepo_ros {h.get('package_version', '?')}",
              f"  created    {created.isoformat(sep=' ', timespec='seconds')}",
-             f"  encoder    {h['encoder_id']}",
-             f"  head       {head['num_head_blocks']} block(s) of {head.get('channels', 512)} channels; "
-             f"short side {h['short_side']} px; scene centre ({centre}) m"]
+             "  head       " + (f"{head['num_head_blocks']} block(s) of {head.get('channels', 512)} "
+                                 f"channels on encoder {h.get('encoder', 'ace')} {h['encoder_id']}; "
+                                 f"short side {h['short_side']} px" if head else "none"),
+             "  keyframes  " + (f"{fm['keyframes']} with {fm['points']} points ({fm['depth']} from depth, "
+                                 f"{fm['triangulated']} triangulated), {fm['extractor']} "
+                                 f"{fm['extractor_id']}, {fm['megabytes']:.1f} MB" if fm else "none"),
+             f"  centre     ({centre}) m"]
     stats = h.get("stats", {})
     groups = [("mapping", {k: v for k, v in stats.items() if not isinstance(v, dict)}),
               *((k, v) for k, v in stats.items() if isinstance(v, dict))]
@@ -122,9 +139,13 @@ def cmd_eval(args) -> int:
     device = _device(args.device)
     scene_map = load_map(args.map, device)
     frames, total, source = (_bag_frames if is_bag(args.dataset) else _folder_frames)(args)
-    localizer = Localizer(scene_map, load_encoder(args.encoder, device),
-                          make_estimator(args.estimator, short_side=scene_map.short_side,
-                                         scene_map=scene_map), device=device)
+    try:
+        estimator = make_estimator(args.estimator, short_side=scene_map.short_side,
+                                   scene_map=scene_map, device=str(device))
+    except ValueError as exc:
+        raise SystemExit(f"marepo-ros: error: {args.map}: {exc}") from None
+    encoder = load_encoder(args.encoder, device) if scene_map.head is not None else None
+    localizer = Localizer(scene_map, encoder, estimator, device=device)
     meta = {"estimator": args.estimator, "map": str(args.map), "device": str(device), **source}
     _evaluate(frames, total, localizer, Path(args.out), meta)
     return 0
@@ -174,6 +195,7 @@ def _evaluate(frames, total: int, localizer, out: Path, meta: dict) -> None:
     """Localize ``frames`` ((name, stamp s, image, K, gt map_from_cam) tuples, ``total`` of
     them) and write metrics.json, estimate.tum, groundtruth.tum, per_frame.csv, the plots and
     report.md into ``out``."""
+    import numpy as np
     from tqdm import tqdm
 
     from .evaluation.metrics import format_table, frame_errors, summarize
@@ -194,6 +216,9 @@ def _evaluate(frames, total: int, localizer, out: Path, meta: dict) -> None:
             f"{est.inlier_ratio if est else 0:.4f},{ms:.1f}"
             for name, t, r, est, ms in zip(names, t_cm, r_deg, results, times)]
     metrics = summarize(estimates, gts, times)
+    stages = sorted({k for est in results if est for k in est.timings_ms} - {"total"})
+    metrics["stage_ms"] = {k: float(np.median([est.timings_ms[k] for est in results
+                                               if est and k in est.timings_ms])) for k in stages}
     metrics.update(meta)
     write_evaluation(out, stamps=stamps, estimates=estimates, gts=gts, t_cm=t_cm, r_deg=r_deg,
                      metrics=metrics, title=f"Relocalization of {meta.get('bag') or meta['dataset']}",
@@ -319,6 +344,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--marepo-s", action="store_true",
                    help="also fine-tune the marepo regressor on the mapping frames (marepo_S) and "
                         "store it in the map")
+    b.add_argument("--no-depth", action="store_true",
+                   help="ignore the scene's depth images (3D points then come from triangulation)")
+    b.add_argument("--no-head", action="store_true",
+                   help="keyframe feature map only (no scene-coordinate head; estimator 'points')")
+    b.add_argument("--no-feature-map", action="store_true",
+                   help="scene-coordinate head only (no keyframe feature map; no 'points')")
     b.add_argument("--marepo-s-epochs", type=float, default=2.0, help="marepo_S passes (default 2)")
     b.add_argument("--marepo-s-lr", type=float, default=1e-5, help="marepo_S learning rate (1e-5)")
     b.set_defaults(func=cmd_map_build)

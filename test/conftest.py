@@ -35,7 +35,8 @@ def kitchen_map(redkitchen, tmp_path_factory) -> Path:
     """Map file of KITCHEN_MAPPING built with the shipped encoder (once per test session)."""
     from marepo_ros.io.dataset import SceneDataset
     from marepo_ros.io.mapfile import save_map
-    from marepo_ros.mapping.build import build_map, posed_images_from_dataset, preset
+    from marepo_ros.mapping.build import build_map, preset
+    from marepo_ros.mapping.frames import posed_images_from_dataset
     from marepo_ros.models.networks import load_encoder
 
     ds = SceneDataset(redkitchen)

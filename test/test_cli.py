@@ -52,12 +52,13 @@ def test_map_info_prints_the_header_and_refuses_a_damaged_file(tmp_path, capsys)
                       extras={"regressor": {"w": torch.zeros(2)}}), path)
     assert cli.main(["map", "info", str(path)]) == 0
     out = capsys.readouterr().out
-    assert f"{path}: format version 1, {path.stat().st_size / 1e6:.1f} MB" in out
-    assert "created    2026-11-29 " in out and "encoder    abc123" in out
-    assert "head       1 block(s) of 512 channels; short side 240 px; scene centre (0.50, 0.00, 1.00) m" in out
+    assert f"{path}: format version 2, {path.stat().st_size / 1e6:.1f} MB" in out
+    assert "created    2026-11-29 " in out
+    assert "head       1 block(s) of 512 channels on encoder ace abc123; short side 240 px" in out
+    assert "keyframes  none" in out and "centre     (0.50, 0.00, 1.00) m" in out
     assert "mapping    iterations=40, final_loss_px=3.25, frames=24, device=cpu" in out
     assert "config     short_side=240, epochs=4" in out and "marepo_s   steps=10" in out
-    assert "extras     regressor" in out and len(out.splitlines()) == 8
+    assert "extras     regressor" in out and len(out.splitlines()) == 9
 
     data = bytearray(path.read_bytes())
     data[-1000] ^= 0x01

@@ -4,8 +4,8 @@ import pytest
 import torch
 from scipy.ndimage import map_coordinates
 
-from marepo_ros.mapping.build import (MappingCancelled, MappingConfig, PosedImage, _augment,
-                                _reprojection_loss, build_map, preset)
+from marepo_ros.mapping.build import MappingConfig, _augment, _reprojection_loss, build_map, preset
+from marepo_ros.mapping.frames import MappingCancelled, PosedImage
 from marepo_ros.models.networks import Encoder
 from marepo_ros.models.preprocess import GREY_MEAN, GREY_STD
 

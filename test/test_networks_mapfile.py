@@ -88,7 +88,7 @@ def test_map_round_trip(saved_map):
     feats = torch.randn(1, 512, 2, 2)
     torch.testing.assert_close(loaded.head(feats), m.head.half().float()(feats), atol=1e-3, rtol=1e-3)
     hdr = read_header(path)
-    assert hdr["format_version"] == 1 and "created" in hdr and hdr["encoder_id"] == "abc123"
+    assert hdr["format_version"] == 2 and "created" in hdr and hdr["encoder_id"] == "abc123"
     assert not list(path.parent.glob("*.tmp"))  # atomic write leaves no temp file
 
 

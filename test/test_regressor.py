@@ -233,7 +233,7 @@ def test_finetuning_lowers_the_loss_on_a_tiny_scene(views):
 
 
 def test_marepo_s_is_stored_in_the_map_and_used(tmp_path, scene):
-    from marepo_ros.mapping.build import PosedImage
+    from marepo_ros.mapping.frames import PosedImage
     from marepo_ros.mapping.marepo_s import marepo_s
 
     torch.manual_seed(0)

@@ -14,7 +14,8 @@ from marepo_ros.geometry import pose_error, pose_from_quat
 from marepo_ros.io.bag import BagFrames, export_bag
 from marepo_ros.io.dataset import SceneDataset
 from marepo_ros.io.mapfile import save_map
-from marepo_ros.mapping.build import build_map, posed_images_from_dataset, preset
+from marepo_ros.mapping.build import build_map, preset
+from marepo_ros.mapping.frames import posed_images_from_dataset
 from marepo_ros.models.networks import load_encoder
 from marepo_ros.ros.replay import NodeProcess, ReplayError, replay
 from marepo_ros.training.render import random_scene, write_scene_folder

@@ -61,18 +61,41 @@ def check_correspondences(coords_N3: torch.Tensor, pixels_N2: torch.Tensor, K: n
     return n
 
 
-ESTIMATORS = ("ransac", "marepo", "marepo+refine")
+class ImageEstimator(Protocol):
+    """Camera pose straight from an image (estimators that need no scene coordinates).
+
+    ``localize`` takes an HxWx3 RGB or HxW grey uint8 image and its (3, 3) float64 K and
+    returns an ``Estimate`` or None.
+    """
+    name: str
+
+    def localize(self, image: np.ndarray, K: np.ndarray) -> Estimate | None: ...
+
+
+ESTIMATORS = ("ransac", "marepo", "marepo+refine", "points")
+NEEDS_HEAD = {"ransac", "marepo", "marepo+refine"}        # estimators on scene coordinates
 
 
 def make_estimator(name: str, *, short_side: int = 480, scene_map: SceneMap | None = None,
-                   **options) -> PoseEstimator:
+                   device: str = "cpu", **options) -> PoseEstimator | ImageEstimator:
     """A pose estimator by name, for images of the given short side (pixels).
 
     ``ransac``: DSAC*'s 10 px inlier threshold is defined on 480-pixel images; it is scaled to
     ``short_side`` unless ``inlier_threshold_px`` is given (the same for ``marepo+refine``).
     ``marepo``, ``marepo+refine``: the regressor fine-tuned into ``scene_map`` (marepo_S) when
     it has one, else the shipped one, unless ``regressor`` is given.
+    ``points``: the map's keyframe feature map (ValueError when the map has none).
     """
+    if name == "points":
+        if scene_map is None or scene_map.feature_map is None:
+            raise ValueError("estimator 'points' needs a map with a keyframe feature map (maps of "
+                             "format version 1 have none: rebuild the map, or use ransac)")
+        from ..models.xfeat import XFeatExtractor
+        from .points import PointsEstimator
+        return PointsEstimator(scene_map.feature_map, XFeatExtractor(device=device), **options)
+    if name in NEEDS_HEAD and scene_map is not None and scene_map.head is None:
+        raise ValueError(f"estimator '{name}' needs a map with a scene-coordinate head; this map "
+                         f"holds keyframes only (use 'points')")
     options.setdefault("inlier_threshold_px", 10.0 * short_side / 480)
     if name == "ransac":
         from .ransac import RansacEstimator

@@ -10,29 +10,37 @@ from ..geometry import check_intrinsics
 from ..io.mapfile import MapFileError, SceneMap
 from ..models.networks import Encoder, state_dict_hash
 from ..models.preprocess import cell_centres, preprocess
-from .estimator import Estimate, PoseEstimator
+from .estimator import Estimate, ImageEstimator, PoseEstimator
 
 
 class Localizer:
     """Relocalizes images in one mapped scene.
 
     ``localize(image, K)`` takes an HxWx3 RGB or HxW grey uint8 image and its 3x3 K and returns
-    an Estimate (``timings_ms`` holds preprocess, encoder, head, the estimator's stages and
-    total), or None when no pose could be computed. Without an estimator it only computes
-    ``scene_coordinates``.
+    an Estimate (``timings_ms`` holds the stages, e.g. preprocess, encoder, head and the
+    estimator's, and total), or None when no pose could be computed. Estimators on scene
+    coordinates get them from encoder and head; image estimators (``points``) get the image.
+    Without an estimator it only computes ``scene_coordinates``.
     """
 
-    def __init__(self, scene_map: SceneMap, encoder: Encoder, estimator: PoseEstimator | None, *,
+    def __init__(self, scene_map: SceneMap, encoder: Encoder | None,
+                 estimator: PoseEstimator | ImageEstimator | None, *,
                  device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self.scene_map = scene_map
+        self.estimator = estimator
+        self.encoder = self.head = None
+        if hasattr(estimator, "localize"):
+            return
+        if scene_map.head is None:
+            raise MapFileError("this map holds keyframes only (no scene-coordinate head): use the "
+                               "'points' estimator")
         encoder_id = state_dict_hash(encoder)
         if encoder_id != scene_map.encoder_id:
             raise MapFileError(f"map was built with encoder {scene_map.encoder_id}, but the loaded "
                                f"encoder is {encoder_id}: load the encoder the map was built with")
-        self.device = torch.device(device)
         self.encoder = encoder.to(self.device).eval()
         self.head = scene_map.head.to(self.device).eval()
-        self.scene_map = scene_map
-        self.estimator = estimator
 
     def scene_coordinates(self, image: np.ndarray, K: np.ndarray
                           ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, dict]:
@@ -55,6 +63,10 @@ class Localizer:
         return coords_N3, pixels_N2, K_small, timings
 
     def localize(self, image: np.ndarray, K: np.ndarray) -> Estimate | None:
+        if hasattr(self.estimator, "localize"):
+            if (problem := check_intrinsics(K)) is not None:
+                raise ValueError(problem)
+            return self.estimator.localize(image, np.asarray(K, np.float64))
         t0 = time.perf_counter()
         coords, pixels, K_small, timings = self.scene_coordinates(image, K)
         est = self.estimator.estimate(coords, pixels, K_small)

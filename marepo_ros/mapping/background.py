@@ -2,6 +2,9 @@
 
 ``BackgroundMapBuild(keyframes, out_path, config).start()`` spawns a fresh Python process that
 loads the encoder, runs ``mapping.build_map`` and writes the map atomically to ``out_path``.
+With a feature map in the config, it first writes the keyframe-only map (``keyframes_path``,
+seconds after the start, announced on ``BuildStatus.keyframes_map_path``), then trains the head
+and writes the full map (same keyframes, plus the head).
 ``poll()`` drains its progress messages and returns a ``BuildStatus``; ``cancel()`` stops it at
 the next iteration (nothing is written). The child runs at a lower CPU priority with
 ``threads`` torch threads, leaving the rest of the machine to localization.
@@ -13,7 +16,7 @@ import os
 import queue
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 
@@ -22,7 +25,8 @@ import numpy as np
 from .build import MappingConfig
 from .keyframes import Keyframe
 
-STAGE_WEIGHT = {"buffer": 0.25, "head": 0.75}  # share of the build each stage takes
+# share of the build each stage takes, in the order they run
+STAGE_WEIGHT = {"features": 0.1, "triangulation": 0.1, "buffer": 0.2, "head": 0.6}
 
 
 class BuildState(str, Enum):
@@ -35,13 +39,20 @@ class BuildState(str, Enum):
 
 @dataclass
 class BuildStatus:
-    """progress in [0, 1]; message says what happens or happened; map_path is set when done."""
+    """progress in [0, 1]; message says what happens or happened; map_path is set when done;
+    keyframes_map_path as soon as the keyframe-only map is written (before the head)."""
     state: BuildState
     progress: float = 0.0
     stage: str = ""
     message: str = ""
     map_path: str | None = None
     stats: dict = field(default_factory=dict)
+    keyframes_map_path: str | None = None
+
+
+def keyframes_path(out_path: str) -> str:
+    """Where a build writes its keyframe-only map before the full one."""
+    return str(Path(out_path).with_suffix(".keyframes.map"))
 
 
 def _child(keyframes: list[tuple[np.ndarray, np.ndarray, np.ndarray]], out_path: str,
@@ -55,7 +66,8 @@ def _child(keyframes: list[tuple[np.ndarray, np.ndarray, np.ndarray]], out_path:
 
         from ..io.mapfile import save_map
         from ..models.networks import load_encoder
-        from .build import MappingCancelled, PosedImage, build_map
+        from .build import build_map
+        from .frames import MappingCancelled, PosedImage
 
         torch.set_num_threads(threads)
         images = [PosedImage(lambda g=g: g, K, pose) for g, K, pose in keyframes]
@@ -69,8 +81,23 @@ def _child(keyframes: list[tuple[np.ndarray, np.ndarray, np.ndarray]], out_path:
                 messages.put(("progress", stage, done, total, {k: float(v) for k, v in info.items()}))
 
         t0 = time.time()
+        feature_map = None
+        if config.features is not None and config.head:
+            # first the keyframe map alone (seconds): the node localizes in it while the head trains
+            try:
+                quick = build_map(images, None, replace(config, head=False), device=device,
+                                  progress=progress, cancel=cancel_event.is_set)
+            except ValueError as exc:
+                messages.put(("keyframes_failed", str(exc)))
+            else:
+                save_map(quick, keyframes_path(out_path))
+                feature_map, feature_stats = quick.feature_map, quick.stats["feature_map"]
+                messages.put(("keyframes", keyframes_path(out_path), feature_stats))
+                config = replace(config, features=None)
         scene_map = build_map(images, encoder, config, device=device, progress=progress,
                               cancel=cancel_event.is_set)
+        if feature_map is not None:
+            scene_map.feature_map, scene_map.stats["feature_map"] = feature_map, feature_stats
         size = save_map(scene_map, out_path)
         messages.put(("done", out_path, {**{k: v for k, v in scene_map.stats.items() if k != "config"},
                                          "bytes": size, "seconds": round(time.time() - t0, 1)}))
@@ -148,16 +175,26 @@ class BackgroundMapBuild:
         kind = msg[0]
         if kind == "progress":
             _, stage, done, total, info = msg
-            before = STAGE_WEIGHT["buffer"] if stage == "head" else 0.0
+            stages = list(STAGE_WEIGHT)
+            before = sum(STAGE_WEIGHT[s] for s in stages[:stages.index(stage)]) if stage in stages else 0.0
             progress = before + STAGE_WEIGHT.get(stage, 0.0) * done / max(total, 1)
             detail = f", loss {info['loss']:.2f} px" if "loss" in info else ""
             self.status = BuildStatus(BuildState.RUNNING, progress, stage,
-                                      f"{stage} {done}/{total}{detail}")
+                                      f"{stage} {done}/{total}{detail}",
+                                      keyframes_map_path=self.status.keyframes_map_path)
+        elif kind == "keyframes":
+            _, path, stats = msg
+            self.status = replace(self.status, keyframes_map_path=path, message=(
+                f"keyframe map written ({stats['keyframes']} keyframes, {stats['points']} points); "
+                f"training the head"))
+        elif kind == "keyframes_failed":
+            self.status = replace(self.status, message=f"no keyframe map ({msg[1]}); training the head")
         elif kind == "done":
             _, path, stats = msg
             self.status = BuildStatus(BuildState.DONE, 1.0, "", f"map written to {path} in "
                                       f"{stats['seconds']:.0f} s ({stats['frames']} keyframes)",
-                                      map_path=path, stats=stats)
+                                      map_path=path, stats=stats,
+                                      keyframes_map_path=self.status.keyframes_map_path)
         elif kind == "cancelled":
             self.status = BuildStatus(BuildState.CANCELLED, self.status.progress, self.status.stage,
                                       "mapping cancelled, no map written")

@@ -22,18 +22,12 @@ import numpy as np
 import torch
 
 from ..geometry import backproject, invert_pose, transform_points
-from ..io.dataset import SceneDataset
-from ..io.depth import register_depth
 from ..io.mapfile import SceneMap
 from ..models.networks import Encoder, Head, state_dict_hash
 from ..models.preprocess import GREY_MEAN, GREY_STD, cell_centres, target_size, to_grey
-
-Progress = Callable[[str, int, int, dict], None]  # (stage, done, total, info)
-
-
-class MappingCancelled(RuntimeError):
-    """Raised when the ``cancel`` callback of ``build_map`` returns True."""
-
+from ..models.xfeat import XFeatExtractor
+from .feature_map import FeatureMapConfig, build_feature_map
+from .frames import MappingCancelled, PosedImage, Progress
 
 @dataclass(frozen=True)
 class MappingConfig:
@@ -56,6 +50,8 @@ class MappingConfig:
     head_blocks: int = 1
     head_channels: int = 512         # hidden width of the head (ACE: 512)
     seed: int = 0
+    head: bool = True                # train a scene-coordinate head
+    features: FeatureMapConfig | None = FeatureMapConfig()   # the keyframe feature map
 
 
 PRESETS: dict[str, MappingConfig] = {
@@ -69,16 +65,6 @@ PRESETS: dict[str, MappingConfig] = {
                           max_passes=1, batch_size=1024, epochs=12.0, min_iterations=3000,
                           lr_max=3e-3, head_channels=256, depth_weight=20.0),
 }
-
-
-@dataclass
-class PosedImage:
-    """One mapping image: RGB/grey uint8 pixels, its 3x3 K, map_from_cam (4x4), and optional
-    depth (HxW metres in the image's own pixel grid, 0 = invalid). Loaded lazily."""
-    load_image: Callable[[], np.ndarray]
-    K: np.ndarray
-    map_from_cam: np.ndarray
-    load_depth: Callable[[], np.ndarray | None] = lambda: None
 
 
 @dataclass
@@ -242,25 +228,40 @@ def train_head(buffer: FeatureBuffer, images: list[PosedImage], cfg: MappingConf
                   "final_valid_fraction": round(valid_avg, 4)}
 
 
-def build_map(images: list[PosedImage], encoder: Encoder, cfg: MappingConfig, *,
+def build_map(images: list[PosedImage], encoder: Encoder | None, cfg: MappingConfig, *,
               device: str | torch.device = "cpu", progress: Progress | None = None,
               cancel: Callable[[], bool] | None = None) -> SceneMap:
-    """Map a scene from posed images: feature buffer, then head training. See module doc."""
+    """Map a scene from posed images: the keyframe feature map (``cfg.features``), then the
+    feature buffer and head training (``cfg.head``). See the module docs."""
     if len(images) < 2:
         raise ValueError(f"mapping needs at least 2 posed images, got {len(images)}")
+    if not cfg.head and cfg.features is None:
+        raise ValueError("nothing to build: the config asks for neither a head nor a feature map")
     device = torch.device(device)
-    encoder = encoder.to(device).eval()
     t0 = time.time()
-    buffer = fill_buffer(images, encoder, cfg, device, progress, cancel)
-    t1 = time.time()
-    head, stats = train_head(buffer, images, cfg, device, progress, cancel)
-    t2 = time.time()
-    stats.update({"frames": len(images), "buffer_features": len(buffer),
-                  "buffer_seconds": round(t1 - t0, 1), "training_seconds": round(t2 - t1, 1),
-                  "total_seconds": round(t2 - t0, 1), "device": str(device),
-                  "config": asdict(cfg)})
-    return SceneMap(head=head.cpu(), encoder_id=state_dict_hash(encoder), short_side=cfg.short_side,
-                    stats=stats)
+    feature_map, stats = None, {"frames": len(images), "device": str(device), "config": asdict(cfg)}
+    if cfg.features is not None:
+        extractor = XFeatExtractor(top_k=cfg.features.top_k, device=device)
+        try:
+            feature_map, stats["feature_map"] = build_feature_map(images, extractor, cfg.features,
+                                                                   progress=progress, cancel=cancel)
+        except ValueError as exc:   # e.g. nothing to triangulate: the head may still work
+            if not cfg.head:
+                raise
+            stats["feature_map_error"] = str(exc)
+    head, encoder_id = None, ""
+    if cfg.head:
+        encoder = encoder.to(device).eval()
+        t1 = time.time()
+        buffer = fill_buffer(images, encoder, cfg, device, progress, cancel)
+        t2 = time.time()
+        head, head_stats = train_head(buffer, images, cfg, device, progress, cancel)
+        stats.update(head_stats, buffer_features=len(buffer), buffer_seconds=round(t2 - t1, 1),
+                     training_seconds=round(time.time() - t2, 1))
+        head, encoder_id = head.cpu(), state_dict_hash(encoder)
+    stats["total_seconds"] = round(time.time() - t0, 1)
+    return SceneMap(head=head, encoder_id=encoder_id, short_side=cfg.short_side, stats=stats,
+                    feature_map=feature_map)
 
 
 def preset(name: str, **overrides) -> MappingConfig:
@@ -271,17 +272,3 @@ def preset(name: str, **overrides) -> MappingConfig:
     if "epochs" in overrides:
         overrides.setdefault("min_iterations", 0)
     return replace(PRESETS[name], **overrides)
-
-
-def posed_images_from_dataset(dataset: SceneDataset, split: str = "mapping") -> list[PosedImage]:
-    """PosedImages for a dataset split; depth (if any) registered to the RGB camera."""
-    size = dataset.image_size
-
-    def loader(frame):
-        def load_depth():
-            d = frame.load_depth()
-            return None if d is None else register_depth(d, dataset.depth_K, dataset.K, size)
-        return load_depth
-
-    return [PosedImage(fr.load_image, dataset.K, fr.map_from_cam, loader(fr))
-            for fr in dataset.frames(split)]

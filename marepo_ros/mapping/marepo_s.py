@@ -21,7 +21,7 @@ from ..geometry import invert_pose, transform_points
 from ..io.mapfile import SceneMap
 from ..localization.localizer import Localizer
 from ..models.networks import OUTPUT_SUBSAMPLE, Encoder
-from .build import MappingCancelled, PosedImage, Progress
+from .frames import MappingCancelled, PosedImage, Progress
 from ..models.regressor import PoseRegressor, load_regressor, pose_loss, regressor_dict, robust_centre, \
     train_step
 from ..models.regressor_batch import Sample, collate, random_rigid, rigid_jitter

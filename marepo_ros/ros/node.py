@@ -44,7 +44,7 @@ from std_srvs.srv import Trigger
 from ..geometry import invert_pose, pose_from_quat, quat_from_pose
 from ..io.bag import pose_from_transform
 from ..io.mapfile import MapFileError, load_map
-from ..localization.estimator import make_estimator
+from ..localization.estimator import NEEDS_HEAD, make_estimator
 from ..localization.localizer import Localizer
 from ..localization.streams import LatestSlot, RateMeter, StampedBuffer
 from ..mapping.background import BackgroundMapBuild, BuildState
@@ -202,9 +202,14 @@ class RelocalizationNode(Node):
         self.create_timer(0.25, self._poll_build)
 
     def _make_localizer(self, map_path: str, estimator: str, scene_map=None) -> Localizer:
-        """A complete Localizer for the map file (raises MapFileError / ValueError)."""
+        """A complete Localizer for the map file (raises MapFileError / ValueError). A map of
+        keyframes only (no head yet, e.g. while a build trains it) gets ``points`` instead of
+        an estimator that needs the head; ``Localizer.estimator.name`` says which runs."""
         scene_map = scene_map or load_map(Path(map_path).expanduser(), self.device)
-        estimator = make_estimator(estimator, short_side=scene_map.short_side, scene_map=scene_map)
+        if estimator in NEEDS_HEAD and scene_map.head is None and scene_map.feature_map is not None:
+            estimator = "points"
+        estimator = make_estimator(estimator, short_side=scene_map.short_side, scene_map=scene_map,
+                                   device=str(self.device))
         return Localizer(scene_map, self.encoder, estimator, device=self.device)
 
     # ---- parameters ---------------------------------------------------------------------
@@ -540,14 +545,28 @@ class RelocalizationNode(Node):
                 return
             status = self._build.poll()
             self._mapping_message = status.message
+            quick = status.keyframes_map_path
             if status.state == BuildState.RUNNING:
-                return
-            self._mapping_state = MappingState.IDLE
+                if quick is None or quick == self._map_path:
+                    return
+            else:
+                self._mapping_state = MappingState.IDLE
+        if status.state == BuildState.RUNNING:    # the keyframe map, while the head trains
+            result = self.set_parameters([Parameter("map_path", Parameter.Type.STRING, quick)])[0]
+            if not result.successful:
+                self._mapping_error = f"keyframe map refused: {result.reason}"
+                self._build.status.keyframes_map_path = None
+            self._emit("info" if result.successful else "warning",
+                       self._mapping_error or f"{status.message}; localizing in the keyframe map "
+                       f"with 'points' meanwhile")
+            return
         if status.state == BuildState.DONE:
             result = self.set_parameters([Parameter("map_path", Parameter.Type.STRING,
                                                     status.map_path)])[0]
             if result.successful:
                 self._mapping_message = f"{status.message}; now localizing in it"
+                if quick:
+                    Path(quick).unlink(missing_ok=True)
             else:
                 self._mapping_error = f"new map refused: {result.reason}"
         else:
@@ -573,7 +592,9 @@ class RelocalizationNode(Node):
         return {
             "localized": last["localized"], "map_loaded": self._localizer is not None,
             "map_path": self._map_path, "map_error": self._map_error,
-            "estimator": self.settings.estimator, "input_rate_hz": round(self._rate.rate(), 2),
+            "estimator": self.settings.estimator,
+            "estimator_active": self._localizer.estimator.name if self._localizer else None,
+            "input_rate_hz": round(self._rate.rate(), 2),
             "latency_ms": last["latency_ms"], "latency_ms_mean": mean,
             "stamp_latency_ms": last["stamp_latency_ms"], "inlier_ratio": last["inlier_ratio"],
             "confidence": last["confidence"], "timings_ms": last.get("timings_ms", {}),

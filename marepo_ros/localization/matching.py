@@ -1,0 +1,36 @@
+"""2D-3D matching of query descriptors against map points that carry descriptors.
+
+Several keyframes see the same scene point, so a query keypoint's best and second-best map
+descriptors often belong to one 3D location; the plain first/second ratio test would reject
+exactly the best-supported points. Here the second neighbour is the best one whose 3D point lies
+more than ``distinct_radius_m`` from the first's (Lowe's test on distinct locations), as the
+SIFT baseline does with its kd-tree.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def match_points(query_ND: np.ndarray, map_MD: np.ndarray, map_points_M3: np.ndarray, *,
+                 ratio: float = 0.8, knn: int = 8, distinct_radius_m: float = 0.1
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(query indices (Q,), map indices (Q,)) of the matches that pass the ratio test.
+
+    query_ND, map_MD: unit descriptors (any float dtype); map_points_M3: their 3D points
+    (metres). The descriptor distance is Euclidean on unit vectors, sqrt(2 - 2 cos).
+    """
+    if len(query_ND) == 0 or len(map_MD) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    q = torch.from_numpy(np.ascontiguousarray(query_ND, np.float32))
+    m = torch.from_numpy(np.ascontiguousarray(map_MD, np.float32))
+    k = min(knn, len(m))
+    sims, idx = torch.topk(q @ m.T, k, dim=1)
+    dist = torch.sqrt(torch.clamp(2 - 2 * sims, min=0)).numpy()
+    idx = idx.numpy()
+    pts = map_points_M3[idx]                                               # (N, k, 3)
+    far = np.linalg.norm(pts - pts[:, :1], axis=2) > distinct_radius_m
+    rows = np.arange(len(idx))
+    second = np.where(far.any(axis=1), dist[rows, np.argmax(far, axis=1)], np.inf)
+    good = np.nonzero(dist[:, 0] < ratio * second)[0]
+    return good, idx[good, 0]

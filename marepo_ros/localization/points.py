@@ -1,0 +1,84 @@
+"""The ``points`` estimator: retrieval, 2D-3D matching against the keyframe feature map, PnP.
+
+No trained head is needed: a map's feature map alone localizes (so the node can localize right
+after mapping while the head still trains).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..io.feature_map import FeatureMap
+from ..models.preprocess import to_grey
+from ..models.xfeat import ImageFeatures, XFeatExtractor
+from .estimator import Estimate
+from .matching import match_points
+from .pnp import solve_pnp
+from .retrieval import top_k, vlad
+
+
+def inlier_confidence(n_inliers: int, min_inliers: int) -> float:
+    """1 - exp(-(n - min) / 30), 0 below ``min_inliers``: ~0.5 at 20 inliers over the minimum."""
+    return float(1.0 - np.exp(-(n_inliers - min_inliers) / 30.0)) if n_inliers >= min_inliers else 0.0
+
+
+class PointsEstimator:
+    """Pose of an image from its XFeat features and the map's keyframe feature map.
+
+    retrieve: keyframes retrieved by global descriptor whose points are matched;
+    ratio: ratio test on distinct 3D locations (``matching.match_points``);
+    threshold_px: PnP inlier threshold at the query's resolution; min_inliers: fewer inliers
+    give confidence 0.
+    """
+    name = "points"
+
+    def __init__(self, feature_map: FeatureMap, extractor: XFeatExtractor, *, retrieve: int = 10,
+                 ratio: float = 0.8, threshold_px: float = 6.0, min_inliers: int = 12):
+        if extractor.identity != feature_map.extractor_id:
+            raise ValueError(f"the feature map was built with {feature_map.extractor} "
+                             f"{feature_map.extractor_id}, not {extractor.name} {extractor.identity}")
+        self.feature_map, self.extractor = feature_map, extractor
+        self.retrieve, self.ratio = retrieve, ratio
+        self.threshold_px, self.min_inliers = threshold_px, min_inliers
+        self._descriptors = feature_map.descriptors_PD.astype(np.float32)
+
+    def candidates(self, features: ImageFeatures) -> np.ndarray:
+        """Indices of the retrieved keyframes, best first."""
+        fm = self.feature_map
+        return top_k(vlad(features.descriptors_ND, fm.vocabulary_CD), fm.global_KG, self.retrieve)
+
+    def estimate_features(self, features: ImageFeatures, K: np.ndarray, keyframes: np.ndarray,
+                          timings_ms: dict[str, float]) -> Estimate | None:
+        """Match ``features`` (pixels of the image with intrinsics K) to the points of
+        ``keyframes`` and solve; None when too few matches or no pose."""
+        fm = self.feature_map
+        t0 = time.perf_counter()
+        idx = np.concatenate([np.arange(fm.offsets_K1[k], fm.offsets_K1[k + 1]) for k in keyframes])
+        qi, mi = match_points(features.descriptors_ND, self._descriptors[idx], fm.points_P3[idx],
+                              ratio=self.ratio)
+        t1 = time.perf_counter()
+        timings_ms["matching"] = 1e3 * (t1 - t0)
+        if len(qi) < 4:
+            return None
+        result = solve_pnp(fm.points_P3[idx[mi]], features.keypoints_N2[qi], K,
+                           threshold_px=self.threshold_px)
+        timings_ms["pnp"] = 1e3 * (time.perf_counter() - t1)
+        if result is None:
+            return None
+        n = int(result.inliers_N.sum())
+        return Estimate(map_from_cam=result.map_from_cam, covariance=result.covariance,
+                        n_inliers=n, inlier_ratio=n / len(qi),
+                        confidence=inlier_confidence(n, self.min_inliers), timings_ms=timings_ms)
+
+    def localize(self, image: np.ndarray, K: np.ndarray) -> Estimate | None:
+        """HxWx3 RGB or HxW grey uint8 image with its 3x3 K -> Estimate (None: no pose)."""
+        t0 = time.perf_counter()
+        features = self.extractor.extract(to_grey(image))
+        t1 = time.perf_counter()
+        keyframes = self.candidates(features)
+        timings = {"extraction": 1e3 * (t1 - t0), "retrieval": 1e3 * (time.perf_counter() - t1)}
+        est = self.estimate_features(features, np.asarray(K, np.float64), keyframes, timings)
+        if est is not None:
+            est.timings_ms["total"] = 1e3 * (time.perf_counter() - t0)
+        return est

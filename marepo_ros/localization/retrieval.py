@@ -1,0 +1,51 @@
+"""Global image descriptors for keyframe retrieval: VLAD over local descriptors.
+
+A map learns its own small vocabulary (k-means over its keyframes' descriptors); an image's
+global descriptor is VLAD (Jegou et al. 2010) with intra-normalisation and power
+normalisation (Arandjelovic & Zisserman 2013). Retrieval is a dot product.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def learn_vocabulary(descriptors_ND: np.ndarray, n_words: int = 32, *, iterations: int = 15,
+                     sample: int = 100_000, seed: int = 0) -> np.ndarray:
+    """(n_words, D) float32 k-means centres (cosine k-means on unit descriptors)."""
+    rng = np.random.default_rng(seed)
+    d = np.asarray(descriptors_ND, np.float32)
+    if len(d) > sample:
+        d = d[rng.choice(len(d), sample, replace=False)]
+    if len(d) < n_words:
+        raise ValueError(f"need at least {n_words} descriptors to learn a vocabulary, got {len(d)}")
+    centres = d[rng.choice(len(d), n_words, replace=False)].copy()
+    for _ in range(iterations):
+        assign = np.argmax(d @ centres.T, axis=1)
+        for c in range(n_words):
+            members = d[assign == c]
+            if len(members):
+                centres[c] = members.sum(0)
+        centres /= np.linalg.norm(centres, axis=1, keepdims=True) + 1e-12
+    return centres
+
+
+def vlad(descriptors_ND: np.ndarray, vocabulary_CD: np.ndarray) -> np.ndarray:
+    """(C*D,) float32 unit VLAD vector of one image's descriptors."""
+    d = np.asarray(descriptors_ND, np.float32)
+    C, D = vocabulary_CD.shape
+    out = np.zeros((C, D), np.float32)
+    if len(d):
+        assign = np.argmax(d @ vocabulary_CD.T, axis=1)
+        np.add.at(out, assign, d - vocabulary_CD[assign])
+    out /= np.linalg.norm(out, axis=1, keepdims=True) + 1e-12       # intra-normalisation
+    out = np.sign(out) * np.sqrt(np.abs(out))                        # power normalisation
+    flat = out.ravel()
+    return flat / (np.linalg.norm(flat) + 1e-12)
+
+
+def top_k(global_G: np.ndarray, database_KG: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k most similar database entries, best first."""
+    sims = database_KG @ global_G
+    k = min(k, len(sims))
+    idx = np.argpartition(-sims, k - 1)[:k]
+    return idx[np.argsort(-sims[idx])]

@@ -1,0 +1,251 @@
+"""Build the keyframe feature map of a scene from posed images.
+
+Keyframes are the mapping images (optionally thinned by pose: ``min_translation_m`` /
+``min_rotation_deg``). Each gets XFeat keypoints and descriptors, and each keypoint a 3D point:
+- from depth where the image has it (the 3x3 depth neighbourhood must be valid and smooth);
+- else by triangulation across overlapping keyframes of known pose: mutual nearest-neighbour
+  descriptor matches with a ratio test, the least-squares intersection of all rays of a
+  keypoint, kept when it reprojects within ``max_reprojection_px`` into at least two views, in
+  front of them, with rays at ``min_angle_deg`` or more (see ``triangulate_keyframes``).
+Keypoints without a 3D point are dropped. A VLAD vocabulary learnt from the map's descriptors
+gives every keyframe its global descriptor for retrieval.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..geometry import backproject, invert_pose, pixel_rays, transform_points
+from ..io.feature_map import POINT_SOURCES, FeatureMap
+from ..localization.retrieval import learn_vocabulary, vlad
+from ..models.preprocess import to_grey
+from ..models.xfeat import ImageFeatures, XFeatExtractor
+from .frames import MappingCancelled, PosedImage, Progress
+
+
+@dataclass(frozen=True)
+class FeatureMapConfig:
+    """top_k: keypoints per keyframe; min_translation_m / min_rotation_deg: keyframe spacing
+    (0: every image); depth: use depth where images have it; pairs: overlapping keyframes
+    triangulated against; ratio: descriptor ratio test; min_angle_deg, max_reprojection_px:
+    triangulation checks; max_depth_jump: relative depth spread allowed around a lifted keypoint;
+    vocabulary_words: VLAD vocabulary size."""
+    top_k: int = 2048
+    min_translation_m: float = 0.0
+    min_rotation_deg: float = 0.0
+    depth: bool = True
+    pairs: int = 4
+    ratio: float = 0.9
+    min_angle_deg: float = 2.0
+    max_reprojection_px: float = 2.0
+    max_depth_jump: float = 0.05
+    vocabulary_words: int = 32
+
+
+def select_keyframes(poses_N44: list[np.ndarray], min_translation_m: float,
+                     min_rotation_deg: float) -> list[int]:
+    """Indices of images whose pose moved or turned enough since the last kept one."""
+    keep = [0]
+    for i in range(1, len(poses_N44)):
+        last = poses_N44[keep[-1]]
+        moved = np.linalg.norm(poses_N44[i][:3, 3] - last[:3, 3])
+        cos = (np.trace(last[:3, :3].T @ poses_N44[i][:3, :3]) - 1) / 2
+        turned = math.degrees(math.acos(np.clip(cos, -1, 1)))
+        if moved >= min_translation_m or turned >= min_rotation_deg:
+            keep.append(i)
+    return keep
+
+
+def lift_with_depth(uv_N2: np.ndarray, depth_HW: np.ndarray, K: np.ndarray, map_from_cam: np.ndarray,
+                    max_depth_jump: float) -> np.ndarray:
+    """(N, 3) map-frame points of keypoints from a depth image (metres), NaN where the depth
+    around the keypoint is missing or not smooth."""
+    H, W = depth_HW.shape
+    u, v = np.rint(uv_N2[:, 0]).astype(np.int64), np.rint(uv_N2[:, 1]).astype(np.int64)
+    inside = (u >= 1) & (u < W - 1) & (v >= 1) & (v < H - 1)
+    u, v = np.where(inside, u, 1), np.where(inside, v, 1)
+    patch = np.stack([depth_HW[v + dv, u + du] for dv in (-1, 0, 1) for du in (-1, 0, 1)], 1)
+    z = patch[:, 4].astype(np.float64)
+    ok = inside & (patch.min(1) > 0) & (patch.max(1) - patch.min(1) < max_depth_jump * z)
+    out = np.full((len(uv_N2), 3), np.nan)
+    out[ok] = transform_points(map_from_cam, backproject(K, uv_N2[ok], z[ok]))
+    return out
+
+
+def overlapping_keyframes(poses_K44: np.ndarray, n: int, max_view_angle_deg: float = 30.0
+                          ) -> list[list[int]]:
+    """For each keyframe, up to ``n`` others that look the same way (optical axes within
+    ``max_view_angle_deg``), spread over baselines: taken at ranks 1, 2, 4, 8, ... of the
+    nearest such keyframes, so that both short and wide baselines are tried."""
+    centres = poses_K44[:, :3, 3]
+    axes = poses_K44[:, :3, 2]
+    cos_max = math.cos(math.radians(max_view_angle_deg))
+    ranks = [2 ** i - 1 for i in range(n)]
+    out = []
+    for k in range(len(poses_K44)):
+        dist = np.linalg.norm(centres - centres[k], axis=1)
+        ok = (axes @ axes[k] >= cos_max) & (dist > 1e-6)
+        cand = np.nonzero(ok)[0]
+        cand = cand[np.argsort(dist[cand])]
+        out.append([int(cand[r]) for r in ranks if r < len(cand)])
+    return out
+
+
+def mutual_matches(desc_a: np.ndarray, desc_b: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mutual nearest neighbours of unit descriptors that also pass a ratio test."""
+    if len(desc_a) < 2 or len(desc_b) < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    sims = torch.from_numpy(desc_a) @ torch.from_numpy(desc_b).T
+    top2, idx = torch.topk(sims, 2, dim=1)
+    back = sims.argmax(0)
+    d1, d2 = torch.sqrt(torch.clamp(2 - 2 * top2[:, 0], min=0)), torch.sqrt(torch.clamp(2 - 2 * top2[:, 1], min=0))
+    a = torch.arange(len(desc_a))
+    good = (back[idx[:, 0]] == a) & (d1 < ratio * d2)
+    return a[good].numpy(), idx[good, 0].numpy()
+
+
+def _reprojection_px(points_N3, map_from_cam, K, uv_N2) -> np.ndarray:
+    cam = transform_points(invert_pose(map_from_cam), points_N3)
+    z = np.where(cam[:, 2] > 1e-6, cam[:, 2], np.nan)
+    uv = (cam @ K.T)[:, :2] / z[:, None]
+    return np.nan_to_num(np.linalg.norm(uv - uv_N2, axis=1), nan=np.inf)
+
+
+def triangulate_rays(centres_NV3: np.ndarray, rays_NV3: np.ndarray, used_NV: np.ndarray) -> np.ndarray:
+    """(N, 3) least-squares intersection of up to V rays per point (unit rays, ``used`` marks
+    the valid ones): the point nearest to all its rays, NaN with fewer than 2 rays."""
+    P = np.eye(3) - rays_NV3[..., :, None] * rays_NV3[..., None, :]       # (N, V, 3, 3)
+    P = P * used_NV[..., None, None]
+    A, b = P.sum(1), np.einsum("nvij,nvj->ni", P, centres_NV3)
+    out = np.full((len(A), 3), np.nan)
+    ok = used_NV.sum(1) >= 2
+    out[ok] = np.linalg.solve(A[ok] + 1e-12 * np.eye(3), b[ok][..., None])[..., 0]
+    return out
+
+
+def triangulate_keyframes(feats: list[ImageFeatures], poses_K44: np.ndarray, Ks_K33: np.ndarray,
+                          targets: list[int], cfg: FeatureMapConfig) -> dict[int, np.ndarray]:
+    """3D points (N_k, 3), NaN where none passed the checks, for each keyframe in ``targets``.
+
+    Every keypoint is matched into the overlapping keyframes; its point is the least-squares
+    intersection of all its rays, then of those that reproject within ``max_reprojection_px``.
+    It is kept when at least 2 rays remain, the widest angle between keyframe k's ray and
+    another is ``min_angle_deg`` or more (with only 2 rays, twice that), and it lies in front
+    of every camera that sees it."""
+    neighbours = overlapping_keyframes(poses_K44, cfg.pairs)
+    out = {}
+    for k in targets:
+        f = feats[k]
+        n, views = len(f.keypoints_N2), [k] + neighbours[k]
+        if len(views) == 1 or n == 0:                     # nothing overlaps: no points
+            out[k] = np.full((n, 3), np.nan)
+            continue
+        centres = np.zeros((n, len(views), 3))
+        rays = np.zeros((n, len(views), 3))
+        uv = np.zeros((n, len(views), 2))
+        used = np.zeros((n, len(views)), bool)
+        centres[:, 0], rays[:, 0] = poses_K44[k][:3, 3], _unit_map_rays(poses_K44[k], Ks_K33[k], f.keypoints_N2)
+        uv[:, 0], used[:, 0] = f.keypoints_N2, True
+        for v, j in enumerate(views[1:], start=1):
+            ia, ib = mutual_matches(f.descriptors_ND, feats[j].descriptors_ND, cfg.ratio)
+            centres[ia, v] = poses_K44[j][:3, 3]
+            rays[ia, v] = _unit_map_rays(poses_K44[j], Ks_K33[j], feats[j].keypoints_N2[ib])
+            uv[ia, v], used[ia, v] = feats[j].keypoints_N2[ib], True
+        points = triangulate_rays(centres, rays, used)
+        for _ in range(2):                    # drop the rays the point does not reproject into
+            err = np.full(used.shape, np.inf)
+            for v, j in enumerate(views):
+                rows = used[:, v] & ~np.isnan(points[:, 0])
+                err[rows, v] = _reprojection_px(points[rows], poses_K44[j], Ks_K33[j], uv[rows, v])
+            used &= err <= cfg.max_reprojection_px
+            used[:, 0] &= used[:, 1:].any(1)
+            points = triangulate_rays(centres, rays, used)
+        cos = np.where(used[:, 1:], np.einsum("ni,nvi->nv", rays[:, 0], rays[:, 1:]), 1.0)
+        angle = np.degrees(np.arccos(np.clip(cos.min(1), -1, 1)))
+        n_rays = used.sum(1)
+        ok = (n_rays >= 2) & used[:, 0] & (angle >= cfg.min_angle_deg * np.where(n_rays == 2, 2, 1))
+        in_front = (np.einsum("nvi,nvi->nv", points[:, None] - centres, rays) > 0) | ~used
+        points[~(ok & in_front.all(1))] = np.nan
+        out[k] = points
+    return out
+
+
+def _unit_map_rays(map_from_cam: np.ndarray, K: np.ndarray, uv_N2: np.ndarray) -> np.ndarray:
+    rays = pixel_rays(K, uv_N2) @ map_from_cam[:3, :3].T
+    return rays / np.linalg.norm(rays, axis=1, keepdims=True)
+
+
+def build_feature_map(images: list[PosedImage], extractor: XFeatExtractor,
+                      cfg: FeatureMapConfig = FeatureMapConfig(), *,
+                      progress: Progress | None = None,
+                      cancel: Callable[[], bool] | None = None) -> tuple[FeatureMap, dict]:
+    """The feature map of posed images and its statistics (keyframes, points per source,
+    seconds, MB). Raises ValueError when no keypoint gets a 3D point (e.g. one image without
+    depth, or a camera that only rotated)."""
+    t0 = time.time()
+    keep = select_keyframes([im.map_from_cam for im in images], cfg.min_translation_m,
+                            cfg.min_rotation_deg)
+    feats, depth_points, sizes = [], [], []
+    for n, i in enumerate(keep):
+        if cancel is not None and cancel():
+            raise MappingCancelled("feature map cancelled")
+        im = images[i]
+        grey = to_grey(im.load_image())
+        f = extractor.extract(grey, top_k=cfg.top_k)
+        depth = im.load_depth() if cfg.depth else None
+        pts = (lift_with_depth(f.keypoints_N2.astype(np.float64), depth, im.K, im.map_from_cam,
+                               cfg.max_depth_jump) if depth is not None
+               else np.full((len(f.keypoints_N2), 3), np.nan))
+        feats.append(f)
+        depth_points.append(pts)
+        sizes.append(grey.shape[::-1])
+        if progress:
+            progress("features", n + 1, len(keep), {"keyframes": n + 1})
+    t1 = time.time()
+    poses = np.stack([images[i].map_from_cam for i in keep]).astype(np.float64)
+    Ks = np.stack([images[i].K for i in keep]).astype(np.float64)
+    need = [k for k, p in enumerate(depth_points) if np.isnan(p[:, 0]).mean() > 0.5]
+    triangulated = {}
+    for start in range(0, len(need), 25):   # in chunks, so that progress shows and cancel works
+        if cancel is not None and cancel():
+            raise MappingCancelled("feature map cancelled")
+        triangulated.update(triangulate_keyframes(feats, poses, Ks, need[start:start + 25], cfg))
+        if progress:
+            progress("triangulation", min(start + 25, len(need)), len(need), {})
+    t2 = time.time()
+    kp, desc, pts, src, offsets = [], [], [], [], [0]
+    for k, f in enumerate(feats):
+        p, s = depth_points[k], np.zeros(len(f.keypoints_N2), np.uint8)
+        if k in triangulated:
+            fill = np.isnan(p[:, 0]) & ~np.isnan(triangulated[k][:, 0])
+            p = p.copy()
+            p[fill] = triangulated[k][fill]
+            s[fill] = POINT_SOURCES.index("triangulated")
+        ok = ~np.isnan(p[:, 0])
+        kp.append(f.keypoints_N2[ok])
+        desc.append(f.descriptors_ND[ok])
+        pts.append(p[ok])
+        src.append(s[ok])
+        offsets.append(offsets[-1] + int(ok.sum()))
+    if offsets[-1] == 0:
+        raise ValueError("no keypoint of the mapping images got a 3D point: without depth the "
+                         "keyframes must overlap and the camera must move, not only rotate")
+    all_desc = np.concatenate([f.descriptors_ND for f in feats])
+    vocabulary = learn_vocabulary(all_desc, min(cfg.vocabulary_words, len(all_desc)))
+    fmap = FeatureMap(
+        map_from_cam_K44=poses, K_K33=Ks, image_size_K2=np.array(sizes, np.int32),
+        global_KG=np.stack([vlad(f.descriptors_ND, vocabulary) for f in feats]),
+        vocabulary_CD=vocabulary, offsets_K1=np.array(offsets, np.int64),
+        keypoints_P2=np.concatenate(kp).astype(np.float32),
+        descriptors_PD=np.concatenate(desc).astype(np.float16),
+        points_P3=np.concatenate(pts).astype(np.float32), source_P=np.concatenate(src),
+        extractor=extractor.name, extractor_id=extractor.identity)
+    stats = {"keyframes": fmap.n_keyframes, "points": fmap.n_points, **fmap.source_counts(),
+             "extraction_seconds": round(t1 - t0, 1), "triangulation_seconds": round(t2 - t1, 1),
+             "total_seconds": round(time.time() - t0, 1), "megabytes": round(fmap.nbytes() / 1e6, 2)}
+    return fmap, stats
