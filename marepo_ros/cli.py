@@ -365,7 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "ROS 1 .bag)")
     e.add_argument("--map", type=Path, required=True)
     e.add_argument("--out", type=Path, required=True, help="output folder")
-    e.add_argument("--estimator", default="ransac", choices=ESTIMATORS)
+    e.add_argument("--estimator", default="auto", choices=ESTIMATORS,
+                   help="auto (default): points when the map has keyframes, else ransac")
     e.add_argument("--split", default="query", help="scene folder: the split to evaluate")
     e.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     e.add_argument("--encoder", type=Path, default=None, help="encoder weights (default: shipped)")

@@ -157,7 +157,8 @@ def test_points_estimator_localizes_real_frames_from_a_map_file(kitchen_frames, 
     """Feature map of 25 real frames with depth, saved without a head, loaded, localizes queries."""
     ds, frames = kitchen_frames
     images = [frames[n][0] for n in KITCHEN_MAPPING]
-    fm, stats = build_feature_map(images, XFeatExtractor())
+    fm, stats = build_feature_map(images, XFeatExtractor(),
+                                  FeatureMapConfig(min_translation_m=0.0, min_rotation_deg=0.0))
     assert stats["depth"] == fm.n_points and stats["keyframes"] == 25
     path = tmp_path / "points.map"
     save_map(SceneMap(head=None, encoder_id="", short_side=480, feature_map=fm), path)
@@ -184,7 +185,7 @@ def test_feature_map_round_trip_and_damaged_arrays():
                     global_KG=rng.normal(size=(2, 8)).astype(np.float32),
                     vocabulary_CD=rng.normal(size=(2, 4)).astype(np.float32),
                     offsets_K1=np.array([0, 3, 5]), keypoints_P2=rng.uniform(0, 9, (5, 2)).astype(np.float32),
-                    descriptors_PD=rng.normal(size=(5, 4)).astype(np.float16),
+                    descriptors_PD=rng.integers(-127, 128, (5, 4)).astype(np.int8),
                     points_P3=rng.normal(size=(5, 3)).astype(np.float32),
                     source_P=np.array([0, 0, 1, 1, 1], np.uint8), extractor="xfeat", extractor_id="abc")
     back = FeatureMap.from_dict(fm.to_dict())

@@ -15,6 +15,7 @@ from node_harness import Client, NodeProcess, fresh_domain, wait_for
 
 from marepo_ros.geometry import pose_error, scale_intrinsics
 from marepo_ros.io.dataset import SceneDataset
+from marepo_ros.io.mapfile import read_header
 from marepo_ros.ros.conversions import pose_from_msg, stamp_from_seconds
 from marepo_ros.ros.replay import ReplayError
 
@@ -94,7 +95,8 @@ def test_node_publishes_poses_of_real_frames(running, kitchen):
     status = client.status()
     assert status["map_loaded"] and status["localized"]
     assert status["frames"]["localized"] >= len(KITCHEN_QUERIES)
-    assert status["latency_ms"] > 0 and status["timings_ms"]["encoder"] > 0
+    assert status["latency_ms"] > 0 and status["timings_ms"]["extraction"] > 0
+    assert status["estimator"] == "auto" and status["estimator_active"] == "points"
     print(f"node latency per frame: {status['latency_ms']:.0f} ms (mean "
           f"{status['latency_ms_mean']:.0f} ms), stages {status['timings_ms']}")
     diag = wait_for(lambda: [s for a in client.diagnostics for s in a.status
@@ -245,10 +247,27 @@ def test_mapping_round_trip_over_services(kitchen, tmp_path):
             wait_for(lambda: client.statuses[-1]["mapping"]["keyframes"] == i + 1, 20, f"keyframe {i + 1}")
 
         stop = client.trigger("stop_mapping")
+        stopped = time.monotonic()
         assert stop.success and "building" in stop.message, stop.message
         busy = client.trigger("start_mapping")
         assert not busy.success and "being built" in busy.message
-        # the node keeps answering while the map is built in another process
+        # within seconds the keyframe map is loaded and localizes with `points` (no head yet)
+        wait_for(lambda: client.statuses[-1]["estimator_active"] == "points", 10, "the keyframe map")
+        first = (300.0, KITCHEN_QUERIES[0])
+        for attempt in range(20):                         # the newest frame is localized
+            send_frame(client, kitchen, first[1], first[0] + attempt)
+            try:
+                client.pose_at(first[0] + attempt, timeout=1.0)
+                first = (first[0] + attempt, first[1])
+                break
+            except ReplayError:
+                assert time.monotonic() - stopped < 15, "no pose from the keyframe map"
+        after_s = time.monotonic() - stopped
+        early_error = pose_errors(client, kitchen, [first])[0]
+        print(f"keyframe map: first query localized {after_s:.1f} s after stop_mapping, "
+              f"{early_error[0]:.1f} cm / {early_error[1]:.2f} deg (estimator points)")
+        assert after_s < 10.0 and early_error[0] < MAX_T_CM and early_error[1] < MAX_R_DEG
+        # the node keeps answering while the head is trained in another process
         progress = []
         while client.status(timeout=10)["mapping"]["state"] == "building":
             progress.append(client.statuses[-1]["mapping"]["progress"])
@@ -257,6 +276,10 @@ def test_mapping_round_trip_over_services(kitchen, tmp_path):
         status = wait_for(lambda: client.statuses[-1]["map_loaded"] and client.statuses[-1], 20, "the new map")
         map_path = Path(client.get_param("map_path"))
         assert map_path.parent == map_dir and map_path.is_file() and status["map_path"] == str(map_path)
+        # the full map replaced the keyframe map (whose file is gone): head + keyframes
+        assert list(map_dir.iterdir()) == [map_path] and status["estimator_active"] == "points"
+        header = read_header(map_path)
+        assert header["head"] is not None and 5 <= header["feature_map"]["keyframes"] <= len(KITCHEN_MAPPING)
         print(f"map built over the services from {len(KITCHEN_MAPPING)} keyframes: "
               f"{status['mapping']['message']}")
 

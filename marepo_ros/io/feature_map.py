@@ -13,6 +13,18 @@ import numpy as np
 import torch
 
 POINT_SOURCES = ("depth", "triangulated", "head")  # values of ``source_P``
+DESCRIPTOR_SCALE = 127.0                          # unit descriptors stored as int8
+
+
+def quantize(descriptors_ND: np.ndarray) -> np.ndarray:
+    """Unit float descriptors -> int8 (x 127): a quarter of float32's bytes."""
+    return np.clip(np.rint(np.asarray(descriptors_ND, np.float32) * DESCRIPTOR_SCALE), -127, 127).astype(np.int8)
+
+
+def dequantize(descriptors_ND: np.ndarray) -> np.ndarray:
+    """int8 descriptors -> float32 unit vectors."""
+    d = descriptors_ND.astype(np.float32)
+    return d / np.maximum(np.linalg.norm(d, axis=1, keepdims=True), 1e-6)
 
 
 @dataclass
@@ -23,7 +35,7 @@ class FeatureMap:
     image_size_K2: int32 (width, height); global_KG: float32 unit global descriptors;
     vocabulary_CD: float32 retrieval vocabulary (C centres of D-dim descriptors);
     offsets_K1: int64 start of keyframe k's points (``offsets[k]:offsets[k+1]``);
-    keypoints_P2: float32 pixels; descriptors_PD: float16 unit descriptors; points_P3: float32
+    keypoints_P2: float32 pixels; descriptors_PD: int8 unit descriptors x 127 (``quantize``); points_P3: float32
     map frame, metres; source_P: uint8 index into ``POINT_SOURCES``.
     extractor / extractor_id: the feature extractor's name and weights hash.
     """

@@ -72,8 +72,17 @@ class ImageEstimator(Protocol):
     def localize(self, image: np.ndarray, K: np.ndarray) -> Estimate | None: ...
 
 
-ESTIMATORS = ("ransac", "marepo", "marepo+refine", "points")
+ESTIMATORS = ("auto", "ransac", "marepo", "marepo+refine", "points")
 NEEDS_HEAD = {"ransac", "marepo", "marepo+refine"}        # estimators on scene coordinates
+
+
+def resolve_estimator(name: str, scene_map: SceneMap | None) -> str:
+    """The estimator ``auto`` stands for with this map: ``points`` when it has a keyframe
+    feature map (the most accurate on real scenes, see docs/results.md), else ``ransac``.
+    Other names are returned unchanged."""
+    if name != "auto":
+        return name
+    return "points" if scene_map is not None and scene_map.feature_map is not None else "ransac"
 
 
 def make_estimator(name: str, *, short_side: int = 480, scene_map: SceneMap | None = None,
@@ -85,7 +94,9 @@ def make_estimator(name: str, *, short_side: int = 480, scene_map: SceneMap | No
     ``marepo``, ``marepo+refine``: the regressor fine-tuned into ``scene_map`` (marepo_S) when
     it has one, else the shipped one, unless ``regressor`` is given.
     ``points``: the map's keyframe feature map (ValueError when the map has none).
+    ``auto``: see ``resolve_estimator``.
     """
+    name = resolve_estimator(name, scene_map)
     if name == "points":
         if scene_map is None or scene_map.feature_map is None:
             raise ValueError("estimator 'points' needs a map with a keyframe feature map (maps of "

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import time
 
+import cv2
 import numpy as np
 
-from ..io.feature_map import FeatureMap
+from ..io.feature_map import FeatureMap, dequantize
 from ..models.preprocess import to_grey
 from ..models.xfeat import ImageFeatures, XFeatExtractor
 from .estimator import Estimate
@@ -27,21 +28,24 @@ class PointsEstimator:
     """Pose of an image from its XFeat features and the map's keyframe feature map.
 
     retrieve: keyframes retrieved by global descriptor whose points are matched;
+    top_k: query keypoints; short_side: the query is shrunk to this short side (pixels) before
+    extraction when larger (keypoints are mapped back to its pixels);
     ratio: ratio test on distinct 3D locations (``matching.match_points``);
     threshold_px: PnP inlier threshold at the query's resolution; min_inliers: fewer inliers
     give confidence 0.
     """
     name = "points"
 
-    def __init__(self, feature_map: FeatureMap, extractor: XFeatExtractor, *, retrieve: int = 10,
-                 ratio: float = 0.8, threshold_px: float = 6.0, min_inliers: int = 12):
+    def __init__(self, feature_map: FeatureMap, extractor: XFeatExtractor, *, retrieve: int = 5,
+                 top_k: int = 1024, short_side: int = 360, ratio: float = 0.8,
+                 threshold_px: float = 6.0, min_inliers: int = 12):
         if extractor.identity != feature_map.extractor_id:
             raise ValueError(f"the feature map was built with {feature_map.extractor} "
                              f"{feature_map.extractor_id}, not {extractor.name} {extractor.identity}")
         self.feature_map, self.extractor = feature_map, extractor
-        self.retrieve, self.ratio = retrieve, ratio
+        self.retrieve, self.ratio, self.top_k, self.short_side = retrieve, ratio, top_k, short_side
         self.threshold_px, self.min_inliers = threshold_px, min_inliers
-        self._descriptors = feature_map.descriptors_PD.astype(np.float32)
+        self._descriptors = dequantize(feature_map.descriptors_PD)
 
     def candidates(self, features: ImageFeatures) -> np.ndarray:
         """Indices of the retrieved keyframes, best first."""
@@ -74,7 +78,14 @@ class PointsEstimator:
     def localize(self, image: np.ndarray, K: np.ndarray) -> Estimate | None:
         """HxWx3 RGB or HxW grey uint8 image with its 3x3 K -> Estimate (None: no pose)."""
         t0 = time.perf_counter()
-        features = self.extractor.extract(to_grey(image))
+        grey = to_grey(image)
+        scale = min(1.0, self.short_side / min(grey.shape))
+        if scale < 1.0:
+            size = (round(grey.shape[1] * scale), round(grey.shape[0] * scale))
+            grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        features = self.extractor.extract(grey, top_k=self.top_k)
+        if scale < 1.0:                      # pixel centres back to the input image's pixels
+            features.keypoints_N2 = (features.keypoints_N2 + 0.5) / scale - 0.5
         t1 = time.perf_counter()
         keyframes = self.candidates(features)
         timings = {"extraction": 1e3 * (t1 - t0), "retrieval": 1e3 * (time.perf_counter() - t1)}

@@ -71,7 +71,6 @@ def _child(keyframes: list[tuple[np.ndarray, np.ndarray, np.ndarray]], out_path:
 
         torch.set_num_threads(threads)
         images = [PosedImage(lambda g=g: g, K, pose) for g, K, pose in keyframes]
-        encoder = load_encoder(encoder_path, device)
         last = [0.0]
 
         def progress(stage, done, total, info):
@@ -94,6 +93,7 @@ def _child(keyframes: list[tuple[np.ndarray, np.ndarray, np.ndarray]], out_path:
                 feature_map, feature_stats = quick.feature_map, quick.stats["feature_map"]
                 messages.put(("keyframes", keyframes_path(out_path), feature_stats))
                 config = replace(config, features=None)
+        encoder = load_encoder(encoder_path, device) if config.head else None
         scene_map = build_map(images, encoder, config, device=device, progress=progress,
                               cancel=cancel_event.is_set)
         if feature_map is not None:

@@ -251,7 +251,8 @@ class RelocalizationNode(Node):
             self._base_from_camera = pose_from_quat(v[:3], v[3:])
         if localizer is not self._localizer:
             self._localizer, self._map_path, self._map_error = localizer, map_path, ""
-            self.get_logger().info(f"map swapped in: {map_path or '(none)'} (estimator {estimator})")
+            self.get_logger().info(f"map swapped in: {map_path or '(none)'} (estimator "
+                                   f"{localizer.estimator.name if localizer else estimator})")
         self.settings = self.settings.updated(new)
         return SetParametersResult(successful=True)
 

@@ -29,7 +29,8 @@ PARAMS: tuple[Param, ...] = (
           "and the current map stays."),
     Param("encoder_path", "", "Encoder weights (empty: the shipped encoder). A map only works "
           "with the encoder it was built with.", read_only=True),
-    Param("estimator", "ransac", "Pose estimator.", choices=ESTIMATORS),
+    Param("estimator", "auto", "Pose estimator; auto: points when the map has keyframes, else ransac.",
+          choices=ESTIMATORS),
     Param("device", "cpu", "Torch device for inference and mapping: cpu or cuda.",
           read_only=True, choices=("cpu", "cuda")),
     Param("inference_threads", 0, "Torch CPU threads for inference (0: torch's default).",
