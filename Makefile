@@ -35,6 +35,7 @@ test-all: setup
 
 bench: setup
 	$(PY) benchmarks/redkitchen.py
+	$(PY) benchmarks/forward_motion.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -17,12 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import re
-import subprocess
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import marepo_ros  # noqa: F401  (before torch: sets how its OpenMP threads wait)
@@ -34,6 +29,8 @@ from marepo_ros.evaluation.metrics import format_table, summarize
 from marepo_ros.evaluation.sift_baseline import SiftPnPBaseline
 from marepo_ros.io.dataset import SceneDataset
 from marepo_ros.io.mapfile import read_header
+
+from bench_docs import replace_block, run_stamp  # noqa: E402  (beside this script)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -129,24 +126,6 @@ def results_table(rows: dict[str, dict]) -> str:
                   f"{stages} | {r['map_mb']:.1f} |")
     return "\n".join(md)
 
-
-def run_stamp(total_s: float) -> str:
-    """When, where and from which commit the table was measured."""
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip() or "unknown"
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return (f"_Written by `make bench` ({when}, commit {commit}, {os.cpu_count()} CPU cores, "
-            f"{platform.processor() or platform.machine()}, {total_s / 60:.1f} min in all; one run: "
-            f"expect a few tenths of a cm and about a point between runs)._")
-
-
-def replace_block(doc: Path, name: str, text: str) -> None:
-    """Rewrite what lies between ``<!-- name:start -->`` and ``<!-- name:end -->`` in ``doc``."""
-    pattern = re.compile(rf"(<!-- {re.escape(name)}:start -->\n).*?(<!-- {re.escape(name)}:end -->)", re.S)
-    content = doc.read_text()
-    if not pattern.search(content):
-        raise SystemExit(f"{doc}: no <!-- {name}:start/end --> markers to write the table between")
-    doc.write_text(pattern.sub(lambda m: m.group(1) + text + "\n" + m.group(2), content))
 
 if __name__ == "__main__":
     np.set_printoptions(precision=3)

@@ -3,6 +3,9 @@
 Map frame: z up, floor at z = 0, the room centred on the origin in x and y. Cameras use OpenCV
 axes (x right, y down, z forward); poses are 4x4 float64 ``map_from_cam``; units are metres.
 
+``random_scene`` furnishes a room of 3-8 m; ``corridor_scene`` builds a 40 m corridor along x,
+driven forward by ``drive_path`` (``write_drive_folder``: a mapping and a query drive, no depth).
+
 A scene is a list of boxes, each rotated about z only: ``boxes[0]`` is the room, seen from
 inside; the others (furniture, shelves, pictures, small items) are seen from outside. Faces are
 ordered -x, +x, -y, +y, -z, +z in the box's own axes; each face has its own texture, texture
@@ -236,6 +239,7 @@ _ROLES = {  # which kinds of texture a surface gets, with weights
     "top": {"tiles": 1, "speckle": 1, "wood": 1, "surface": 0.8, "plaster": 0.5},
     "picture": {"photo": 4, "blobs": 1},
     "item": {"photo": 3, "blobs": 2, "stripes": 1, "fabric": 1, "speckle": 0.5},
+    "rug": {"fabric": 3, "stripes": 1.5, "speckle": 0.5},
 }
 
 
@@ -399,10 +403,11 @@ def _overlaps(a: tuple, b: tuple, gap: float) -> bool:
     return True
 
 
-def _against_wall(rng, size, width, depth):
-    """(centre xy, yaw, width) of a ``width`` x ``depth`` footprint backed onto a random wall;
-    the box's local +y points into the room."""
-    wall = int(rng.integers(4))
+def _against_wall(rng, size, width, depth, walls=None):
+    """(centre xy, yaw, width) of a ``width`` x ``depth`` footprint backed onto a random wall
+    (one of ``walls``: 0 / 1 the -y / +y walls, 2 / 3 the -x / +x ones; default any); the box's
+    local +y points into the room."""
+    wall = int(rng.integers(4)) if walls is None else int(walls[rng.integers(len(walls))])
     yaw = (0.0, np.pi, -np.pi / 2, np.pi / 2)[wall]
     length, dist = (size[0], size[1] / 2) if wall < 2 else (size[1], size[0] / 2)
     width = min(width, length - 0.2)
@@ -433,9 +438,9 @@ def _items_on(rng, textures, top_centre, half_xy, yaw) -> list[Box]:
     return out
 
 
-def _cabinet(rng, textures, size):
+def _cabinet(rng, textures, size, walls=None):
     h = np.array([rng.uniform(0.2, 0.8), rng.uniform(0.18, 0.33), rng.uniform(0.25, 1.05)])
-    xy, yaw, width = _against_wall(rng, size, 2 * h[0], 2 * h[1])
+    xy, yaw, width = _against_wall(rng, size, 2 * h[0], 2 * h[1], walls)
     h[0] = width / 2
     box = _box(rng, textures, [*xy, h[2]], h, yaw, "furniture", faces={3: "door", 5: "top"})
     _fit_face(box, 3)
@@ -466,18 +471,18 @@ def _block(rng, textures, size):
     return [box], _items_on(rng, textures, box.centre + [0, 0, h[2]], h[:2], yaw)
 
 
-def _shelf(rng, textures, size):
+def _shelf(rng, textures, size, walls=None):
     h = np.array([rng.uniform(0.3, 0.75), rng.uniform(0.1, 0.17), rng.uniform(0.012, 0.03)])
-    xy, yaw, width = _against_wall(rng, size, 2 * h[0], 2 * h[1])
+    xy, yaw, width = _against_wall(rng, size, 2 * h[0], 2 * h[1], walls)
     h[0] = width / 2
     box = _box(rng, textures, [*xy, rng.uniform(0.9, min(2.1, size[2] - 0.3))], h, yaw,
                "furniture")
     return [box], _items_on(rng, textures, box.centre + [0, 0, h[2]], h[:2], yaw)
 
 
-def _picture(rng, textures, size):
+def _picture(rng, textures, size, walls=None):
     h = np.array([rng.uniform(0.15, 0.6), rng.uniform(0.008, 0.02), rng.uniform(0.15, 0.45)])
-    xy, yaw, width = _against_wall(rng, size, 2 * h[0], 2 * h[1])
+    xy, yaw, width = _against_wall(rng, size, 2 * h[0], 2 * h[1], walls)
     h[0] = width / 2
     z = rng.uniform(1.0 + h[2], size[2] - 0.15 - h[2])
     box = _box(rng, textures, [*xy, z], h, yaw, "furniture", faces={3: "picture"})
@@ -549,6 +554,100 @@ def vary_lighting(lighting: Lighting, seed: int, *, gain: tuple[float, float] = 
             step *= move_m * rng.random() ** (1 / 3) / np.linalg.norm(step)
             lights.append(replace(light, vector=light.vector + step))
     return replace(lighting, lights=tuple(lights), gain=lighting.gain * rng.uniform(*gain))
+
+
+# -------------------------------------------------------------------------------- corridor
+
+_CORRIDOR_OBJECTS = ((_cabinet, 4.0), (_shelf, 2.0), (_picture, 3.0))
+
+
+def _place(rng, textures, boxes, taken, make, size, walls, dx) -> None:
+    """Add one wall-backed object from ``make`` (up to 10 tries), built in a room of ``size``
+    against one of ``walls`` and shifted by ``dx`` metres along x; skipped where it would come
+    within 5 cm of an object in ``taken``."""
+    for _try in range(10):
+        n_tex = len(textures)
+        parts, items = make(rng, textures, size, walls)
+        for b in parts + items:
+            b.centre = b.centre + [dx, 0.0, 0.0]
+        bound = (parts[0].centre.copy(), parts[0].half.copy(), parts[0].yaw)
+        if not any(_overlaps(bound, t, 0.05) for t in taken):
+            taken.append(bound)
+            boxes += parts + items
+            return
+        del textures[n_tex:]
+
+
+def _sections(rng, length, lo, hi):
+    """(start, length) of consecutive sections of ``lo``-``hi`` metres covering [-length/2,
+    length/2] (the last one stretched rather than left shorter than ``lo``)."""
+    x, out = -length / 2, []
+    while x < length / 2 - 1e-6:
+        seg = rng.uniform(lo, hi)
+        if length / 2 - (x + seg) < lo:
+            seg = length / 2 - x
+        out.append((x, seg))
+        x += seg
+    return out
+
+
+def corridor_scene(seed: int, *, length_m: float = 40.0, width_m: float = 4.0,
+                   height_m: float = 3.0) -> Scene:
+    """A long corridor along map x (``length_m`` x ``width_m`` x ``height_m``, centred on the
+    origin like ``random_scene``'s rooms), deterministic in ``seed``.
+
+    Its long walls are re-clad in sections of 2-6 m (full-height or dado panels of other wall
+    textures) and have doors; the floor changes covering every few metres; cabinets, shelves and
+    pictures stand against both long walls every 1.5-3 m along the whole length (1-2 per
+    section) and against the end walls; ceiling lights every 4-6 m. Objects reach about
+    0.7 m from a wall, so a corridor 2.6 m wide or more keeps a free lane along its centre line
+    (y = 0) for ``drive_path``."""
+    rng = np.random.default_rng(seed)
+    size = np.array([length_m, width_m, height_m], float)
+    L, W, H = (float(v) for v in size)
+    textures: list[tuple[str, int]] = []
+    boxes = [_room(rng, textures, size)]
+    taken: list[tuple] = []
+    t = 0.003  # half thickness of a wall or floor covering
+    for side, yaw in ((-1, 0.0), (1, np.pi)):  # the long walls: -y, +y; local +y into the room
+        for x, seg in _sections(rng, L, 2.0, 6.0):
+            if rng.random() < 0.55:  # re-clad: a full-height or a dado panel
+                top = H if rng.random() < 0.5 else rng.uniform(0.8, 1.3)
+                boxes.append(_box(rng, textures, [x + seg / 2, side * (W / 2 - t), top / 2],
+                                  [seg / 2, t, top / 2], yaw, "wall"))
+            if rng.random() < 0.35 and seg > 1.4:  # a door, protruding 4 cm
+                half = np.array([rng.uniform(0.4, 0.5), 0.02, rng.uniform(1.0, 1.1)])
+                dx = rng.uniform(-(seg / 2 - half[0] - 0.1), seg / 2 - half[0] - 0.1)
+                door = _box(rng, textures, [x + seg / 2 + dx, side * (W / 2 - half[1]), half[2]],
+                            half, yaw, "door")
+                _fit_face(door, 3)
+                boxes.append(door)
+                taken.append((door.centre.copy(), half.copy(), yaw))
+    for x, seg in _sections(rng, L, 2.5, 8.0):  # floor coverings and runners
+        r = rng.random()
+        if r < 0.7:
+            half_y = W / 2 - 0.01 if r < 0.5 else rng.uniform(0.5, W / 2 - 0.8)
+            boxes.append(_box(rng, textures, [x + seg / 2, 0.0, t], [seg / 2, half_y, t], 0.0,
+                              "floor" if r < 0.5 else "rug"))
+    w = np.array([p for _, p in _CORRIDOR_OBJECTS])
+    for wall in (0, 1):
+        for x, seg in _sections(rng, L, 1.5, 3.0):
+            for _ in range(int(rng.integers(1, 3))):
+                make = _CORRIDOR_OBJECTS[rng.choice(len(w), p=w / w.sum())][0]
+                _place(rng, textures, boxes, taken, make, np.array([seg, W, H]), (wall,),
+                       x + seg / 2)
+    for wall in (2, 3):  # the end walls
+        for _ in range(int(rng.integers(1, 3))):
+            make = _CORRIDOR_OBJECTS[rng.choice(len(w), p=w / w.sum())][0]
+            _place(rng, textures, boxes, taken, make, size, (wall,), 0.0)
+    lights = []
+    x = -L / 2 + rng.uniform(1.0, 3.0)
+    while x < L / 2:
+        lights.append(Light(np.array([x, rng.uniform(-0.2, 0.2), H - 0.15]),
+                            rng.uniform(0.5, 0.8) * _warm(rng), False, rng.uniform(2.5, 3.5)))
+        x += rng.uniform(4.0, 6.0)
+    lighting = Lighting(rng.uniform(0.3, 0.4) * _warm(rng), tuple(lights))
+    return Scene(size, boxes, textures, lighting, seed)
 
 
 # ---------------------------------------------------------------------------- ray casting
@@ -895,6 +994,41 @@ def random_view_pair(scene: Scene, seed: int, *, baseline: tuple[float, float] =
     raise RuntimeError("could not find an overlapping view pair in this scene")
 
 
+def drive_path(scene: Scene, n_frames: int, *, lateral_m: float = 0.0, height_m: float = 1.4,
+               seed: int = 0, sway_m: float = 0.05, yaw_deg: float = 3.0) -> list[np.ndarray]:
+    """``n_frames`` map_from_cam poses of a camera driven forward down a ``corridor_scene``
+    (along +x, looking along +x), from 1 m after its -x end to 4 m before its +x end, at a
+    slowly varying speed (+-15 %). The camera sways smoothly sideways around y = ``lateral_m``
+    by up to ``sway_m`` (and bobs by a third of that around z = ``height_m``); its heading
+    wanders by up to ``yaw_deg`` (pitch by a third, roll by a sixth of it), all over wavelengths
+    of 3-12 m. Deterministic in ``seed``; raises ValueError where the path comes within 0.2 m
+    of a surface."""
+    if n_frames < 1:
+        raise ValueError(f"n_frames must be positive, got {n_frames}")
+    rng = np.random.default_rng(seed)
+    length = float(scene.size[0])
+    start, end = -length / 2 + 1.0, length / 2 - 4.0
+    u = np.linspace(0.0, 1.0, n_frames)
+    speed = 1 + 0.15 * np.sin(2 * np.pi * u * rng.uniform(1, 3) + rng.uniform(0, 2 * np.pi))
+    s = np.concatenate([[0.0], np.cumsum(speed[:-1])])
+    x = start + (end - start) * (s / s[-1] if n_frames > 1 else s)
+
+    def wobble() -> np.ndarray:
+        """A smooth function of x with peak magnitude 1 (three sines, wavelengths 3-12 m)."""
+        lam, phase, amp = rng.uniform(3, 12, 3), rng.uniform(0, 2 * np.pi, 3), rng.uniform(0.5, 1, 3)
+        f = (amp * np.sin(2 * np.pi * x[:, None] / lam + phase)).sum(1)
+        return f / max(np.abs(f).max(), 1e-9)
+
+    y = lateral_m + sway_m * wobble()
+    z = height_m + sway_m / 3 * wobble()
+    yaw, pitch, roll = (math.radians(yaw_deg) * k * wobble() for k in (1, 1 / 3, 1 / 6))
+    centres = np.stack([x, y, z], 1)
+    if clearance(scene, centres).min() < 0.2:
+        raise ValueError("the drive comes within 0.2 m of a surface: is this a corridor_scene "
+                         "with a free centre line?")
+    return [look_pose(c, a, b, r) for c, a, b, r in zip(centres, yaw, pitch, roll)]
+
+
 # ---------------------------------------------------------------------------- scene folder
 
 def default_intrinsics(width: int, height: int) -> np.ndarray:
@@ -923,14 +1057,40 @@ def write_scene_folder(scene: Scene, out_dir: str | Path, *, n_mapping: int, n_q
     reads: rgb/<name>.color<ext>, depth/<name>.depth.png (uint16 mm), poses/<name>.pose.txt,
     intrinsics.txt, splits/mapping.txt and splits/query.txt. Names are frame-000000, ...; the
     query frames come in blocks along the trajectory. Deterministic in ``seed``."""
+    poses = random_camera_path(scene, n_mapping + n_query, seed)
+    return _write_frames(scene, out_dir, poses, query_mask(n_mapping, n_query), width=width,
+                         height=height, K=K, grey=grey, image_ext=image_ext, with_depth=with_depth)
+
+
+def write_drive_folder(scene: Scene, out_dir: str | Path, *, n_mapping: int, n_query: int,
+                       width: int = 640, height: int = 480, K: np.ndarray | None = None,
+                       seed: int = 0, query_lateral_m: float = 0.3, grey: bool = False,
+                       image_ext: str = ".png", with_depth: bool = False) -> Path:
+    """Two forward drives down a ``corridor_scene`` (``drive_path``) in the layout of
+    ``write_scene_folder``: the mapping frames from one drive on the centre line (seed
+    ``seed``), the query frames from a second one ``query_lateral_m`` to the side with its own
+    sway and heading jitter (seed ``seed + 1``). Frames are named in order along the corridor,
+    so the query frames lie interleaved with the mapping ones. No depth/ by default."""
+    mapping = drive_path(scene, n_mapping, seed=seed)
+    query = drive_path(scene, n_query, lateral_m=query_lateral_m, seed=seed + 1) if n_query else []
+    poses = mapping + query
+    order = np.argsort([T[0, 3] for T in poses], kind="stable")
+    is_query = np.arange(len(poses)) >= n_mapping
+    return _write_frames(scene, out_dir, [poses[i] for i in order], is_query[order], width=width,
+                         height=height, K=K, grey=grey, image_ext=image_ext, with_depth=with_depth)
+
+
+def _write_frames(scene: Scene, out_dir: str | Path, poses: list[np.ndarray],
+                  is_query: np.ndarray, *, width: int, height: int, K: np.ndarray | None,
+                  grey: bool, image_ext: str, with_depth: bool) -> Path:
+    """Render ``poses`` as frame-000000, ... into a scene folder; ``is_query`` (N,) bool picks
+    each frame's split."""
     if image_ext not in (".png", ".jpg"):
         raise ValueError(f"image_ext must be '.png' or '.jpg', got {image_ext!r}")
     out = Path(out_dir)
     for sub in ("rgb", "poses", "splits") + (("depth",) if with_depth else ()):
         (out / sub).mkdir(parents=True, exist_ok=True)
     K = default_intrinsics(width, height) if K is None else np.asarray(K, float)
-    poses = random_camera_path(scene, n_mapping + n_query, seed)
-    is_query = query_mask(n_mapping, n_query)
     names = [f"frame-{i:06d}" for i in range(len(poses))]
     for name, T in zip(names, poses):
         rgb, depth = render(scene, K, T, width, height)
