@@ -114,6 +114,6 @@ def make_estimator(name: str, *, short_side: int = 480, scene_map: SceneMap | No
     if name in ("marepo", "marepo+refine"):
         from .marepo import MarepoEstimator, regressor_for_map
         if "regressor" not in options:
-            options["regressor"] = regressor_for_map(scene_map)
+            options["regressor"] = regressor_for_map(scene_map, device)  # on the configured device
         return MarepoEstimator(refine=name == "marepo+refine", **options)
     raise ValueError(f"unknown estimator '{name}' (available: {', '.join(ESTIMATORS)})")

