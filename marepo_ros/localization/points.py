@@ -27,7 +27,8 @@ def inlier_confidence(n_inliers: int, min_inliers: int) -> float:
 class PointsEstimator:
     """Pose of an image from its XFeat features and the map's keyframe feature map.
 
-    retrieve: keyframes retrieved by global descriptor whose points are matched;
+    retrieve, max_retrieve, min_points: keyframes retrieved by global descriptor whose points
+    are matched: ``retrieve``, or more until they hold ``min_points`` points;
     top_k: query keypoints; short_side: the query is shrunk to this short side (pixels) before
     extraction when larger (keypoints are mapped back to its pixels);
     ratio: ratio test on distinct 3D locations (``matching.match_points``);
@@ -37,20 +38,26 @@ class PointsEstimator:
     name = "points"
 
     def __init__(self, feature_map: FeatureMap, extractor: XFeatExtractor, *, retrieve: int = 5,
-                 top_k: int = 1024, short_side: int = 360, ratio: float = 0.8,
+                 max_retrieve: int = 20, min_points: int = 5000, top_k: int = 1024,
+                 short_side: int = 480, ratio: float = 0.8,
                  threshold_px: float = 6.0, min_inliers: int = 12):
         if extractor.identity != feature_map.extractor_id:
             raise ValueError(f"the feature map was built with {feature_map.extractor} "
                              f"{feature_map.extractor_id}, not {extractor.name} {extractor.identity}")
         self.feature_map, self.extractor = feature_map, extractor
         self.retrieve, self.ratio, self.top_k, self.short_side = retrieve, ratio, top_k, short_side
+        self.max_retrieve, self.min_points = max_retrieve, min_points
         self.threshold_px, self.min_inliers = threshold_px, min_inliers
         self._descriptors = dequantize(feature_map.descriptors_PD)
 
     def candidates(self, features: ImageFeatures) -> np.ndarray:
-        """Indices of the retrieved keyframes, best first."""
+        """Indices of the retrieved keyframes, best first: at least ``retrieve``, more (up to
+        ``max_retrieve``) until they hold ``min_points`` points (sparse, triangulated maps)."""
         fm = self.feature_map
-        return top_k(vlad(features.descriptors_ND, fm.vocabulary_CD), fm.global_KG, self.retrieve)
+        best = top_k(vlad(features.descriptors_ND, fm.vocabulary_CD), fm.global_KG, self.max_retrieve)
+        counts = np.cumsum(np.diff(fm.offsets_K1)[best])
+        enough = int(np.searchsorted(counts, self.min_points)) + 1
+        return best[:max(self.retrieve, enough)]
 
     def estimate_features(self, features: ImageFeatures, K: np.ndarray, keyframes: np.ndarray,
                           timings_ms: dict[str, float]) -> Estimate | None:
