@@ -40,7 +40,7 @@ class FeatureMapConfig:
     min_translation_m: float = 0.03
     min_rotation_deg: float = 3.0
     depth: bool = True
-    pairs: int = 6
+    pairs: int = 8
     ratio: float = 0.9
     min_angle_deg: float = 2.0
     max_reprojection_px: float = 1.5
