@@ -144,7 +144,7 @@ def cmd_eval(args) -> int:
                                    scene_map=scene_map, device=str(device))
     except ValueError as exc:
         raise SystemExit(f"marepo-ros: error: {args.map}: {exc}") from None
-    encoder = load_encoder(args.encoder, device) if scene_map.head is not None else None
+    encoder = None if hasattr(estimator, "localize") else load_encoder(args.encoder, device)
     localizer = Localizer(scene_map, encoder, estimator, device=device)
     meta = {"estimator": args.estimator, "map": str(args.map), "device": str(device), **source}
     _evaluate(frames, total, localizer, Path(args.out), meta)

@@ -20,11 +20,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..geometry import backproject, invert_pose, make_pose, transform_points
+from ..geometry import invert_pose, make_pose
 from ..io.dataset import Frame
 from ..io.depth import register_depth
 from ..localization.estimator import Estimate
+from ..localization.matching import distinct_ratio_test
+from ..localization.points import inlier_confidence
 from ..localization.ransac import map_frame_covariance
+from ..mapping.feature_map import lift_with_depth
 from ..models.preprocess import to_grey
 
 
@@ -84,20 +87,6 @@ class SiftPnPBaseline:
             return np.zeros((0, 2)), np.zeros((0, 128), np.float32)
         return np.array([k.pt for k in kps], np.float64), root_sift(desc)
 
-    def _lift(self, pixels_N2: np.ndarray, depth_HW: np.ndarray, K: np.ndarray,
-              map_from_cam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(mask (N,) of liftable keypoints, their map-frame points (M, 3))."""
-        H, W = depth_HW.shape
-        u = np.rint(pixels_N2[:, 0]).astype(np.int64)
-        v = np.rint(pixels_N2[:, 1]).astype(np.int64)
-        inside = (u >= 1) & (u < W - 1) & (v >= 1) & (v < H - 1)
-        u, v = np.where(inside, u, 1), np.where(inside, v, 1)
-        patch = np.stack([depth_HW[v + dv, u + du] for dv in (-1, 0, 1) for du in (-1, 0, 1)], 1)
-        z = patch[:, 4].astype(np.float64)
-        lo, hi = patch.min(axis=1), patch.max(axis=1)
-        ok = inside & (lo > 0) & (hi - lo < self.max_depth_jump * z)
-        return ok, transform_points(map_from_cam, backproject(K, pixels_N2[ok], z[ok]))
-
     def build(self, frames: Sequence[Frame], K: np.ndarray, depth_K: np.ndarray,
               *, progress: bool = True) -> None:
         """Build the map from mapping frames with depth.
@@ -116,8 +105,9 @@ class SiftPnPBaseline:
             H, W = image.shape[:2]
             pixels, desc = self._detect(image)
             depth_rgb = register_depth(depth, depth_K, K, (W, H))
-            ok, pts = self._lift(pixels, depth_rgb, K, frame.map_from_cam)
-            points.append(pts)
+            pts = lift_with_depth(pixels, depth_rgb, K, frame.map_from_cam, self.max_depth_jump)
+            ok = ~np.isnan(pts[:, 0])
+            points.append(pts[ok])
             descs.append(desc[ok])
         n = sum(len(p) for p in points)
         if n == 0:
@@ -137,12 +127,7 @@ class SiftPnPBaseline:
                                            params=dict(checks=self.flann_checks))
         idx = idx.reshape(len(descriptors_ND), knn)
         dist = np.sqrt(np.maximum(dist2.reshape(idx.shape), 0))
-        pts = self.points_N3[idx]
-        far = np.linalg.norm(pts - pts[:, :1], axis=2) > self.distinct_radius_m
-        rows = np.arange(len(idx))
-        second = np.where(far.any(axis=1), dist[rows, np.argmax(far, axis=1)], np.inf)
-        good = np.nonzero(dist[:, 0] < self.ratio * second)[0]
-        return good, idx[good, 0]
+        return distinct_ratio_test(idx, dist, self.points_N3, self.ratio, self.distinct_radius_m)
 
     def localize(self, image_rgb: np.ndarray, K: np.ndarray) -> Estimate | None:
         """Pose of a query image, or None when fewer than 4 matches or PnP fails.
@@ -179,8 +164,8 @@ class SiftPnPBaseline:
                                      for a in (R, t, obj[inl], img[inl], K)))
         t3 = time.perf_counter()
         n = len(inl)
-        conf = 1.0 - np.exp(-(n - self.min_inliers) / 30.0) if n >= self.min_inliers else 0.0
+        conf = inlier_confidence(n, self.min_inliers)
         timings = {"sift": t1 - t0, "match": t2 - t1, "pnp": t3 - t2, "total": t3 - t0}
         return Estimate(map_from_cam=map_from_cam, covariance=cov, n_inliers=n,
-                        inlier_ratio=n / len(qi), confidence=float(conf),
+                        inlier_ratio=n / len(qi), confidence=conf,
                         timings_ms={k: 1000.0 * v for k, v in timings.items()})

@@ -27,10 +27,18 @@ def match_points(query_ND: np.ndarray, map_MD: np.ndarray, map_points_M3: np.nda
     k = min(knn, len(m))
     sims, idx = torch.topk(q @ m.T, k, dim=1)
     dist = torch.sqrt(torch.clamp(2 - 2 * sims, min=0)).numpy()
-    idx = idx.numpy()
-    pts = map_points_M3[idx]                                               # (N, k, 3)
+    return distinct_ratio_test(idx.numpy(), dist, map_points_M3, ratio, distinct_radius_m)
+
+
+def distinct_ratio_test(idx_NK: np.ndarray, dist_NK: np.ndarray, map_points_M3: np.ndarray,
+                        ratio: float, distinct_radius_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Lowe's test on the k nearest map descriptors (indices and distances, nearest first) of N
+    query descriptors, the second neighbour being the nearest whose point lies more than
+    ``distinct_radius_m`` from the first's (accepted outright when there is none). Returns
+    (query indices, map indices) of the matches that pass."""
+    pts = map_points_M3[idx_NK]                                            # (N, k, 3)
     far = np.linalg.norm(pts - pts[:, :1], axis=2) > distinct_radius_m
-    rows = np.arange(len(idx))
-    second = np.where(far.any(axis=1), dist[rows, np.argmax(far, axis=1)], np.inf)
-    good = np.nonzero(dist[:, 0] < ratio * second)[0]
-    return good, idx[good, 0]
+    rows = np.arange(len(idx_NK))
+    second = np.where(far.any(axis=1), dist_NK[rows, np.argmax(far, axis=1)], np.inf)
+    good = np.nonzero(dist_NK[:, 0] < ratio * second)[0]
+    return good, idx_NK[good, 0]

@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..geometry import backproject, invert_pose, pixel_rays, transform_points
+from ..geometry import backproject, invert_pose, pixel_rays, pose_error, transform_points
 from ..io.feature_map import POINT_SOURCES, FeatureMap, quantize
 from ..localization.retrieval import learn_vocabulary, vlad
 from ..models.preprocess import to_grey
@@ -53,10 +53,7 @@ def select_keyframes(poses_N44: list[np.ndarray], min_translation_m: float,
     """Indices of images whose pose moved or turned enough since the last kept one."""
     keep = [0]
     for i in range(1, len(poses_N44)):
-        last = poses_N44[keep[-1]]
-        moved = np.linalg.norm(poses_N44[i][:3, 3] - last[:3, 3])
-        cos = (np.trace(last[:3, :3].T @ poses_N44[i][:3, :3]) - 1) / 2
-        turned = math.degrees(math.acos(np.clip(cos, -1, 1)))
+        moved, turned = pose_error(poses_N44[i], poses_N44[keep[-1]])
         if moved >= min_translation_m or turned >= min_rotation_deg:
             keep.append(i)
     return keep

@@ -8,12 +8,13 @@ scene-coordinate head can read (the dense 64-d feature map at 1/8 resolution).
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .networks import state_dict_hash
 
 NAME = "xfeat"
 DESCRIPTOR_DIM = 64
@@ -57,11 +58,7 @@ class XFeatExtractor:
         self._nearest = InterpolateSparse2d("nearest")
         self._bilinear = InterpolateSparse2d("bilinear")
         self.top_k, self.detection_threshold, self.threads = top_k, detection_threshold, threads
-        h = hashlib.sha256()
-        for key, tensor in sorted(state.items()):
-            h.update(key.encode())
-            h.update(tensor.float().contiguous().numpy().tobytes())
-        self.identity = h.hexdigest()[:16]
+        self.identity = state_dict_hash(self._xfeat.net)
 
     def extract(self, grey_HW: np.ndarray, *, dense: bool = False,
                 top_k: int | None = None) -> ImageFeatures:
