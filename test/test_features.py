@@ -14,6 +14,7 @@ from marepo_ros.io.dataset import SceneDataset
 from marepo_ros.io.feature_map import FeatureMap
 from marepo_ros.io.mapfile import MapFileError, SceneMap, load_map, save_map
 from marepo_ros.localization.estimator import make_estimator
+from marepo_ros.localization import matching
 from marepo_ros.localization.matching import match_points
 from marepo_ros.localization.pnp import solve_pnp
 from marepo_ros.localization.retrieval import learn_vocabulary, top_k, vlad
@@ -50,6 +51,31 @@ def test_xfeat_keypoints_lie_in_the_image_and_descriptors_are_unit(xfeat, kitche
     assert np.allclose(np.linalg.norm(f.descriptors_ND, axis=1), 1, atol=1e-4)
     assert (np.diff(f.scores_N) <= 1e-6).all()           # best first
     assert len(xfeat.extract(np.zeros((480, 640), np.uint8)).keypoints_N2) == 0
+
+
+def test_extraction_at_a_smaller_short_side_gives_pixels_of_the_input_image(xfeat, kitchen_frames):
+    """The same image at 2x and shrunk back to 480: keypoints land at twice the 1x positions."""
+    ds, frames = kitchen_frames
+    grey = frames[KITCHEN_QUERIES[0]][1].load_image().mean(2).astype(np.uint8)
+    big = np.repeat(np.repeat(grey, 2, axis=0), 2, axis=1)
+    small, shrunk = xfeat.extract(grey), xfeat.extract(big, short_side=480)
+    assert shrunk.dense_1Chw is None and len(shrunk.keypoints_N2) == len(small.keypoints_N2)
+    d = np.linalg.norm(shrunk.keypoints_N2[:, None] - (2 * small.keypoints_N2 + 0.5)[None], axis=2)
+    assert np.median(d.min(1)) < 0.1
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+def test_nearest_neighbours_give_exact_distances_on_either_path(bf16, monkeypatch):
+    """The bf16 product only proposes candidates: distances are the fp32 ones, nearest first."""
+    monkeypatch.setattr(matching, "cpu_has_bf16", lambda: bf16)
+    rng = np.random.default_rng(5)
+    q, m = rng.normal(size=(300, 64)), rng.normal(size=(2000, 64))
+    q, m = (x / np.linalg.norm(x, axis=1, keepdims=True) for x in (q, m))
+    idx, dist = matching.nearest_neighbours(q, m, 8)
+    exact = np.linalg.norm(q[:, None] - m[idx], axis=2)
+    assert np.allclose(dist, exact, atol=1e-5) and (np.diff(dist, axis=1) >= 0).all()
+    true_nn = np.argmin(np.linalg.norm(q[:, None] - m[None], axis=2), axis=1)
+    assert (idx[:, 0] == true_nn).mean() > 0.99
 
 
 def test_rays_meet_at_the_point_they_were_cast_from():
@@ -189,6 +215,9 @@ def test_feature_map_round_trip_and_damaged_arrays():
                     points_P3=rng.normal(size=(5, 3)).astype(np.float32),
                     source_P=np.array([0, 0, 1, 1, 1], np.uint8), extractor="xfeat", extractor_id="abc")
     back = FeatureMap.from_dict(fm.to_dict())
+    assert back.short_side == 0                             # full-size extraction
+    fm.short_side = 360
+    assert FeatureMap.from_dict(fm.to_dict()).short_side == 360
     assert back.source_counts() == {"depth": 2, "triangulated": 3, "head": 0}
     assert np.array_equal(back.keyframe_of_points(), [0, 0, 0, 1, 1])
     broken = fm.to_dict()

@@ -37,7 +37,10 @@ class FeatureMap:
     offsets_K1: int64 start of keyframe k's points (``offsets[k]:offsets[k+1]``);
     keypoints_P2: float32 pixels; descriptors_PD: int8 unit descriptors x 127 (``quantize``); points_P3: float32
     map frame, metres; source_P: uint8 index into ``POINT_SOURCES``.
-    extractor / extractor_id: the feature extractor's name and weights hash.
+    extractor / extractor_id: the feature extractor's name and weights hash;
+    short_side: the short side (pixels) keyframe images were shrunk to for extraction, 0 = none
+    (maps written before it was recorded were extracted at full size). Keypoints are in pixels
+    of the full-size keyframe images either way.
     """
     map_from_cam_K44: np.ndarray
     K_K33: np.ndarray
@@ -51,6 +54,7 @@ class FeatureMap:
     source_P: np.ndarray
     extractor: str
     extractor_id: str
+    short_side: int = 0
 
     @property
     def n_keyframes(self) -> int:
@@ -76,13 +80,15 @@ class FeatureMap:
     def to_dict(self) -> dict:
         """Tensors and strings for ``torch.save`` (weights_only-loadable)."""
         return {**{k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self._arrays().items()},
-                "extractor": self.extractor, "extractor_id": self.extractor_id}
+                "extractor": self.extractor, "extractor_id": self.extractor_id,
+                "short_side": self.short_side}
 
     @classmethod
     def from_dict(cls, content: dict) -> FeatureMap:
         """Inverse of ``to_dict``; raises KeyError or ValueError on missing or inconsistent parts."""
         arrays = {k: v.numpy() for k, v in content.items() if isinstance(v, torch.Tensor)}
-        fm = cls(**arrays, extractor=str(content["extractor"]), extractor_id=str(content["extractor_id"]))
+        fm = cls(**arrays, extractor=str(content["extractor"]), extractor_id=str(content["extractor_id"]),
+                 short_side=int(content.get("short_side", 0)))
         k, p = fm.n_keyframes, fm.n_points
         if (len(fm.offsets_K1) != k + 1 or fm.offsets_K1[-1] != p or len(fm.keypoints_P2) != p
                 or len(fm.descriptors_PD) != p or len(fm.source_P) != p or len(fm.global_KG) != k):

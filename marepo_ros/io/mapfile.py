@@ -79,7 +79,8 @@ def _head_config(head: Head | None) -> dict | None:
 def _feature_map_summary(fm: FeatureMap | None) -> dict | None:
     if fm is None:
         return None
-    return {"extractor": fm.extractor, "extractor_id": fm.extractor_id, "keyframes": fm.n_keyframes,
+    return {"extractor": fm.extractor, "extractor_id": fm.extractor_id, "short_side": fm.short_side,
+            "keyframes": fm.n_keyframes,
             "points": fm.n_points, **fm.source_counts(), "megabytes": round(fm.nbytes() / 1e6, 2)}
 
 

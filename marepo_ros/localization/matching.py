@@ -8,8 +8,45 @@ SIFT baseline does with its kd-tree.
 """
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import numpy as np
 import torch
+
+
+@functools.cache
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX): there the similarity
+    product runs ~5x faster in bf16 than in fp32 (1024 x 7000 x 64: 1.4 vs 6.8 ms on 2 cores);
+    elsewhere bf16 is emulated and slower, so fp32 is used."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def nearest_neighbours(query_ND: np.ndarray, map_MD: np.ndarray, k: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """(indices (N, k), Euclidean distances (N, k) float32) of the k nearest map descriptors per
+    query descriptor, nearest first; both sets unit vectors (distance sqrt(2 - 2 cos)).
+
+    On a bf16 CPU (``cpu_has_bf16``) the candidates come from a bf16 product and their
+    similarities are recomputed in fp32 (bf16 keeps 8 mantissa bits: ~0.004 on a cosine), so the
+    distances the ratio test sees are exact.
+    """
+    q = torch.from_numpy(np.ascontiguousarray(query_ND, np.float32))
+    m = torch.from_numpy(np.ascontiguousarray(map_MD, np.float32))
+    k = min(k, len(m))
+    if cpu_has_bf16():
+        _, idx = torch.topk(q.bfloat16() @ m.bfloat16().T, k, dim=1)
+        sims = torch.einsum("nd,nkd->nk", q, m[idx])
+        sims, order = torch.sort(sims, dim=1, descending=True)
+        idx = torch.gather(idx, 1, order)
+    else:
+        sims, idx = torch.topk(q @ m.T, k, dim=1)
+    return idx.numpy(), torch.sqrt(torch.clamp(2 - 2 * sims, min=0)).numpy()
 
 
 def match_points(query_ND: np.ndarray, map_MD: np.ndarray, map_points_M3: np.ndarray, *,
@@ -18,16 +55,12 @@ def match_points(query_ND: np.ndarray, map_MD: np.ndarray, map_points_M3: np.nda
     """(query indices (Q,), map indices (Q,)) of the matches that pass the ratio test.
 
     query_ND, map_MD: unit descriptors (any float dtype); map_points_M3: their 3D points
-    (metres). The descriptor distance is Euclidean on unit vectors, sqrt(2 - 2 cos).
+    (metres).
     """
     if len(query_ND) == 0 or len(map_MD) == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    q = torch.from_numpy(np.ascontiguousarray(query_ND, np.float32))
-    m = torch.from_numpy(np.ascontiguousarray(map_MD, np.float32))
-    k = min(knn, len(m))
-    sims, idx = torch.topk(q @ m.T, k, dim=1)
-    dist = torch.sqrt(torch.clamp(2 - 2 * sims, min=0)).numpy()
-    return distinct_ratio_test(idx.numpy(), dist, map_points_M3, ratio, distinct_radius_m)
+    idx, dist = nearest_neighbours(query_ND, map_MD, knn)
+    return distinct_ratio_test(idx, dist, map_points_M3, ratio, distinct_radius_m)
 
 
 def distinct_ratio_test(idx_NK: np.ndarray, dist_NK: np.ndarray, map_points_M3: np.ndarray,

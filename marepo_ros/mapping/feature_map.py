@@ -35,8 +35,15 @@ class FeatureMapConfig:
     depth as with all 750, at an eighth of the size, see docs/results.md); depth: use depth where images have it; pairs: overlapping keyframes
     triangulated against; ratio: descriptor ratio test; min_angle_deg, max_reprojection_px:
     triangulation checks; max_depth_jump: relative depth spread allowed around a lifted keypoint;
-    vocabulary_words: VLAD vocabulary size."""
+    vocabulary_words: VLAD vocabulary size; short_side / short_side_triangulated: images are
+    shrunk to this short side (pixels) for extraction, 0 = full size, the first when the
+    keyframes have depth, the second when points must be triangulated (queries are extracted
+    at the map's size). On redkitchen (480 px), 360 px: 99.2 % within 5 cm/5° with depth and
+    ~25 % less query time; without depth, keypoints located at 360 px triangulate worse
+    (90.8 % vs 94.4 % at full size)."""
     top_k: int = 2048
+    short_side: int = 360
+    short_side_triangulated: int = 0
     min_translation_m: float = 0.03
     min_rotation_deg: float = 3.0
     depth: bool = True
@@ -189,12 +196,14 @@ def build_feature_map(images: list[PosedImage], extractor: XFeatExtractor,
     keep = select_keyframes([im.map_from_cam for im in images], cfg.min_translation_m,
                             cfg.min_rotation_deg)
     feats, depth_points, sizes = [], [], []
+    with_depth = cfg.depth and images[keep[0]].load_depth() is not None
+    short_side = cfg.short_side if with_depth else cfg.short_side_triangulated
     for n, i in enumerate(keep):
         if cancel is not None and cancel():
             raise MappingCancelled("feature map cancelled")
         im = images[i]
         grey = to_grey(im.load_image())
-        f = extractor.extract(grey, top_k=cfg.top_k)
+        f = extractor.extract(grey, top_k=cfg.top_k, short_side=short_side)
         depth = im.load_depth() if cfg.depth else None
         pts = (lift_with_depth(f.keypoints_N2.astype(np.float64), depth, im.K, im.map_from_cam,
                                cfg.max_depth_jump) if depth is not None
@@ -242,7 +251,7 @@ def build_feature_map(images: list[PosedImage], extractor: XFeatExtractor,
         keypoints_P2=np.concatenate(kp).astype(np.float32),
         descriptors_PD=quantize(np.concatenate(desc)),
         points_P3=np.concatenate(pts).astype(np.float32), source_P=np.concatenate(src),
-        extractor=extractor.name, extractor_id=extractor.identity)
+        extractor=extractor.name, extractor_id=extractor.identity, short_side=short_side)
     stats = {"keyframes": fmap.n_keyframes, "points": fmap.n_points, **fmap.source_counts(),
              "extraction_seconds": round(t1 - t0, 1), "triangulation_seconds": round(t2 - t1, 1),
              "total_seconds": round(time.time() - t0, 1), "megabytes": round(fmap.nbytes() / 1e6, 2)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -60,17 +61,30 @@ class XFeatExtractor:
         self.top_k, self.detection_threshold, self.threads = top_k, detection_threshold, threads
         self.identity = state_dict_hash(self._xfeat.net)
 
-    def extract(self, grey_HW: np.ndarray, *, dense: bool = False,
-                top_k: int | None = None) -> ImageFeatures:
-        """Keypoints and descriptors of an HxW uint8 grey image (and its dense map if asked)."""
+    def extract(self, grey_HW: np.ndarray, *, dense: bool = False, top_k: int | None = None,
+                short_side: int = 0) -> ImageFeatures:
+        """Keypoints and descriptors of an HxW uint8 grey image (and its dense map if asked).
+
+        short_side: when > 0 and smaller than the image's, the image is first shrunk to it
+        (area interpolation); keypoints are still in pixels of ``grey_HW``, the dense map is the
+        shrunk image's.
+        """
+        scale = short_side / min(grey_HW.shape) if short_side else 1.0
+        if scale < 1.0:
+            size = (round(grey_HW.shape[1] * scale), round(grey_HW.shape[0] * scale))
+            grey_HW = cv2.resize(grey_HW, size, interpolation=cv2.INTER_AREA)
         if self.device.type != "cpu":
-            return self._extract(grey_HW, dense, top_k)
-        before = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            return self._extract(grey_HW, dense, top_k)
-        finally:
-            torch.set_num_threads(before)
+            features = self._extract(grey_HW, dense, top_k)
+        else:
+            before = torch.get_num_threads()
+            torch.set_num_threads(self.threads)
+            try:
+                features = self._extract(grey_HW, dense, top_k)
+            finally:
+                torch.set_num_threads(before)
+        if scale < 1.0:                      # pixel centres back to the input image's pixels
+            features.keypoints_N2 = (features.keypoints_N2 + 0.5) / scale - 0.5
+        return features
 
     @torch.inference_mode()
     def _extract(self, grey_HW: np.ndarray, dense: bool, top_k: int | None) -> ImageFeatures:
