@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """One run on 7-Scenes redkitchen, every row on the same 750/250 split and the same machine:
 
-- the `fast` map (ACE head on our encoder + XFeat keyframe feature map, depth used), evaluated
-  with `ransac` (head) and with `points` (feature map);
-- the same without depth (`map build --no-depth --no-head`: points triangulated), `points`;
+- the default map with depth (ACE head on our encoder + XFeat keyframe feature map), evaluated
+  with `ransac` (head; poselib on the CPU, and the batched torch RANSAC on the same scene
+  coordinates), `points` (keyframes; what `auto` picks) and `hybrid` (both);
+- the default map without depth (`--no-depth`: keyframe points triangulated, the head trained
+  with them as 3D targets), `points`, `ransac` and `hybrid`;
 - the classical baseline (SIFT keypoints lifted with depth, PnP-RANSAC).
 
     .venv/bin/python benchmarks/redkitchen.py [--data ../shared/data/7scenes-redkitchen]
@@ -11,7 +13,8 @@
 
 Prints the rows side by side, writes OUT/results.json and OUT/results.md, and rewrites the
 generated tables in docs/results.md and README.md (between their `bench:redkitchen` markers;
-`--no-docs` leaves them alone).
+`--no-docs` leaves them alone). "wrong" counts the published poses (confidence >= the node's
+min_confidence) that are more than 50 cm or 10 deg off.
 """
 from __future__ import annotations
 
@@ -62,9 +65,9 @@ def build(data: Path, out: Path, preset: str, *extra: str) -> dict:
     return {**read_header(out), "file_mb": out.stat().st_size / 1e6}
 
 
-def evaluate(data: Path, map_path: Path, estimator: str, out: Path) -> dict:
+def evaluate(data: Path, map_path: Path, estimator: str, out: Path, *extra: str) -> dict:
     assert cli.main(["eval", str(data), "--map", str(map_path), "--estimator", estimator,
-                     "--out", str(out)]) == 0
+                     "--out", str(out), *extra]) == 0
     return json.loads((out / "metrics.json").read_text())
 
 
@@ -78,22 +81,25 @@ def main() -> None:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-
-    full = build(args.data, args.out / "redkitchen.map", args.preset)
-    fm = full["feature_map"]
-    stats = full["stats"]
     rows = {}
-    rows[f"ace-{args.preset}+ransac"] = {
-        **evaluate(args.data, args.out / "redkitchen.map", "ransac", args.out / "eval_ransac"),
-        "mapping_s": stats["buffer_seconds"] + stats["training_seconds"],
-        "map_mb": full["file_mb"] - fm["megabytes"]}
-    rows["xfeat-keyframes+points"] = {
-        **evaluate(args.data, args.out / "redkitchen.map", "points", args.out / "eval_points"),
-        "mapping_s": stats["feature_map"]["total_seconds"], "map_mb": fm["megabytes"]}
-    no_depth = build(args.data, args.out / "redkitchen_nodepth.map", args.preset, "--no-depth", "--no-head")
-    rows["xfeat-keyframes+points, no depth"] = {
-        **evaluate(args.data, args.out / "redkitchen_nodepth.map", "points", args.out / "eval_points_nodepth"),
-        "mapping_s": no_depth["stats"]["total_seconds"], "map_mb": no_depth["file_mb"]}
+    for depth in (True, False):
+        tag, extra = ("", ()) if depth else (", no depth", ("--no-depth",))
+        path = args.out / f"redkitchen{'' if depth else '_nodepth'}.map"
+        built = build(args.data, path, args.preset, *extra)
+        fm, stats = built["feature_map"], built["stats"]
+        head = {"mapping_s": stats["buffer_seconds"] + stats["training_seconds"],
+                "map_mb": built["file_mb"] - fm["megabytes"]}
+        keyframes = {"mapping_s": stats["feature_map"]["total_seconds"], "map_mb": fm["megabytes"]}
+        both = {"mapping_s": stats["total_seconds"], "map_mb": built["file_mb"]}
+        runs = [(f"ace-{args.preset}+ransac{tag}", "ransac", head, ()),
+                (f"xfeat-keyframes+points{tag}", "points", keyframes, ()),
+                (f"hybrid{tag}", "hybrid", both, ())]
+        if depth:   # the batched torch RANSAC (for GPUs) on the same scene coordinates
+            runs.insert(1, (f"ace-{args.preset}+ransac (torch)", "ransac", head,
+                            ("--ransac-backend", "torch")))
+        for name, estimator, cost, options in runs:
+            out = args.out / f"eval_{estimator}{'_torch' if options else ''}{'' if depth else '_nodepth'}"
+            rows[name] = {**evaluate(args.data, path, estimator, out, *options), **cost}
     if not args.skip_baseline:
         rows["sift+depth+pnp"] = run_baseline(args.data)
     print("\n" + format_table(rows))
@@ -110,19 +116,24 @@ def main() -> None:
 
 
 NAMES = {"sift+depth+pnp": "SIFT keypoints + depth + PnP-RANSAC (classical baseline)",
-         "xfeat-keyframes+points": "XFeat keyframes (depth) + `points`",
-         "xfeat-keyframes+points, no depth": "XFeat keyframes (triangulated, no depth) + `points`"}
+         "xfeat-keyframes+points": "**default**: XFeat keyframes (depth) + `points` (`auto`)",
+         "hybrid": "head + keyframes (depth) + `hybrid`",
+         "xfeat-keyframes+points, no depth": "**default, no depth**: XFeat keyframes "
+                                             "(triangulated) + `points` (`auto`)",
+         "hybrid, no depth": "head + keyframes (no depth) + `hybrid`"}
 
 
 def results_table(rows: dict[str, dict]) -> str:
     """The markdown table of one run: a row per method."""
-    md = ["| method | median cm / deg | 2cm/2° % | 5cm/5° % | 10cm/5° % | mapping s | ms/frame "
-          "| stages, median ms | map MB |", "|---|---|---|---|---|---|---|---|---|"]
+    md = ["| method | median cm / deg | 2cm/2° % | 5cm/5° % | 10cm/5° % | wrong / published "
+          "| mapping s | ms/frame | stages, median ms | map MB |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
         stages = ", ".join(f"{k} {v:.0f}" for k, v in r.get("stage_ms", {}).items())
-        md.append(f"| {NAMES.get(name, f'ours: `{name}`')} | {r['median_translation_cm']:.2f} / "
+        wrong = f"{r['n_wrong_published']} / {r['n_published']}" if "n_published" in r else "–"
+        md.append(f"| {NAMES.get(name, f'`{name}`')} | {r['median_translation_cm']:.2f} / "
                   f"{r['median_rotation_deg']:.2f} | {r['pct_2cm_2deg']:.1f} | {r['pct_5cm_5deg']:.1f} | "
-                  f"{r['pct_10cm_5deg']:.1f} | {r['mapping_s']:.0f} | {r['ms_per_frame']:.0f} | "
+                  f"{r['pct_10cm_5deg']:.1f} | {wrong} | {r['mapping_s']:.0f} | {r['ms_per_frame']:.0f} | "
                   f"{stages} | {r['map_mb']:.1f} |")
     return "\n".join(md)
 

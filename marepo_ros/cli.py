@@ -140,14 +140,15 @@ def cmd_eval(args) -> int:
     scene_map = load_map(args.map, device)
     frames, total, source = (_bag_frames if is_bag(args.dataset) else _folder_frames)(args)
     try:
+        options = {"backend": args.ransac_backend} if args.ransac_backend else {}
         estimator = make_estimator(args.estimator, short_side=scene_map.short_side,
-                                   scene_map=scene_map, device=str(device))
+                                   scene_map=scene_map, device=str(device), **options)
     except ValueError as exc:
         raise SystemExit(f"marepo-ros: error: {args.map}: {exc}") from None
     encoder = None if hasattr(estimator, "localize") else load_encoder(args.encoder, device)
     localizer = Localizer(scene_map, encoder, estimator, device=device)
-    meta = {"estimator": args.estimator, "map": str(args.map), "device": str(device), **source}
-    _evaluate(frames, total, localizer, Path(args.out), meta)
+    meta = {"estimator": args.estimator, "map": str(args.map), "device": str(device), **options, **source}
+    _evaluate(frames, total, localizer, Path(args.out), meta, args.min_confidence)
     return 0
 
 
@@ -191,14 +192,14 @@ def _bag_frames(args):
                                   "images_in_bag": len(bag)}
 
 
-def _evaluate(frames, total: int, localizer, out: Path, meta: dict) -> None:
+def _evaluate(frames, total: int, localizer, out: Path, meta: dict, min_confidence: float) -> None:
     """Localize ``frames`` ((name, stamp s, image, K, gt map_from_cam) tuples, ``total`` of
     them) and write metrics.json, estimate.tum, groundtruth.tum, per_frame.csv, the plots and
     report.md into ``out``."""
     import numpy as np
     from tqdm import tqdm
 
-    from .evaluation.metrics import format_table, frame_errors, summarize
+    from .evaluation.metrics import format_table, frame_errors, published_poses, summarize
     from .evaluation.report import write_evaluation
 
     names, stamps, gts, results, times = [], [], [], [], []
@@ -212,17 +213,19 @@ def _evaluate(frames, total: int, localizer, out: Path, meta: dict) -> None:
         gts.append(gt)
     estimates = [est.map_from_cam if est is not None else None for est in results]
     t_cm, r_deg = frame_errors(estimates, gts)
+    confidences = [est.confidence if est else 0.0 for est in results]
     rows = [f"{name},{t:.3f},{r:.4f},{est.n_inliers if est else 0},"
-            f"{est.inlier_ratio if est else 0:.4f},{ms:.1f}"
-            for name, t, r, est, ms in zip(names, t_cm, r_deg, results, times)]
+            f"{est.inlier_ratio if est else 0:.4f},{c:.4f},{ms:.1f}"
+            for name, t, r, est, c, ms in zip(names, t_cm, r_deg, results, confidences, times)]
     metrics = summarize(estimates, gts, times)
+    metrics.update(published_poses(t_cm, r_deg, np.array(confidences), min_confidence))
     stages = sorted({k for est in results if est for k in est.timings_ms} - {"total"})
     metrics["stage_ms"] = {k: float(np.median([est.timings_ms[k] for est in results
                                                if est and k in est.timings_ms])) for k in stages}
     metrics.update(meta)
     write_evaluation(out, stamps=stamps, estimates=estimates, gts=gts, t_cm=t_cm, r_deg=r_deg,
                      metrics=metrics, title=f"Relocalization of {meta.get('bag') or meta['dataset']}",
-                     per_frame_csv="name,translation_cm,rotation_deg,inliers,inlier_ratio,ms\n"
+                     per_frame_csv="name,translation_cm,rotation_deg,inliers,inlier_ratio,confidence,ms\n"
                                    + "\n".join(rows) + "\n")
     print(format_table({meta["estimator"]: metrics}))
     print(f"wrote {out / 'metrics.json'}, estimate.tum, groundtruth.tum, per_frame.csv, report.md "
@@ -321,7 +324,7 @@ def _add_bag_input(group, *, gt_required: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .localization.estimator import ESTIMATORS
+    from .localization.estimator import ESTIMATORS, MIN_CONFIDENCE
     from .mapping.build import PRESETS
 
     ap = argparse.ArgumentParser(prog="marepo-ros", description="Visual relocalization: map a "
@@ -367,6 +370,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", type=Path, required=True, help="output folder")
     e.add_argument("--estimator", default="auto", choices=ESTIMATORS,
                    help="auto (default): points when the map has keyframes, else ransac")
+    e.add_argument("--ransac-backend", choices=["poselib", "torch"], default=None,
+                   help="RANSAC on the head's coordinates (ransac, hybrid): poselib (C++, the "
+                        "default on a CPU) or torch (batched, the default on CUDA)")
+    e.add_argument("--min-confidence", type=float, default=MIN_CONFIDENCE,
+                   help=f"count the poses a node would publish: confidence at least this "
+                        f"(default {MIN_CONFIDENCE}, the node's min_confidence), and the wrong "
+                        f"ones among them (> 50 cm or 10 deg)")
     e.add_argument("--split", default="query", help="scene folder: the split to evaluate")
     e.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     e.add_argument("--encoder", type=Path, default=None, help="encoder weights (default: shipped)")

@@ -11,24 +11,35 @@ from marepo_ros.localization.localizer import Localizer
 from marepo_ros.models.networks import load_encoder
 
 
-def test_map_and_localize_real_frames(redkitchen, kitchen_map):
+STAGES = {"poselib": {"pnp"}, "torch": {"hypotheses", "refine"},
+          "hybrid": {"scr", "extraction", "features"}}
+
+
+@pytest.mark.parametrize("backend", ["poselib", "torch", "hybrid"])
+def test_map_and_localize_real_frames(redkitchen, kitchen_map, backend):
+    """The head with either RANSAC (poselib: the CPU default; torch: batched, for GPUs), and
+    ``hybrid`` (head + keyframes)."""
     ds = SceneDataset(redkitchen)
     scene_map = load_map(kitchen_map)
     assert scene_map.stats["frames"] == len(KITCHEN_MAPPING)
-    localizer = Localizer(scene_map, load_encoder(),
-                          make_estimator("ransac", short_side=scene_map.short_side))
+    estimator = (make_estimator("hybrid", short_side=scene_map.short_side, scene_map=scene_map)
+                 if backend == "hybrid" else
+                 make_estimator("ransac", short_side=scene_map.short_side, backend=backend))
+    localizer = Localizer(scene_map, load_encoder(), estimator)
     errors = []
     for name in KITCHEN_QUERIES:
         fr = ds.frame(name)
         est = localizer.localize(fr.load_image(), ds.K)
         assert est is not None, name
-        assert set(est.timings_ms) >= {"encoder", "head", "hypotheses", "refine", "total"}
+        assert set(est.timings_ms) >= {"encoder", "head", "total"} | STAGES[backend]
         errors.append(pose_error(est.map_from_cam, fr.map_from_cam))
     t_cm = 100 * np.array([e[0] for e in errors])
     r_deg = np.array([e[1] for e in errors])
     print(f"\nmapped {len(KITCHEN_MAPPING)} frames in {scene_map.stats['total_seconds']:.0f} s; "
           "query errors " + ", ".join(f"{t:.1f} cm/{r:.1f} deg" for t, r in zip(t_cm, r_deg)))
     assert np.median(t_cm) < 15 and np.median(r_deg) < 5  # a random encoder gives metres
+    if backend == "hybrid":                                 # the keyframes' accuracy
+        assert t_cm.max() < 5 and r_deg.max() < 2
 
 
 def test_localizer_refuses_map_of_another_encoder(tmp_path):

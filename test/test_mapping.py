@@ -4,7 +4,10 @@ import pytest
 import torch
 from scipy.ndimage import map_coordinates
 
-from marepo_ros.mapping.build import MappingConfig, _augment, _reprojection_loss, build_map, preset
+from marepo_ros.geometry import backproject, make_pose, transform_points
+from marepo_ros.io.feature_map import FeatureMap
+from marepo_ros.mapping.build import (MappingConfig, _augment, _point_targets, _reprojection_loss,
+                                      build_map, keyframe_points, preset)
 from marepo_ros.mapping.frames import MappingCancelled, PosedImage
 from marepo_ros.models.networks import Encoder
 from marepo_ros.models.preprocess import GREY_MEAN, GREY_STD
@@ -84,3 +87,26 @@ def test_min_iterations_floor_and_explicit_epochs():
 def test_unknown_preset():
     with pytest.raises(ValueError, match="unknown preset"):
         preset("turbo")
+
+
+def test_images_without_depth_get_3d_targets_from_keyframe_points_on_their_own_rays():
+    """A sample near a keypoint gets the point on the sample's ray at the keypoint's depth."""
+    K = np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]])
+    map_from_cam = make_pose(np.eye(3), [1.0, 2.0, 0.5])
+    kp_uv = np.array([[100.0, 100.0], [400.0, 300.0]])
+    kp_xyz = transform_points(map_from_cam, backproject(K, kp_uv, np.array([2.0, 3.0])))
+    images = [PosedImage(lambda: None, K, make_pose(np.eye(3), [0.0, 0, 0])),
+              PosedImage(lambda: None, K, map_from_cam)]
+    fm = FeatureMap(map_from_cam_K44=map_from_cam[None], K_K33=K[None],
+                    image_size_K2=np.array([[640, 480]], np.int32), global_KG=np.zeros((1, 4), np.float32),
+                    vocabulary_CD=np.zeros((1, 4), np.float32), offsets_K1=np.array([0, 2]),
+                    keypoints_P2=kp_uv.astype(np.float32), descriptors_PD=np.zeros((2, 4), np.int8),
+                    points_P3=kp_xyz.astype(np.float32), source_P=np.ones(2, np.uint8),
+                    extractor="xfeat", extractor_id="x")
+    points = keyframe_points(images, fm)
+    assert list(points) == [1]                                    # found by its pose
+    uv = np.array([[105.0, 98.0], [395.0, 309.0], [250.0, 250.0]])
+    xyz = _point_targets(images[1], (480, 640), uv, points[1], radius_px=12.0)
+    want = transform_points(map_from_cam, backproject(K, uv[:2], np.array([2.0, 3.0])))
+    assert np.allclose(xyz[:2], want, atol=1e-5) and np.isnan(xyz[2]).all()
+    assert np.isnan(_point_targets(images[0], (480, 640), uv, None, 12.0)).all()

@@ -40,7 +40,11 @@ def test_score_matches_poses_by_stamp_and_writes_the_report(tmp_path):
     sent_at = {s * S: float(s) for s in range(1, 5)}
     tally = FrameTally(played=4, received=4, localized=2, rejected=1, dropped_stale=1)
     metrics = score(bag, poses, sent_at, tally, tmp_path, {"bag": "b", "rate": 2.0})
+    assert metrics["n_wrong_published"] == 0
+    far = {**poses, 4 * S: (make_pose(np.eye(3), np.array([0.3, 0.0, 1.6])), 4.1)}  # 61 cm off
+    assert score(bag, far, sent_at, tally, tmp_path, {})["n_wrong_published"] == 1
 
+    metrics = score(bag, poses, sent_at, tally, tmp_path, {"bag": "b", "rate": 2.0})
     assert metrics["n_frames"] == 3 and metrics["n_localized"] == 2  # frame 4 has no pose: failed
     assert metrics["localized_only"]["n_frames"] == 2
     assert metrics["localized_only"]["median_translation_cm"] == pytest.approx(1.5)
@@ -58,6 +62,7 @@ def test_score_matches_poses_by_stamp_and_writes_the_report(tmp_path):
     text = summary_text(metrics, tmp_path)
     assert "replayed 4 images at 2x" in text and "(adds up)" in text
     assert "latency, image published -> pose received: median 125 ms" in text
+    assert "0 wrong (> 50 cm or 10 deg)" in text
     assert str(tmp_path / "report.md") in text
 
 

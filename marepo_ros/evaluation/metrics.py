@@ -13,6 +13,19 @@ THRESHOLDS = [("pct_1cm_1deg", 1, 1), ("pct_2cm_2deg", 2, 2), ("pct_5cm_5deg", 5
               ("pct_10cm_5deg", 10, 5), ("pct_25cm_2deg", 25, 2), ("pct_50cm_5deg", 50, 5)]
 
 
+WRONG = (50.0, 10.0)   # a published pose this far off (cm, degrees) is wrong
+
+
+def published_poses(t_cm: np.ndarray, r_deg: np.ndarray, confidences: np.ndarray,
+                    min_confidence: float) -> dict:
+    """How many estimates a node would publish (confidence >= min_confidence), and how many of
+    those are wrong (more than WRONG[0] cm or WRONG[1] degrees off): the failures a robot sees."""
+    published = np.asarray(confidences, float) >= min_confidence
+    wrong = published & ((np.asarray(t_cm) > WRONG[0]) | (np.asarray(r_deg) > WRONG[1]))
+    return {"min_confidence": float(min_confidence), "n_published": int(published.sum()),
+            "n_wrong_published": int(wrong.sum())}
+
+
 def frame_errors(estimates: list[np.ndarray | None], ground_truth: list[np.ndarray]
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame (translation error in cm, rotation error in degrees); inf without an estimate."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io.bag import BagFrames, associate
-from .metrics import format_table, frame_errors, summarize
+from .metrics import WRONG, format_table, frame_errors, summarize
 from .report import write_evaluation
 
 
@@ -97,6 +97,8 @@ def score(bag: BagFrames, poses: dict[int, tuple[np.ndarray, float]], sent_at: d
     ok = [i for i, e in enumerate(estimates) if e is not None]
     metrics["localized_only"] = {k: v for k, v in summarize(
         [estimates[i] for i in ok], [gts[i] for i in ok], lat).items() if k != "ms_per_frame"}
+    metrics["n_wrong_published"] = int(sum(e is not None and (t > WRONG[0] or r > WRONG[1])
+                                           for e, t, r in zip(estimates, t_cm, r_deg)))
     metrics["frames"] = tally.as_dict()
     metrics["localized_fraction"] = tally.localized / max(tally.played, 1)
     metrics["latency_ms"] = ({"median": float(np.median(lat)), "mean": float(np.mean(lat)),
@@ -135,8 +137,9 @@ def live_markdown(metrics: dict) -> str:
         rows += [f"Accuracy of the {loc['n_frames']} localized frames: median "
                  f"{loc['median_translation_cm']:.1f} cm / {loc['median_rotation_deg']:.2f} deg, "
                  f"{loc['pct_5cm_5deg']:.1f} % within 5 cm / 5 deg, {loc['pct_10cm_5deg']:.1f} % "
-                 f"within 10 cm / 5 deg. The table below counts every image with ground truth, "
-                 f"a frame without a pose as failed.", ""]
+                 f"within 10 cm / 5 deg; {metrics['n_wrong_published']} published poses were "
+                 f"wrong (more than {WRONG[0]:g} cm or {WRONG[1]:g} deg off). The table below "
+                 f"counts every image with ground truth, a frame without a pose as failed.", ""]
     return "\n".join(rows)
 
 
@@ -151,7 +154,8 @@ def summary_text(metrics: dict, out: Path) -> str:
     if loc["n_frames"]:
         lines.append(f"accuracy of the localized frames: median {loc['median_translation_cm']:.1f} cm"
                      f" / {loc['median_rotation_deg']:.2f} deg, {loc['pct_5cm_5deg']:.1f} % within "
-                     f"5 cm/5 deg, {loc['pct_10cm_5deg']:.1f} % within 10 cm/5 deg")
+                     f"5 cm/5 deg, {loc['pct_10cm_5deg']:.1f} % within 10 cm/5 deg, "
+                     f"{metrics['n_wrong_published']} wrong (> {WRONG[0]:g} cm or {WRONG[1]:g} deg)")
     lines += ["all images with ground truth (no pose = failed):",
               format_table({"live": metrics}),
               f"wrote {out / 'metrics.json'}, {out / 'report.md'} (+ plots), estimate.tum, "

@@ -24,6 +24,8 @@ class Estimate:
     n_inliers / inlier_ratio: support of the pose among the input correspondences.
     confidence: in [0, 1]; the node publishes only above its threshold.
     timings_ms: per-stage wall times in milliseconds.
+    inliers: (map points (N, 3), pixels (N, 2)) the pose was fitted to, where an estimator
+        keeps them (``points``, for ``hybrid``), else None.
     """
     map_from_cam: np.ndarray
     covariance: np.ndarray
@@ -31,6 +33,7 @@ class Estimate:
     inlier_ratio: float
     confidence: float
     timings_ms: dict[str, float] = field(default_factory=dict)
+    inliers: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
 
 class PoseEstimator(Protocol):
@@ -72,8 +75,9 @@ class ImageEstimator(Protocol):
     def localize(self, image: np.ndarray, K: np.ndarray) -> Estimate | None: ...
 
 
-ESTIMATORS = ("auto", "ransac", "marepo", "marepo+refine", "points")
-NEEDS_HEAD = {"ransac", "marepo", "marepo+refine"}        # estimators on scene coordinates
+MIN_CONFIDENCE = 0.05   # the node publishes estimates from this confidence on (its default)
+ESTIMATORS = ("auto", "ransac", "marepo", "marepo+refine", "points", "hybrid")
+NEEDS_HEAD = {"ransac", "marepo", "marepo+refine", "hybrid"}    # estimators on scene coordinates
 
 
 def resolve_estimator(name: str, scene_map: SceneMap | None) -> str:
@@ -91,24 +95,38 @@ def make_estimator(name: str, *, short_side: int = 480, scene_map: SceneMap | No
 
     ``ransac``: DSAC*'s 10 px inlier threshold is defined on 480-pixel images; it is scaled to
     ``short_side`` unless ``inlier_threshold_px`` is given (the same for ``marepo+refine``).
+    ``backend``: ``poselib`` (C++, the default on a CPU) or ``torch`` (batched, the default on
+    other devices).
     ``marepo``, ``marepo+refine``: the regressor fine-tuned into ``scene_map`` (marepo_S) when
     it has one, else the shipped one, unless ``regressor`` is given.
     ``points``: the map's keyframe feature map (ValueError when the map has none).
+    ``hybrid``: ``ransac`` on the head and ``points`` on the feature map, checking each other
+    (needs both).
     ``auto``: see ``resolve_estimator``.
     """
     name = resolve_estimator(name, scene_map)
-    if name == "points":
-        if scene_map is None or scene_map.feature_map is None:
-            raise ValueError("estimator 'points' needs a map with a keyframe feature map (maps of "
-                             "format version 1 have none: rebuild the map, or use ransac)")
-        from ..models.xfeat import XFeatExtractor
-        from .points import PointsEstimator
-        return PointsEstimator(scene_map.feature_map, XFeatExtractor(device=device), **options)
+    backend = options.pop("backend", None)       # of ransac (alone or in hybrid); others: ignored
+    if name in ("points", "hybrid") and (scene_map is None or scene_map.feature_map is None):
+        raise ValueError(f"estimator '{name}' needs a map with a keyframe feature map (maps of "
+                         "format version 1 have none: rebuild the map, or use ransac)")
     if name in NEEDS_HEAD and scene_map is not None and scene_map.head is None:
         raise ValueError(f"estimator '{name}' needs a map with a scene-coordinate head; this map "
                          f"holds keyframes only (use 'points')")
+    if name == "points":
+        from ..models.xfeat import XFeatExtractor
+        from .points import PointsEstimator
+        return PointsEstimator(scene_map.feature_map, XFeatExtractor(device=device), **options)
+    if name == "hybrid":
+        from .hybrid import HybridEstimator
+        scr = make_estimator("ransac", short_side=short_side, scene_map=scene_map, device=device,
+                             backend=backend)
+        points = make_estimator("points", scene_map=scene_map, device=device)
+        return HybridEstimator(scr, points, **options)
     options.setdefault("inlier_threshold_px", 10.0 * short_side / 480)
     if name == "ransac":
+        if (backend or ("poselib" if torch.device(device).type == "cpu" else "torch")) == "poselib":
+            from .pnp import PoselibRansacEstimator
+            return PoselibRansacEstimator(**options)
         from .ransac import RansacEstimator
         return RansacEstimator(**options)
     if name in ("marepo", "marepo+refine"):

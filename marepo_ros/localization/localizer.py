@@ -19,7 +19,8 @@ class Localizer:
     ``localize(image, K)`` takes an HxWx3 RGB or HxW grey uint8 image and its 3x3 K and returns
     an Estimate (``timings_ms`` holds the stages, e.g. preprocess, encoder, head and the
     estimator's, and total), or None when no pose could be computed. Estimators on scene
-    coordinates get them from encoder and head; image estimators (``points``) get the image.
+    coordinates get them from encoder and head; image estimators (``points``) get the image;
+    estimators that need both (``needs_image``: ``hybrid``) get both.
     Without an estimator it only computes ``scene_coordinates``.
     """
 
@@ -69,7 +70,11 @@ class Localizer:
             return self.estimator.localize(image, np.asarray(K, np.float64))
         t0 = time.perf_counter()
         coords, pixels, K_small, timings = self.scene_coordinates(image, K)
-        est = self.estimator.estimate(coords, pixels, K_small)
+        if getattr(self.estimator, "needs_image", False):         # hybrid: coordinates + image
+            est = self.estimator.estimate(coords, pixels, K_small, image=image,
+                                          K=np.asarray(K, np.float64))
+        else:
+            est = self.estimator.estimate(coords, pixels, K_small)
         if est is None:
             return None
         est.timings_ms = {**timings, **est.timings_ms, "total": 1e3 * (time.perf_counter() - t0)}

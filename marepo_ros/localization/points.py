@@ -54,13 +54,23 @@ class PointsEstimator:
         self._descriptors = dequantize(feature_map.descriptors_PD)
 
     def candidates(self, features: ImageFeatures) -> np.ndarray:
-        """Indices of the retrieved keyframes, best first: at least ``retrieve``, more (up to
-        ``max_retrieve``) until they hold ``min_points`` points (sparse, triangulated maps)."""
+        """Indices of the keyframes retrieved by global descriptor, best first (see
+        ``enough``)."""
         fm = self.feature_map
-        best = top_k(vlad(features.descriptors_ND, fm.vocabulary_CD), fm.global_KG, self.max_retrieve)
-        counts = np.cumsum(np.diff(fm.offsets_K1)[best])
+        return self.enough(top_k(vlad(features.descriptors_ND, fm.vocabulary_CD), fm.global_KG,
+                                 self.max_retrieve))
+
+    def enough(self, ranked: np.ndarray) -> np.ndarray:
+        """The first keyframes of ``ranked`` (best first): at least ``retrieve``, more (up to
+        ``max_retrieve``) until they hold ``min_points`` points (sparse, triangulated maps)."""
+        ranked = ranked[:self.max_retrieve]
+        counts = np.cumsum(np.diff(self.feature_map.offsets_K1)[ranked])
         enough = int(np.searchsorted(counts, self.min_points)) + 1
-        return best[:max(self.retrieve, enough)]
+        return ranked[:max(self.retrieve, enough)]
+
+    def features(self, image: np.ndarray) -> ImageFeatures:
+        """XFeat features of an HxWx3 RGB or HxW grey uint8 image (pixels of ``image``)."""
+        return self.extractor.extract(to_grey(image), top_k=self.top_k, short_side=self.short_side)
 
     def estimate_features(self, features: ImageFeatures, K: np.ndarray, keyframes: np.ndarray,
                           timings_ms: dict[str, float]) -> Estimate | None:
@@ -81,15 +91,17 @@ class PointsEstimator:
         if result is None:
             return None
         n = int(result.inliers_N.sum())
+        inliers = (fm.points_P3[idx[mi]][result.inliers_N].astype(np.float64),
+                   features.keypoints_N2[qi][result.inliers_N].astype(np.float64))
         return Estimate(map_from_cam=result.map_from_cam, covariance=result.covariance,
                         n_inliers=n, inlier_ratio=n / len(qi),
-                        confidence=inlier_confidence(n, self.min_inliers), timings_ms=timings_ms)
+                        confidence=inlier_confidence(n, self.min_inliers), timings_ms=timings_ms,
+                        inliers=inliers)
 
     def localize(self, image: np.ndarray, K: np.ndarray) -> Estimate | None:
         """HxWx3 RGB or HxW grey uint8 image with its 3x3 K -> Estimate (None: no pose)."""
         t0 = time.perf_counter()
-        features = self.extractor.extract(to_grey(image), top_k=self.top_k,
-                                          short_side=self.short_side)
+        features = self.features(image)
         t1 = time.perf_counter()
         keyframes = self.candidates(features)
         timings = {"extraction": 1e3 * (t1 - t0), "retrieval": 1e3 * (time.perf_counter() - t1)}

@@ -1,4 +1,4 @@
-"""Global image descriptors for keyframe retrieval: VLAD over local descriptors.
+"""Keyframe retrieval: by global image descriptor (VLAD over local descriptors), or by pose.
 
 A map learns its own small vocabulary (k-means over its keyframes' descriptors); an image's
 global descriptor is VLAD (Jegou et al. 2010) with intra-normalisation and power
@@ -49,3 +49,16 @@ def top_k(global_G: np.ndarray, database_KG: np.ndarray, k: int) -> np.ndarray:
     k = min(k, len(sims))
     idx = np.argpartition(-sims, k - 1)[:k]
     return idx[np.argsort(-sims[idx])]
+
+
+def nearest_keyframes(map_from_cam_K44: np.ndarray, map_from_cam: np.ndarray, k: int, *,
+                      metres_per_degree: float = 1 / 30) -> np.ndarray:
+    """Indices of the k keyframes (poses (K, 4, 4)) closest to a camera pose, best first, by
+    centre distance (metres) + viewing-direction difference x ``metres_per_degree`` (30 deg
+    weigh as much as 1 m)."""
+    dist = np.linalg.norm(map_from_cam_K44[:, :3, 3] - map_from_cam[:3, 3], axis=1)
+    cos = np.clip(map_from_cam_K44[:, :3, 2] @ map_from_cam[:3, 2], -1.0, 1.0)
+    score = dist + np.degrees(np.arccos(cos)) * metres_per_degree
+    k = min(k, len(score))
+    idx = np.argpartition(score, k - 1)[:k]
+    return idx[np.argsort(score[idx])]

@@ -90,14 +90,12 @@ def _child(keyframes: list[tuple[np.ndarray, np.ndarray, np.ndarray]], out_path:
                 messages.put(("keyframes_failed", str(exc)))
             else:
                 save_map(quick, keyframes_path(out_path))
-                feature_map, feature_stats = quick.feature_map, quick.stats["feature_map"]
-                messages.put(("keyframes", keyframes_path(out_path), feature_stats))
-                config = replace(config, features=None)
+                feature_map = quick.feature_map, quick.stats["feature_map"]
+                messages.put(("keyframes", keyframes_path(out_path), feature_map[1]))
+            config = replace(config, features=None)     # built, or failed: not again
         encoder = load_encoder(encoder_path, device) if config.head else None
         scene_map = build_map(images, encoder, config, device=device, progress=progress,
-                              cancel=cancel_event.is_set)
-        if feature_map is not None:
-            scene_map.feature_map, scene_map.stats["feature_map"] = feature_map, feature_stats
+                              cancel=cancel_event.is_set, feature_map=feature_map)
         size = save_map(scene_map, out_path)
         messages.put(("done", out_path, {**{k: v for k, v in scene_map.stats.items() if k != "config"},
                                          "bytes": size, "seconds": round(time.time() - t0, 1)}))

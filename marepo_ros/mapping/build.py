@@ -7,8 +7,12 @@
 2. Head training: ACE's reprojection loss, L1 pixel error soft-clamped by tau * tanh(e / tau)
    with tau shrinking from 50 to 1 px on a circular schedule; predictions behind the camera
    (z < 0.1 m), beyond 1000 m or off by more than 1000 px are instead pulled towards a point
-   10 m along the pixel's ray. Where depth is given, an optional 3D loss (metres) helps the
-   start and fades out. AdamW with a one-cycle learning rate; mixed precision on CUDA.
+   10 m along the pixel's ray. An optional 3D loss (metres) helps the start and fades out: its
+   targets come from depth where the images have it, else from the keyframe feature map's
+   points (triangulated): a sample within ``point_radius_px`` of a keyframe keypoint gets the
+   point on its own ray at that keypoint's depth. Without it the reprojection loss alone does
+   not converge on forward motion (the depth along each ray is barely constrained).
+   AdamW with a one-cycle learning rate; mixed precision on CUDA.
 """
 from __future__ import annotations
 
@@ -20,8 +24,10 @@ from typing import Callable
 import cv2
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 
 from ..geometry import backproject, invert_pose, transform_points
+from ..io.feature_map import FeatureMap
 from ..io.mapfile import SceneMap
 from ..models.networks import Encoder, Head, state_dict_hash
 from ..models.preprocess import GREY_MEAN, GREY_STD, cell_centres, target_size, to_grey
@@ -47,6 +53,7 @@ class MappingConfig:
     clamp_min_px: float = 1.0
     depth_weight: float = 0.0        # weight of the 3D loss (per metre); 0 = off
     depth_fade: float = 0.5          # fraction of training after which the 3D loss is gone
+    point_radius_px: float = 12.0    # images without depth: 3D targets within this of a keypoint
     head_blocks: int = 1
     head_channels: int = 512         # hidden width of the head (ACE: 512)
     seed: int = 0
@@ -60,7 +67,7 @@ PRESETS: dict[str, MappingConfig] = {
     # A CPU schedule (measured on redkitchen, 2 cores): half-size images, one augmented pass
     # over the mapping images, a 256-wide head trained with small batches (at least 3000 steps,
     # which small scenes need: 120 frames get ~840 steps from 12 epochs), and a 3D loss from
-    # depth where it exists (see the README's ablation).
+    # depth or triangulated keyframe points (see docs/results.md).
     "fast": MappingConfig(short_side=240, samples_per_image=600, buffer_size=600_000,
                           max_passes=1, batch_size=1024, epochs=12.0, min_iterations=3000,
                           lr_max=3e-3, head_channels=256, depth_weight=20.0),
@@ -103,10 +110,29 @@ def _augment(grey: np.ndarray, short_side: int, cfg: MappingConfig, rng: np.rand
     return x, mask, A
 
 
+KeyframePoints = dict[int, tuple[np.ndarray, np.ndarray]]   # image -> (uv_N2 pixels, xyz_N3 metres)
+
+
+def keyframe_points(images: list[PosedImage], feature_map: FeatureMap) -> KeyframePoints:
+    """The feature map's keypoints and 3D points by index into ``images``: keyframes are found
+    among the images by their pose (the map was built from these images)."""
+    poses = np.stack([np.asarray(im.map_from_cam, np.float64) for im in images]).reshape(len(images), 16)
+    fm, out = feature_map, {}
+    for k in range(fm.n_keyframes):
+        gap = np.abs(poses - fm.map_from_cam_K44[k].reshape(16)).max(1)
+        i = int(np.argmin(gap))
+        if gap[i] < 1e-6:
+            rows = slice(fm.offsets_K1[k], fm.offsets_K1[k + 1])
+            out[i] = (fm.keypoints_P2[rows].astype(np.float64), fm.points_P3[rows].astype(np.float64))
+    return out
+
+
 def fill_buffer(images: list[PosedImage], encoder: Encoder, cfg: MappingConfig,
                 device: torch.device, progress: Progress | None = None,
-                cancel: Callable[[], bool] | None = None) -> FeatureBuffer:
-    """Encode augmented mapping images into a FeatureBuffer (see module docstring)."""
+                cancel: Callable[[], bool] | None = None,
+                points: KeyframePoints | None = None) -> FeatureBuffer:
+    """Encode augmented mapping images into a FeatureBuffer (see module docstring); ``points``
+    give 3D targets in images without depth."""
     rng = np.random.default_rng(cfg.seed)
     feats, uvs, idxs, xyzs = [], [], [], []
     n, total = 0, min(cfg.max_passes * len(images), math.ceil(cfg.buffer_size / cfg.samples_per_image))
@@ -131,7 +157,8 @@ def fill_buffer(images: list[PosedImage], encoder: Encoder, cfg: MappingConfig,
             feats.append(f.flatten(1).T[torch.from_numpy(pick).to(device)].half().cpu())
             uvs.append(torch.from_numpy(uv.astype(np.float32)))
             idxs.append(torch.full((len(pick),), int(i), dtype=torch.int32))
-            xyzs.append(torch.from_numpy(_depth_targets(item, grey.shape, uv)))
+            xyzs.append(torch.from_numpy(_point_targets(item, grey.shape, uv, (points or {}).get(int(i)),
+                                                        cfg.point_radius_px)))
             n += len(pick)
             done += 1
             if progress:
@@ -139,16 +166,26 @@ def fill_buffer(images: list[PosedImage], encoder: Encoder, cfg: MappingConfig,
     return FeatureBuffer(torch.cat(feats), torch.cat(uvs), torch.cat(idxs), torch.cat(xyzs))
 
 
-def _depth_targets(item: PosedImage, shape: tuple[int, int], uv: np.ndarray) -> np.ndarray:
-    """Map-frame points (N, 3) float32 at original pixels uv from the item's depth, NaN where
-    there is no depth."""
+def _point_targets(item: PosedImage, shape: tuple[int, int], uv: np.ndarray,
+                   keypoints: tuple[np.ndarray, np.ndarray] | None, radius_px: float) -> np.ndarray:
+    """Map-frame points (N, 3) float32 on the rays of original pixels uv: at the item's depth,
+    or (no depth) at the camera depth of the nearest keypoint within ``radius_px`` of
+    ``keypoints`` (uv_K2, xyz_K3); NaN elsewhere."""
     out = np.full((len(uv), 3), np.nan, np.float32)
     depth = item.load_depth()
-    if depth is None:
+    if depth is not None:
+        h, w = shape
+        ui = np.clip(np.round(uv).astype(int), 0, [w - 1, h - 1])
+        z = depth[ui[:, 1], ui[:, 0]].astype(np.float64)
+    elif keypoints is not None and len(keypoints[0]):
+        kp_uv, kp_xyz = keypoints
+        kp_z = transform_points(invert_pose(item.map_from_cam), kp_xyz)[:, 2]
+        dist, nearest = cKDTree(kp_uv).query(uv, distance_upper_bound=radius_px)
+        found = np.isfinite(dist)
+        z = np.zeros(len(uv))
+        z[found] = kp_z[nearest[found]]
+    else:
         return out
-    h, w = shape
-    ui = np.clip(np.round(uv).astype(int), 0, [w - 1, h - 1])
-    z = depth[ui[:, 1], ui[:, 0]].astype(np.float64)
     ok = (z > 0.05) & np.isfinite(z)
     pts = transform_points(item.map_from_cam, backproject(item.K, uv[ok], z[ok]))
     out[ok] = pts
@@ -230,17 +267,22 @@ def train_head(buffer: FeatureBuffer, images: list[PosedImage], cfg: MappingConf
 
 def build_map(images: list[PosedImage], encoder: Encoder | None, cfg: MappingConfig, *,
               device: str | torch.device = "cpu", progress: Progress | None = None,
-              cancel: Callable[[], bool] | None = None) -> SceneMap:
-    """Map a scene from posed images: the keyframe feature map (``cfg.features``), then the
-    feature buffer and head training (``cfg.head``). See the module docs."""
+              cancel: Callable[[], bool] | None = None,
+              feature_map: tuple[FeatureMap, dict] | None = None) -> SceneMap:
+    """Map a scene from posed images: the keyframe feature map (``cfg.features``; or the
+    given one with its statistics, built from these images), then the feature buffer and head
+    training (``cfg.head``), with the feature map's points as 3D targets where images have no
+    depth. See the module docs."""
     if len(images) < 2:
         raise ValueError(f"mapping needs at least 2 posed images, got {len(images)}")
     if not cfg.head and cfg.features is None:
         raise ValueError("nothing to build: the config asks for neither a head nor a feature map")
     device = torch.device(device)
     t0 = time.time()
-    feature_map, stats = None, {"frames": len(images), "device": str(device), "config": asdict(cfg)}
-    if cfg.features is not None:
+    stats = {"frames": len(images), "device": str(device), "config": asdict(cfg)}
+    if feature_map is not None:
+        feature_map, stats["feature_map"] = feature_map
+    elif cfg.features is not None:
         extractor = XFeatExtractor(top_k=cfg.features.top_k, device=device)
         try:
             feature_map, stats["feature_map"] = build_feature_map(images, extractor, cfg.features,
@@ -253,10 +295,13 @@ def build_map(images: list[PosedImage], encoder: Encoder | None, cfg: MappingCon
     if cfg.head:
         encoder = encoder.to(device).eval()
         t1 = time.time()
-        buffer = fill_buffer(images, encoder, cfg, device, progress, cancel)
+        points = keyframe_points(images, feature_map) if feature_map is not None else None
+        buffer = fill_buffer(images, encoder, cfg, device, progress, cancel, points)
         t2 = time.time()
         head, head_stats = train_head(buffer, images, cfg, device, progress, cancel)
-        stats.update(head_stats, buffer_features=len(buffer), buffer_seconds=round(t2 - t1, 1),
+        stats.update(head_stats, buffer_features=len(buffer),
+                     buffer_3d_targets=int(torch.isfinite(buffer.xyz_N3[:, 0]).sum()),
+                     buffer_seconds=round(t2 - t1, 1),
                      training_seconds=round(time.time() - t2, 1))
         head, encoder_id = head.cpu(), state_dict_hash(encoder)
     stats["total_seconds"] = round(time.time() - t0, 1)
