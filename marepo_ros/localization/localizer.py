@@ -8,7 +8,7 @@ import torch
 
 from ..geometry import check_intrinsics
 from ..io.mapfile import MapFileError, SceneMap
-from ..models.networks import Encoder, state_dict_hash
+from ..models.networks import state_dict_hash
 from ..models.preprocess import cell_centres, preprocess
 from .estimator import Estimate, ImageEstimator, PoseEstimator
 
@@ -24,7 +24,7 @@ class Localizer:
     Without an estimator it only computes ``scene_coordinates``.
     """
 
-    def __init__(self, scene_map: SceneMap, encoder: Encoder | None,
+    def __init__(self, scene_map: SceneMap, encoder: torch.nn.Module | None,
                  estimator: PoseEstimator | ImageEstimator | None, *,
                  device: str | torch.device = "cpu"):
         self.device = torch.device(device)
@@ -38,8 +38,9 @@ class Localizer:
                                "'points' estimator")
         encoder_id = state_dict_hash(encoder)
         if encoder_id != scene_map.encoder_id:
-            raise MapFileError(f"map was built with encoder {scene_map.encoder_id}, but the loaded "
-                               f"encoder is {encoder_id}: load the encoder the map was built with")
+            raise MapFileError(f"map was built with encoder {scene_map.encoder} {scene_map.encoder_id}, "
+                               f"but the loaded encoder is {encoder.name} {encoder_id}: load the "
+                               f"encoder the map was built with")
         self.encoder = encoder.to(self.device).eval()
         self.head = scene_map.head.to(self.device).eval()
 

