@@ -6,6 +6,7 @@
   coordinates), `points` (keyframes; what `auto` picks) and `hybrid` (both);
 - the default map without depth (`--no-depth`: keyframe points triangulated, the head trained
   with them as 3D targets), `points`, `ransac` and `hybrid`;
+- a head on XFeat's dense features (`--encoder xfeat`), `ransac`;
 - the classical baseline (SIFT keypoints lifted with depth, PnP-RANSAC).
 
     .venv/bin/python benchmarks/redkitchen.py [--data ../shared/data/7scenes-redkitchen]
@@ -100,6 +101,11 @@ def main() -> None:
         for name, estimator, cost, options in runs:
             out = args.out / f"eval_{estimator}{'_torch' if options else ''}{'' if depth else '_nodepth'}"
             rows[name] = {**evaluate(args.data, path, estimator, out, *options), **cost}
+    xfeat = build(args.data, args.out / "redkitchen_xfeat.map", args.preset, "--encoder", "xfeat",
+                  "--no-feature-map")
+    rows[f"xfeat-{args.preset}+ransac"] = {
+        **evaluate(args.data, args.out / "redkitchen_xfeat.map", "ransac", args.out / "eval_xfeat_ransac"),
+        "mapping_s": xfeat["stats"]["total_seconds"], "map_mb": xfeat["file_mb"]}
     if not args.skip_baseline:
         rows["sift+depth+pnp"] = run_baseline(args.data)
     print("\n" + format_table(rows))
