@@ -72,26 +72,32 @@ class PointsEstimator:
         """XFeat features of an HxWx3 RGB or HxW grey uint8 image (pixels of ``image``)."""
         return self.extractor.extract(to_grey(image), top_k=self.top_k, short_side=self.short_side)
 
+    def match(self, features: ImageFeatures, keyframes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(query keypoint indices, map point indices) of the matches to the keyframes' points."""
+        fm = self.feature_map
+        idx = np.concatenate([np.arange(fm.offsets_K1[k], fm.offsets_K1[k + 1]) for k in keyframes])
+        qi, mi = match_points(features.descriptors_ND, self._descriptors[idx], fm.points_P3[idx],
+                              ratio=self.ratio)
+        return qi, idx[mi]
+
     def estimate_features(self, features: ImageFeatures, K: np.ndarray, keyframes: np.ndarray,
                           timings_ms: dict[str, float]) -> Estimate | None:
         """Match ``features`` (pixels of the image with intrinsics K) to the points of
         ``keyframes`` and solve; None when too few matches or no pose."""
         fm = self.feature_map
         t0 = time.perf_counter()
-        idx = np.concatenate([np.arange(fm.offsets_K1[k], fm.offsets_K1[k + 1]) for k in keyframes])
-        qi, mi = match_points(features.descriptors_ND, self._descriptors[idx], fm.points_P3[idx],
-                              ratio=self.ratio)
+        qi, mi = self.match(features, keyframes)
         t1 = time.perf_counter()
         timings_ms["matching"] = 1e3 * (t1 - t0)
         if len(qi) < 4:
             return None
-        result = solve_pnp(fm.points_P3[idx[mi]], features.keypoints_N2[qi], K,
+        result = solve_pnp(fm.points_P3[mi], features.keypoints_N2[qi], K,
                            threshold_px=self.threshold_px)
         timings_ms["pnp"] = 1e3 * (time.perf_counter() - t1)
         if result is None:
             return None
         n = int(result.inliers_N.sum())
-        inliers = (fm.points_P3[idx[mi]][result.inliers_N].astype(np.float64),
+        inliers = (fm.points_P3[mi][result.inliers_N].astype(np.float64),
                    features.keypoints_N2[qi][result.inliers_N].astype(np.float64))
         return Estimate(map_from_cam=result.map_from_cam, covariance=result.covariance,
                         n_inliers=n, inlier_ratio=n / len(qi),
