@@ -35,6 +35,7 @@ test-all: setup
 
 bench: setup
 	$(PY) benchmarks/redkitchen.py
+	$(PY) benchmarks/speed.py
 	$(PY) benchmarks/forward_motion.py
 
 clean:

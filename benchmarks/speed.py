@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Per-stage query time of every estimator on real 640x480 frames, on the CPU and, when CUDA
-is present, on the GPU (batch 1, one image at a time, as the node runs).
+is present, on the GPU (batch 1, one image at a time, as the node runs), with the SIFT
+baseline on the CPU.
 
 Loads a map (by default the one `benchmarks/redkitchen.py` builds: head + keyframe feature
 map, with depth) and localizes the first N query frames of redkitchen with each estimator on
-each device, after two warm-up frames. Prints, per device and estimator, the median ms of every
-stage the estimator reports, the median total, frames per second, and the ratio of the total
-to `points` on the same device; writes OUT/speed.json.
+each device, after two warm-up frames. The methods take turns on every frame, so a busy
+machine slows them alike and the ratios hold. Prints, per device and method, the median ms of
+every stage it reports, the median total, frames per second, and the ratio of the total to
+`points` on the same device; writes OUT/speed.json and the table between the `bench:speed`
+markers of docs/results.md and README.md (not with --no-docs).
 
     .venv/bin/python benchmarks/speed.py [--map runs/bench_redkitchen/redkitchen.map]
                      [--frames 60] [--estimators points ransac hybrid] [--out runs/bench_speed]
@@ -25,11 +28,14 @@ import marepo_ros  # noqa: F401  (before torch: sets how its OpenMP threads wait
 import numpy as np
 import torch
 
+from marepo_ros.evaluation.sift_baseline import SiftPnPBaseline
 from marepo_ros.io.dataset import SceneDataset
 from marepo_ros.io.mapfile import load_map
 from marepo_ros.localization.estimator import make_estimator
 from marepo_ros.localization.localizer import Localizer
 from marepo_ros.models.networks import load_encoder
+
+from bench_docs import replace_block, run_stamp  # noqa: E402  (beside this script)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,8 +45,8 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_estimator(map_path: Path, name: str, device: str, images: list, K: np.ndarray) -> dict:
-    """Median ms per stage and in total, and fps, of one estimator on one device."""
+def make_localizer(map_path: Path, name: str, device: str) -> Localizer:
+    """A Localizer of the map with one estimator ("ransac/torch": ransac on the torch backend)."""
     scene_map = load_map(map_path, device)
     options = {}
     if name.endswith("/torch"):
@@ -48,22 +54,34 @@ def time_estimator(map_path: Path, name: str, device: str, images: list, K: np.n
     estimator = make_estimator(name, short_side=scene_map.short_side, scene_map=scene_map,
                                device=device, **options)
     encoder = None if hasattr(estimator, "localize") else load_encoder(scene_map.encoder or None, device)
-    localizer = Localizer(scene_map, encoder, estimator, device=device)
+    return Localizer(scene_map, encoder, estimator, device=device)
+
+
+def time_interleaved(methods: dict, images: list, K: np.ndarray, device: str) -> dict:
+    """Median ms per stage and in total, and fps, of each method (name -> object with
+    ``localize(image, K)``), the methods taking turns on every image so that whatever else
+    runs on the machine slows them alike."""
     for image in images[:2]:                                    # warm-up
-        localizer.localize(image, K)
-    stages, totals = {}, []
+        for method in methods.values():
+            method.localize(image, K)
+    stages = {name: {} for name in methods}
+    totals = {name: [] for name in methods}
     for image in images:
-        _sync(device)
-        t0 = time.perf_counter()
-        est = localizer.localize(image, K)
-        _sync(device)
-        totals.append(1e3 * (time.perf_counter() - t0))
-        for k, v in (est.timings_ms.items() if est else ()):
-            if k != "total":
-                stages.setdefault(k, []).append(v)
-    total = float(np.median(totals))
-    return {"stages_ms": {k: float(np.median(v)) for k, v in stages.items()}, "total_ms": total,
-            "fps": 1e3 / total}
+        for name, method in methods.items():
+            _sync(device)
+            t0 = time.perf_counter()
+            est = method.localize(image, K)
+            _sync(device)
+            totals[name].append(1e3 * (time.perf_counter() - t0))
+            for k, v in (est.timings_ms.items() if est else ()):
+                if k != "total":
+                    stages[name].setdefault(k, []).append(v)
+    out = {}
+    for name in methods:
+        total = float(np.median(totals[name]))
+        out[name] = {"stages_ms": {k: float(np.median(v)) for k, v in stages[name].items()},
+                     "total_ms": total, "fps": 1e3 / total}
+    return out
 
 
 def main() -> None:
@@ -72,8 +90,12 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared/data/7scenes-redkitchen")
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--estimators", nargs="+", default=["points", "ransac", "ransac/torch", "hybrid"])
+    ap.add_argument("--no-docs", action="store_true", help="do not rewrite the tables in the docs")
+    ap.add_argument("--no-sift", action="store_true", help="leave out the SIFT baseline (its map "
+                    "takes a minute or two to build)")
     ap.add_argument("--out", type=Path, default=REPO / "runs/bench_speed")
     args = ap.parse_args()
+    t_start = time.time()
     if not args.map.exists():
         raise SystemExit(f"{args.map}: no map; build it first (benchmarks/redkitchen.py or "
                          f"marepo-ros map build)")
@@ -85,10 +107,14 @@ def main() -> None:
         print("no CUDA device: CPU only")
     results = {}
     for device in devices:
-        for name in args.estimators:
-            if device == "cuda" and name == "ransac/torch":
-                continue                                           # the same as ransac there
-            results[f"{device} {name}"] = r = time_estimator(args.map, name, device, images, ds.K)
+        methods = {name: make_localizer(args.map, name, device) for name in args.estimators
+                   if not (device == "cuda" and name == "ransac/torch")}  # the same as ransac there
+        if device == "cpu" and not args.no_sift:
+            sift = SiftPnPBaseline()
+            sift.build(ds.frames("mapping"), ds.K, ds.depth_K)
+            methods["sift"] = sift
+        for name, r in time_interleaved(methods, images, ds.K, device).items():
+            results[f"{device} {name}"] = r
             print(f"{device:4s} {name:13s} {r['total_ms']:6.1f} ms  {r['fps']:5.1f} fps  "
                   + ", ".join(f"{k} {v:.1f}" for k, v in r["stages_ms"].items()), flush=True)
     for device in devices:
@@ -104,6 +130,30 @@ def main() -> None:
          "cuda": torch.cuda.get_device_name() if "cuda" in devices else None,
          "results": results}, indent=2) + "\n")
     print(f"wrote {args.out / 'speed.json'}")
+    if not args.no_docs:
+        text = (f"{len(images)} redkitchen queries, 640x480, the `make bench` depth map; methods "
+                f"take turns on every frame.\n\n{speed_table(results)}\n\n{run_stamp(time.time() - t_start)}")
+        for doc in (REPO / "docs/results.md", REPO / "README.md"):
+            replace_block(doc, "bench:speed", text)
+            print(f"updated the generated table in {doc.relative_to(REPO)}")
+
+
+NAMES = {"points": "`points` (default)", "ransac": "`ransac` (poselib on a CPU)",
+         "ransac/torch": "`ransac` (batched torch)", "hybrid": "`hybrid`",
+         "sift": "SIFT + PnP baseline"}
+
+
+def speed_table(results: dict) -> str:
+    """Markdown: device, method, median ms, fps, x points, stages."""
+    md = ["| device | method | median ms | fps | x `points` | stages, median ms |",
+          "|---|---|---|---|---|---|"]
+    for key, r in results.items():
+        device, name = key.split(" ", 1)
+        base = results.get(f"{device} points", r)["total_ms"]
+        stages = ", ".join(f"{k} {v:.0f}" for k, v in r["stages_ms"].items())
+        md.append(f"| {device} | {NAMES.get(name, name)} | {r['total_ms']:.0f} | {r['fps']:.1f} | "
+                  f"{r['total_ms'] / base:.2f} | {stages} |")
+    return "\n".join(md)
 
 
 if __name__ == "__main__":
