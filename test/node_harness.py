@@ -21,7 +21,7 @@ from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped  # noqa: E4
 from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
 from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
@@ -37,10 +37,13 @@ _CLIENTS = itertools.count()
 class Client:
     """A test node that feeds frames to the relocalization node and records what comes back."""
 
-    def __init__(self, *, domain: int, compressed: bool = False):
+    def __init__(self, *, domain: int, compressed: bool = False, sensor_qos: bool = False):
+        """sensor_qos: publish images and camera_info the way camera drivers do (sensor-data
+        QoS: best effort, depth 5); else reliable, depth 50."""
         self.session = RosSession(f"marepo_test_client_{next(_CLIENTS)}", domain_id=domain)
         self.node = self.session.node
-        qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        qos = (qos_profile_sensor_data if sensor_qos
+               else QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
         self.image_pub = (self.node.create_publisher(CompressedImage, "/image/compressed", qos)
                           if compressed else self.node.create_publisher(Image, "/image", qos))
         self.info_pub = self.node.create_publisher(CameraInfo, "/camera_info", qos)
@@ -92,10 +95,15 @@ class Client:
         return self.statuses[-1]
 
     def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until both ends of every input are matched: our writers see the node's readers, and
+        the node's ~/status says its readers see our writers (discovery is not symmetric: a
+        sample written before the node's reader matched our writer is lost)."""
         wait_for(lambda: self.statuses, timeout, "the node's first status message")
         wait_for(lambda: all(p.get_subscription_count() for p in
                              (self.image_pub, self.info_pub, self.mapping_pose_pub)),
                  timeout, "the node to subscribe to the inputs")
+        wait_for(lambda: all(self.statuses[-1]["publishers"].values()), timeout,
+                 "the node's readers to match our writers")
         self._client(Trigger, f"{NODE}/start_mapping")
 
     # --- sending frames ---

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
-import re
+import os
 import threading
 import time
 from collections import Counter, deque
@@ -35,9 +35,8 @@ from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescr
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
@@ -45,6 +44,7 @@ from ..geometry import invert_pose, pose_from_quat, quat_from_pose
 from ..io.bag import pose_from_transform
 from ..io.mapfile import MapFileError, load_map
 from ..localization.estimator import NEEDS_HEAD, make_estimator
+from ..localization.gaps import SequenceGaps
 from ..localization.localizer import Localizer
 from ..localization.streams import LatestSlot, RateMeter, StampedBuffer
 from ..mapping.background import BackgroundMapBuild, BuildState
@@ -54,7 +54,10 @@ from ..models.networks import EncoderError, load_encoder
 from .conversions import (InputError, camera_from_info, check_image_size,
                           has_distortion, image_from_compressed, image_from_msg, pose_from_msg,
                           pose_to_msg, seconds, stamp_from_seconds)
-from .params import BY_NAME, PARAMS, NodeSettings
+from .inputs import InputSubscriptions
+from .kind_log import KindLog
+from .params import PARAMS, NodeSettings, ParameterError, value_problem
+from .transport import transport_env
 
 try:  # a full ROS 2 install has tf2_ros; the PyPI wheels do not
     import tf2_ros
@@ -62,7 +65,7 @@ except ImportError:
     tf2_ros = None
 
 NODE_NAME = "relocalization_node"
-LOG_REPEAT_S = 5.0  # the same problem is logged at most this often
+LOG_REPEAT_S = 5.0  # one kind of problem is logged at most this often
 CAMERA_INFO_WAIT_S = 0.05  # the worker waits this long for the CameraInfo of an image's stamp
 
 
@@ -94,7 +97,7 @@ def _guarded(callback):
             return callback(self, *args)
         except Exception as exc:  # noqa: BLE001 - the node must survive any one message
             text = f"{callback.__name__} failed: {type(exc).__name__}: {exc}"
-            self._log(f"crash:{callback.__name__}", text, error=True)
+            self._log("callback", text, level="error")
             if len(args) == 2 and hasattr(args[1], "success"):  # a Trigger service
                 return self._answer(args[1], False, f"internal error: {text}")
             return None
@@ -106,16 +109,19 @@ class RelocalizationNode(Node):
 
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        self.settings = NodeSettings.from_values(
-            {p.name: self.declare_parameter(p.name, p.default, _descriptor(p)).value for p in PARAMS})
+        self.settings = NodeSettings.from_values(self._declare_parameters())
         self._lock = threading.Lock()          # counters and last-frame figures
         self._mapping_lock = threading.RLock()  # mapping state
-        self.counts = Counter(received=0, localized=0, rejected=0, dropped_stale=0)
+        self.counts = Counter({k: 0 for k in (
+            "received", "paired", "info_fallback", "localized", "rejected", "dropped_stale",
+            "errors", "publisher_gaps", "camera_info_received")})
         self._last = {"localized": False, "latency_ms": None, "stamp_latency_ms": None,
-                      "inlier_ratio": None, "confidence": None, "rejection": ""}
+                      "inlier_ratio": None, "confidence": None, "rejection": "",
+                      "failing": False, "error": ""}
         self._latencies: deque[float] = deque(maxlen=100)
-        self._logged: dict[str, float] = {}
+        self._log = KindLog(self.get_logger(), LOG_REPEAT_S)
         self._rate = RateMeter()
+        self._gaps = SequenceGaps()
         self._infos = StampedBuffer(capacity=50)
         self._valid_infos: dict[str, tuple] = {}  # frame id -> latest usable (K, width, height)
         self._slot = LatestSlot()
@@ -159,6 +165,20 @@ class RelocalizationNode(Node):
             f"map {'loaded' if self._localizer else 'none (set map_path or use ~/start_mapping)'}")
 
     # ---- set-up -------------------------------------------------------------------------
+    def _declare_parameters(self) -> dict:
+        """Declare every parameter; its value at start-up. ParameterError (one line naming the
+        parameter) for a value of the wrong type or outside its range."""
+        values = {}
+        for p in PARAMS:
+            try:
+                values[p.name] = self.declare_parameter(p.name, p.default, _descriptor(p)).value
+            except (rclpy.exceptions.InvalidParameterTypeException,
+                    rclpy.exceptions.InvalidParameterValueException) as exc:
+                allowed = (f"within {p.range[0]} to {p.range[1]}" if p.range else
+                           f"of type {type(p.default).__name__}")
+                raise ParameterError(f"{p.name} must be {allowed} ({exc})") from None
+        return values
+
     def _setup_tf(self) -> None:
         self._tf_broadcaster = self._tf_buffer = None
         if tf2_ros is None:
@@ -175,22 +195,17 @@ class RelocalizationNode(Node):
 
     def _setup_io(self) -> None:
         s = self.settings
-        reliability = (ReliabilityPolicy.RELIABLE if s.qos_reliability == "reliable"
-                       else ReliabilityPolicy.BEST_EFFORT)
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=s.qos_depth, reliability=reliability)
-        if s.image_transport == "compressed":
-            self._image_sub = self.create_subscription(CompressedImage, "image/compressed",
-                                                       self._on_image, qos)
-        else:
-            self._image_sub = self.create_subscription(Image, "image", self._on_image, qos)
-        self._image_topic = self._image_sub.topic_name
-        self._info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos)
+        self._inputs = InputSubscriptions(
+            self, compressed=s.image_transport == "compressed", reliability=s.qos_reliability,
+            depth=s.qos_depth, on_image=self._on_image, on_camera_info=self._on_camera_info)
+        self._image_topic = self._inputs.image.topic_name
+        self._mapping_pose_sub = None
         if s.mapping_pose_type == "pose":
-            self.create_subscription(PoseStamped, s.mapping_pose_topic,
-                                     lambda m: self._on_mapping_pose(m.header, m.pose), 50)
+            self._mapping_pose_sub = self.create_subscription(
+                PoseStamped, s.mapping_pose_topic, lambda m: self._on_mapping_pose(m.header, m.pose), 50)
         elif s.mapping_pose_type == "odometry":
-            self.create_subscription(Odometry, s.mapping_pose_topic,
-                                     lambda m: self._on_mapping_pose(m.header, m.pose.pose), 50)
+            self._mapping_pose_sub = self.create_subscription(
+                Odometry, s.mapping_pose_topic, lambda m: self._on_mapping_pose(m.header, m.pose.pose), 50)
         self._pose_pub = self.create_publisher(PoseStamped, "~/pose", 10)
         self._pose_cov_pub = self.create_publisher(PoseWithCovarianceStamped, "~/pose_with_covariance", 10)
         self._status_pub = self.create_publisher(String, "~/status", 10)
@@ -217,22 +232,16 @@ class RelocalizationNode(Node):
         try:
             return self._apply_parameters({p.name: p.value for p in params})
         except Exception as exc:  # noqa: BLE001 - refuse the change, keep the node
-            self._log("params", f"parameter change failed: {type(exc).__name__}: {exc}", error=True)
+            self._log("params", f"parameter change failed: {type(exc).__name__}: {exc}", level="error")
             return SetParametersResult(successful=False, reason=f"{type(exc).__name__}: {exc}")
 
     def _apply_parameters(self, new: dict) -> SetParametersResult:
         """Validate every change; a new map or estimator is built completely before it is
         swapped in, so the worker never sees a half-loaded map. Accepted: ``settings`` follow."""
         for name, value in new.items():
-            spec = BY_NAME.get(name)
-            if spec is not None and spec.choices and value not in spec.choices:
-                return SetParametersResult(successful=False, reason=(
-                    f"{name} must be one of {', '.join(spec.choices)} (got '{value}')"))
-        if "base_from_camera" in new:
-            v = list(new["base_from_camera"])
-            if len(v) != 7 or not np.all(np.isfinite(v)) or abs(np.linalg.norm(v[3:]) - 1) > 1e-3:
-                return SetParametersResult(successful=False, reason=(
-                    "base_from_camera must be 7 finite numbers x y z qx qy qz qw with a unit quaternion"))
+            problem = value_problem(name, value)
+            if problem:
+                return SetParametersResult(successful=False, reason=problem)
         localizer = self._localizer
         map_path = new.get("map_path", self._map_path)
         estimator = new.get("estimator", self.settings.estimator)
@@ -244,7 +253,7 @@ class RelocalizationNode(Node):
                     reuse = localizer.scene_map if (localizer and "map_path" not in new) else None
                     localizer = self._make_localizer(map_path, estimator, reuse)
                 except (MapFileError, ValueError) as exc:
-                    self._log("map", f"refused map_path change: {exc}", error=True)
+                    self._log("map", f"refused map_path change: {exc}", level="error")
                     return SetParametersResult(successful=False, reason=str(exc))
         if "base_from_camera" in new:
             v = new["base_from_camera"]
@@ -268,25 +277,29 @@ class RelocalizationNode(Node):
             self.get_logger().warning(
                 "CameraInfo has non-zero distortion; lens distortion is not modelled, images "
                 "are used as if rectified (subscribe to image_rect for best accuracy)")
+        with self._lock:
+            self.counts["camera_info_received"] += 1
         self._infos.add(seconds(msg.header.stamp), camera, key=msg.header.frame_id)
         if not isinstance(camera, InputError):
             self._valid_infos[msg.header.frame_id] = camera
 
-    def _camera_for(self, header: Header, wait_s: float = 0.0):
-        """The CameraInfo of the image's stamp (waiting up to ``wait_s`` for it), else the
-        latest usable one of the same frame id (DDS may deliver a CameraInfo after its image),
-        else the latest unusable one; as (K, width, height) or an InputError saying why not."""
+    def _camera_for(self, header: Header, wait_s: float = 0.0) -> tuple[object, bool]:
+        """(camera, paired): the CameraInfo of the image's stamp (waiting up to ``wait_s`` for
+        it; paired True), else the latest usable one of the same frame id (DDS may deliver a
+        CameraInfo after its image), else the latest unusable one; camera is (K, width,
+        height) or an InputError saying why not."""
         stamp, deadline = seconds(header.stamp), time.monotonic() + wait_s
         camera = self._infos.nearest(stamp, 1e-6)
         while camera is None and time.monotonic() < deadline:
             time.sleep(0.005)
             camera = self._infos.nearest(stamp, 1e-6)
+        if camera is not None:
+            return camera, True
+        camera = self._valid_infos.get(header.frame_id) or self._infos.latest(header.frame_id)
         if camera is None:
-            camera = self._valid_infos.get(header.frame_id) or self._infos.latest(header.frame_id)
-        if camera is None:
-            return InputError(f"no CameraInfo received on {self._info_sub.topic_name} for "
-                              f"frame '{header.frame_id}'")
-        return camera
+            camera = InputError(f"no CameraInfo received on {self._inputs.camera_info.topic_name} for "
+                                f"frame '{header.frame_id}'")
+        return camera, False
 
     @_guarded
     def _on_image(self, msg) -> None:
@@ -301,83 +314,102 @@ class RelocalizationNode(Node):
                 self._collect_keyframes()
         with self._lock:
             self.counts["received"] += 1
+            self.counts["publisher_gaps"] += self._gaps.add(stamp, msg.header.frame_id)
             if self._slot.put((msg, now)):
                 self.counts["dropped_stale"] += 1
 
-    def _decode(self, msg, *, wait_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-        """(image, K) of a frame, or InputError."""
-        camera = self._camera_for(msg.header, wait_s)
+    def _decode(self, msg, *, wait_s: float = 0.0) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(image, K, paired with the CameraInfo of its stamp) of a frame, or InputError."""
+        camera, paired = self._camera_for(msg.header, wait_s)
         if isinstance(camera, InputError):
             raise camera
         image = image_from_compressed(msg) if isinstance(msg, CompressedImage) else image_from_msg(msg)
         K, width, height = camera
         check_image_size(image, width, height)
-        return image, K
+        return image, K, paired
 
     # ---- localization (worker thread) ----------------------------------------------------
     def _work(self) -> None:
+        """The worker: one frame at a time; nothing a frame does can end this loop."""
         while self._running:
             item = self._slot.take(timeout=0.2)
-            if item is not None:
+            if item is None:
+                continue
+            try:
                 self._localize(*item)
+            except Exception as exc:  # noqa: BLE001 - a bug in bookkeeping: say so, go on
+                self._fail("worker", exc)
 
     def _localize(self, msg, received: float) -> None:
+        """Decode, localize, publish, TF: each step guarded; a failure rejects this frame
+        (counted, on ~/status, /diagnostics ERROR, throttled log) and the next one is taken."""
         localizer = self._localizer  # one map for the whole frame, even if swapped meanwhile
         try:
-            image, K = self._decode(msg, wait_s=CAMERA_INFO_WAIT_S)
-            if localizer is None:
-                raise InputError("no map loaded: set map_path or build one with ~/start_mapping"
-                                 + (f" (last map error: {self._map_error})" if self._map_error else ""))
-            est = localizer.localize(image, K)
+            image, K, paired = self._decode(msg, wait_s=CAMERA_INFO_WAIT_S)
         except InputError as exc:
             return self._reject(str(exc), kind="input")
-        except Exception as exc:  # never let one frame stop the worker
-            return self._reject(f"localization failed: {type(exc).__name__}: {exc}", kind="error")
+        except Exception as exc:  # noqa: BLE001
+            return self._fail("decode", exc)
+        with self._lock:
+            self.counts["paired" if paired else "info_fallback"] += 1
+        if localizer is None:
+            return self._reject("no map loaded: set map_path or build one with ~/start_mapping"
+                                + (f" (last map error: {self._map_error})" if self._map_error else ""),
+                                kind="no_map")
+        try:
+            est = localizer.localize(image, K)
+        except Exception as exc:  # noqa: BLE001
+            return self._fail("localize", exc)
         if est is None:
             return self._reject("no pose: too few usable scene coordinates", kind="no_pose")
         min_confidence = self.settings.min_confidence
         if est.confidence < min_confidence:
             return self._reject(f"confidence {est.confidence:.3f} below min_confidence "
                                 f"{min_confidence}", kind="confidence", level="debug")
-        self._publish(msg.header, est)
+        try:
+            self._publish(msg.header, est)
+        except Exception as exc:  # noqa: BLE001
+            return self._fail("publish", exc)
+        if self._tf_broadcaster is not None and self.settings.publish_tf:
+            try:
+                self._broadcast_tf(msg.header, est.map_from_cam)
+            except Exception as exc:  # noqa: BLE001 - the pose is out; TF is counted apart
+                self._count_error("tf", exc)
         done = time.monotonic()
         with self._lock:
             self.counts["localized"] += 1
             latency = 1e3 * (done - received)
             self._latencies.append(latency)
-            self._last.update(localized=True, latency_ms=latency, inlier_ratio=est.inlier_ratio,
-                              confidence=est.confidence, timings_ms=est.timings_ms,
+            self._last.update(localized=True, failing=False, latency_ms=latency,
+                              inlier_ratio=est.inlier_ratio, confidence=est.confidence,
+                              timings_ms=est.timings_ms,
                               stamp_latency_ms=1e3 * (self.get_clock().now().nanoseconds * 1e-9
                                                       - seconds(msg.header.stamp)))
 
-    def _reject(self, reason: str, *, kind: str, level: str = "warning") -> None:
+    def _reject(self, reason: str, *, kind: str, level: str = "warning", failing: bool = False) -> None:
         with self._lock:
             self.counts["rejected"] += 1
             self.counts[f"rejected_{kind}"] += 1
-            self._last.update(localized=False, rejection=reason)
+            self._last.update(localized=False, rejection=reason, failing=failing)
         self._log(kind, f"frame not localized: {reason}", level=level)
 
-    def _log(self, key: str, text: str, *, error: bool = False, level: str = "warning") -> None:
-        """Log ``text``; the same kind of message (``key`` + the text without its numbers) at
-        most every LOG_REPEAT_S seconds."""
-        now = time.monotonic()
-        key = f"{key}:{re.sub(r'[0-9.]+', '#', text)}"
-        if now - self._logged.get(key, -1e9) < LOG_REPEAT_S:
-            return
-        self._logged[key] = now
-        self._emit("error" if error else level, text)
+    def _count_error(self, stage: str, exc: Exception) -> str:
+        reason = f"{stage} failed: {type(exc).__name__}: {exc}"
+        with self._lock:
+            self.counts["errors"] += 1
+            self.counts[f"errors_{stage}"] += 1
+            self._last["error"] = reason
+        self._log(stage, reason, level="error")
+        return reason
 
-    def _emit(self, level: str, text: str) -> None:
-        """Log at ``level``; rclpy wants one severity per call site, hence one line each."""
-        logger = self.get_logger()
-        if level == "error":
-            logger.error(text)
-        elif level == "warning":
-            logger.warning(text)
-        elif level == "info":
-            logger.info(text)
-        else:
-            logger.debug(text)
+    def _fail(self, stage: str, exc: Exception) -> None:
+        """An unexpected exception in a step of a frame: counted as an error and the frame as
+        rejected; /diagnostics is ERROR until a frame goes through again."""
+        reason = self._count_error(stage, exc)
+        with self._lock:
+            self.counts["rejected"] += 1
+            self.counts[f"rejected_error_{stage}"] += 1
+            self._last.update(localized=False, rejection=reason, failing=True)
 
     def _publish(self, header: Header, est) -> None:
         out = Header(stamp=header.stamp, frame_id=self.settings.map_frame)
@@ -388,8 +420,6 @@ class RelocalizationNode(Node):
         cov = est.covariance if np.all(np.isfinite(est.covariance)) else np.diag([1e6] * 6)
         with_cov.pose.covariance = [float(c) for c in cov.reshape(36)]
         self._pose_cov_pub.publish(with_cov)
-        if self._tf_broadcaster is not None and self.settings.publish_tf:
-            self._broadcast_tf(header, est.map_from_cam)
 
     def _broadcast_tf(self, header: Header, map_from_cam: np.ndarray) -> None:
         """map -> odom (REP-105) when odom_frame is set, else map -> camera frame."""
@@ -450,7 +480,7 @@ class RelocalizationNode(Node):
         """Decode the images that became keyframes (called with the mapping lock held)."""
         for msg, map_from_cam in self._collector.ready():
             try:
-                image, K = self._decode(msg)
+                image, K, _ = self._decode(msg)
             except InputError as exc:
                 self._collector.counts["bad_images"] += 1
                 self._mapping_error = f"mapping image refused: {exc}"
@@ -530,7 +560,7 @@ class RelocalizationNode(Node):
 
     def _answer(self, response, ok: bool, message: str):
         response.success, response.message = ok, message
-        self._emit("info" if ok else "warning", message)
+        self._log("services", message, level="info" if ok else "warning", throttle=False)
         return response
 
     def _collection_summary(self) -> str:
@@ -557,9 +587,9 @@ class RelocalizationNode(Node):
             if not result.successful:
                 self._mapping_error = f"keyframe map refused: {result.reason}"
                 self._build.status.keyframes_map_path = None
-            self._emit("info" if result.successful else "warning",
-                       self._mapping_error or f"{status.message}; localizing in the keyframe map "
-                       f"with 'points' meanwhile")
+            self._log("mapping", self._mapping_error or f"{status.message}; localizing in the "
+                      f"keyframe map with 'points' meanwhile", throttle=False,
+                      level="info" if result.successful else "warning")
             return
         if status.state == BuildState.DONE:
             result = self.set_parameters([Parameter("map_path", Parameter.Type.STRING,
@@ -572,8 +602,8 @@ class RelocalizationNode(Node):
                 self._mapping_error = f"new map refused: {result.reason}"
         else:
             self._mapping_error = status.message
-        self._emit("info" if status.state == BuildState.DONE else "warning",
-                   self._mapping_error or self._mapping_message)
+        self._log("mapping", self._mapping_error or self._mapping_message, throttle=False,
+                  level="info" if status.state == BuildState.DONE else "warning")
 
     # ---- status -------------------------------------------------------------------------
     def status(self) -> dict:
@@ -599,7 +629,12 @@ class RelocalizationNode(Node):
             "latency_ms": last["latency_ms"], "latency_ms_mean": mean,
             "stamp_latency_ms": last["stamp_latency_ms"], "inlier_ratio": last["inlier_ratio"],
             "confidence": last["confidence"], "timings_ms": last.get("timings_ms", {}),
-            "last_rejection": last["rejection"], "frames": counts, "mapping": mapping,
+            "last_rejection": last["rejection"], "failing": last["failing"],
+            "last_error": last["error"], "frames": counts, "mapping": mapping,
+            "publishers": {name: sub.get_publisher_count() for name, sub in (
+                ("image", self._inputs.image), ("camera_info", self._inputs.camera_info),
+                ("mapping_pose", self._mapping_pose_sub)) if sub is not None},
+            "qos_reliability": self.settings.qos_reliability, "inputs": self._inputs.describe(),
         }
 
     @_guarded
@@ -608,7 +643,9 @@ class RelocalizationNode(Node):
         self._status_pub.publish(String(data=json.dumps(s)))
         diag = DiagnosticStatus(name=f"{self.get_name()}: relocalization",
                                 hardware_id=self.get_fully_qualified_name())
-        if not s["map_loaded"]:
+        if s["failing"]:
+            diag.level, diag.message = DiagnosticStatus.ERROR, s["last_rejection"]
+        elif not s["map_loaded"]:
             diag.level, diag.message = DiagnosticStatus.WARN, "no map loaded"
         elif s["mapping"]["error"]:
             diag.level, diag.message = DiagnosticStatus.WARN, s["mapping"]["error"]
@@ -620,6 +657,7 @@ class RelocalizationNode(Node):
             diag.message += f"; mapping {s['mapping']['state']}: {s['mapping']['message']}"
         flat = {k: v for k, v in s.items() if not isinstance(v, dict)}
         flat.update({f"frames.{k}": v for k, v in s["frames"].items()})
+        flat.update({f"publishers.{k}": v for k, v in s["publishers"].items()})
         flat.update({f"mapping.{k}": v for k, v in s["mapping"].items() if not isinstance(v, dict)})
         diag.values = [KeyValue(key=k, value=f"{v:.3f}" if isinstance(v, float) else str(v))
                        for k, v in flat.items()]
@@ -638,15 +676,22 @@ class RelocalizationNode(Node):
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``relocalization_node`` and ``marepo-ros node`` (ROS arguments pass
     through: --ros-args -r image:=/cam/image_raw -p map_path:=... --params-file FILE)."""
+    env, transport, warn = transport_env()
+    os.environ.update(env)  # before rclpy creates the DDS participant
     rclpy.init(args=args)
+    logger = rclpy.logging.get_logger(NODE_NAME)
+    (logger.warning if warn else logger.info)(transport)
     node = None
     try:
         node = RelocalizationNode()
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except ParameterError as exc:
+        logger.fatal(f"cannot start: bad parameter: {exc}")
+        return 2
     except (EncoderError, RuntimeError) as exc:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
+        logger.fatal(f"cannot start: {exc}")
         return 1
     finally:
         if node is not None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 
+import numpy as np
+
 from ..localization.estimator import ESTIMATORS
 from ..mapping.build import PRESETS
 
@@ -41,9 +43,10 @@ PARAMS: tuple[Param, ...] = (
     Param("image_transport", "raw", "Subscribe to 'image' (raw: sensor_msgs/Image) or "
           "'image/compressed' (compressed: sensor_msgs/CompressedImage).", read_only=True,
           choices=("raw", "compressed")),
-    Param("qos_reliability", "best_effort", "Reliability of the image and camera_info "
-          "subscriptions (sensor-data QoS is best_effort).", read_only=True,
-          choices=("best_effort", "reliable")),
+    Param("qos_reliability", "best_available", "Reliability of the image and camera_info "
+          "subscriptions; best_available: reliable when every publisher is reliable, else "
+          "best effort (what camera drivers' sensor-data QoS offers).", read_only=True,
+          choices=("best_available", "best_effort", "reliable")),
     Param("qos_depth", 5, "History depth of the image and camera_info subscriptions.",
           read_only=True, range=(1, 100)),
     # outputs
@@ -89,6 +92,28 @@ PARAMS: tuple[Param, ...] = (
 BY_NAME = {p.name: p for p in PARAMS}
 
 
+class ParameterError(ValueError):
+    """A parameter value that is not allowed; ``str()`` names the parameter and what is."""
+
+
+def value_problem(name: str, value: object) -> str | None:
+    """Why ``value`` is not allowed for parameter ``name`` (one line naming both and the
+    allowed values), or None. Start-up values and run-time changes go through this."""
+    spec = BY_NAME.get(name)
+    if spec is None:
+        return None
+    if spec.choices and value not in spec.choices:
+        return f"{name} must be one of {', '.join(spec.choices)} (got '{value}')"
+    if spec.range is not None and not spec.range[0] <= value <= spec.range[1]:
+        return f"{name} must be within {spec.range[0]} to {spec.range[1]} (got {value})"
+    if name == "base_from_camera":
+        v = np.asarray(list(value), np.float64)
+        if v.shape != (7,) or not np.all(np.isfinite(v)) or abs(np.linalg.norm(v[3:]) - 1) > 1e-3:
+            return (f"base_from_camera must be 7 finite numbers x y z qx qy qz qw with a unit "
+                    f"quaternion (got {list(value)})")
+    return None
+
+
 @dataclass(frozen=True)
 class NodeSettings:
     """The parameters' values, typed (fields in PARAMS' order, each of its default's type; a
@@ -123,7 +148,12 @@ class NodeSettings:
 
     @classmethod
     def from_values(cls, values: Mapping[str, object]) -> NodeSettings:
-        """From a value for every parameter (e.g. the declared ones, or the defaults)."""
+        """From a value for every parameter (e.g. the declared ones, or the defaults);
+        ParameterError for the first value ``value_problem`` refuses."""
+        for f in fields(cls):
+            problem = value_problem(f.name, values[f.name])
+            if problem:
+                raise ParameterError(problem)
         return cls(**{f.name: _typed(f.name, values[f.name]) for f in fields(cls)})
 
     def updated(self, changes: Mapping[str, object]) -> NodeSettings:

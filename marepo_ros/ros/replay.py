@@ -98,21 +98,24 @@ class NodeProcess:
 
     cli_args: before the ROS arguments (e.g. --params-file FILE); params: node parameters
     (name -> value); remaps: ROS remappings (from -> to); the node's stdout and stderr go to
-    ``log_path`` (``log`` reads it).
+    ``log_path`` (``log`` reads it). discovery_range: the node's ROS_AUTOMATIC_DISCOVERY_RANGE;
+    SUBNET (ROS 2's default) keeps the node's transport profile, which rmw_fastrtps replaces
+    under LOCALHOST (see ``transport``); clients on LOCALHOST still find it.
     """
 
     def __init__(self, log_path: Path, *cli_args: str, domain_id: int, params: dict,
-                 remaps: dict[str, str] | None = None):
+                 remaps: dict[str, str] | None = None, discovery_range: str = "SUBNET"):
         args = [sys.executable, "-m", "marepo_ros.cli", "node", *cli_args, "--ros-args"]
         for name, value in params.items():
             args += ["-p", f"{name}:={json.dumps(value) if isinstance(value, (bool, list)) else value}"]
         for src, dst in (remaps or {}).items():
             args += ["-r", f"{src}:={dst}"]
+        self.domain_id = domain_id
         self.log_path = Path(log_path)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")
-        env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id), "PYTHONUNBUFFERED": "1"}
-        env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id), "PYTHONUNBUFFERED": "1",
+               "ROS_AUTOMATIC_DISCOVERY_RANGE": discovery_range}
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env)
 
     def alive(self) -> bool:
