@@ -26,6 +26,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 
 from marepo_ros.ros.conversions import pose_to_msg, stamp_from_seconds  # noqa: E402
 from marepo_ros.ros.replay import NodeProcess, RosSession, wait_for  # noqa: E402,F401 - the tests' too
@@ -88,6 +89,16 @@ class Client:
         response = self._call(GetParameters, f"{NODE}/get_parameters", GetParameters.Request(names=[name]))
         return Parameter.from_parameter_msg(ParameterMsg(name=name, value=response.values[0])).value
 
+    def lifecycle_state(self) -> str:
+        """The node's lifecycle state (lifecycle_msgs ~/get_state), e.g. 'inactive'."""
+        return self._call(GetState, f"{NODE}/get_state", GetState.Request()).current_state.label
+
+    def transition(self, transition_id: int) -> bool:
+        """Ask for a lifecycle transition (lifecycle_msgs/msg/Transition ids); its success."""
+        request = ChangeState.Request()
+        request.transition.id = transition_id
+        return self._call(ChangeState, f"{NODE}/change_state", request).success
+
     def status(self, timeout: float = 10.0) -> dict:
         """The next status message published after this call."""
         n = len(self.statuses)
@@ -102,7 +113,8 @@ class Client:
         wait_for(lambda: all(p.get_subscription_count() for p in
                              (self.image_pub, self.info_pub, self.mapping_pose_pub)),
                  timeout, "the node to subscribe to the inputs")
-        wait_for(lambda: all(self.statuses[-1]["publishers"].values()), timeout,
+        wait_for(lambda: all(self.statuses[-1]["publishers"].get(k) for k in
+                             ("image", "camera_info", "mapping_pose")), timeout,
                  "the node's readers to match our writers")
         self._client(Trigger, f"{NODE}/start_mapping")
 

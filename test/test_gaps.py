@@ -23,8 +23,10 @@ def test_jitter_pauses_reordering_and_streams_count_nothing():
     gaps.add(float(stamps[-1]) + 30.0, key="cam_a")  # the publisher paused
     for t in 5.0 + np.arange(50) * 0.2:               # a second camera at another rate
         gaps.add(float(t), key="cam_b")
+    for t in stamps[-1] + 60.0 + np.arange(40) * 0.5:  # back after a pause, at 2 Hz
+        gaps.add(float(t), key="cam_a")
     assert gaps.missing == 0
-    assert abs(gaps.period("cam_b") - 0.2) < 1e-9
+    assert abs(gaps.period("cam_b") - 0.2) < 1e-9 and abs(gaps.period("cam_a") - 0.5) < 1e-9
 
 
 def test_no_estimate_before_enough_steps():

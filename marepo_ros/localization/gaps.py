@@ -13,7 +13,8 @@ class SequenceGaps:
     missing just before this one; ``missing`` is the total over all streams.
 
     window: steps the period is the median of; min_steps: steps seen before gaps are counted;
-    max_gap_s: a longer step is a pause of the publisher, not a loss. Stamps in seconds; an
+    max_gap_s: a longer step is a pause of the publisher, not a loss, and the period is
+    learnt anew after it (the publisher may come back at another rate). Stamps in seconds; an
     out-of-order or repeated stamp counts nothing and is ignored.
     """
 
@@ -37,8 +38,12 @@ class SequenceGaps:
         if last is None:
             return 0
         step, period = stamp - last, self.period(key)
-        self._steps.setdefault(key, deque(maxlen=self.window)).append(step)
-        if period is None or step > self.max_gap_s or step < 1.5 * period:
+        steps = self._steps.setdefault(key, deque(maxlen=self.window))
+        if step > self.max_gap_s:
+            steps.clear()
+            return 0
+        steps.append(step)
+        if period is None or step < 1.5 * period:
             return 0
         lost = int(round(step / period)) - 1
         self.missing += lost

@@ -27,8 +27,7 @@ class InputSubscriptions:
         self.policy: dict[str, ReliabilityPolicy] = {}
         for name in self._specs:
             self._subscribe(name, FIXED.get(reliability) or self._wanted(self._specs[name][1]))
-        if reliability == "best_available":
-            node.create_timer(period_s, self.resolve)
+        self._timer = node.create_timer(period_s, self.resolve) if reliability == "best_available" else None
 
     @property
     def image(self):
@@ -41,6 +40,14 @@ class InputSubscriptions:
     def describe(self) -> dict[str, str]:
         """Each input's reliability now, e.g. {'image': 'best_effort', ...}."""
         return {name: p.name.lower() for name, p in self.policy.items()}
+
+    def destroy(self) -> None:
+        """Unsubscribe (the node stops taking frames)."""
+        if self._timer is not None:
+            self._node.destroy_timer(self._timer)
+        for sub in self._subs.values():
+            self._node.destroy_subscription(sub)
+        self._subs.clear()
 
     def _wanted(self, topic: str) -> ReliabilityPolicy:
         infos = self._node.get_publishers_info_by_topic(self._node.resolve_topic_name(topic))

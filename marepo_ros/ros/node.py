@@ -5,7 +5,8 @@ Topics (relative names, remap like any node):
          <mapping_pose_topic> (PoseStamped or nav_msgs/Odometry; while mapping)
     out  ~/pose (PoseStamped), ~/pose_with_covariance (PoseWithCovarianceStamped), both stamped
          with the image's stamp in map_frame; ~/status (std_msgs/String, JSON); /diagnostics;
-         TF map_frame -> odom_frame or camera frame (where tf2_ros exists)
+         TF map_frame -> odom_frame (REP-105), or -> base_frame without odometry, republished
+         every transform_publish_period (where tf2_ros exists)
 Services (std_srvs/Trigger): ~/start_mapping, ~/stop_mapping, ~/cancel_mapping.
 Maps are loaded by setting the ``map_path`` parameter (validated, hot-swapped); a built map is
 written under ``map_dir`` and becomes ``map_path`` when done.
@@ -28,24 +29,29 @@ import numpy as np
 import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped, TransformStamped
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
 from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, LifecycleState, TransitionCallbackReturn
+from rclpy.publisher import Publisher
+from rclpy.service import Service
 from rclpy.parameter import Parameter
+from rclpy.duration import Duration
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
-from ..geometry import invert_pose, pose_from_quat, quat_from_pose
+from ..geometry import pose_from_quat
 from ..io.bag import pose_from_transform
 from ..io.mapfile import MapFileError, load_map
 from ..localization.estimator import NEEDS_HEAD, make_estimator
 from ..localization.gaps import SequenceGaps
 from ..localization.localizer import Localizer
+from ..localization.rep105 import map_from_base, map_from_odom
 from ..localization.streams import LatestSlot, RateMeter, StampedBuffer
 from ..mapping.background import BackgroundMapBuild, BuildState
 from ..mapping.build import preset
@@ -53,10 +59,11 @@ from ..mapping.keyframes import KeyframeCollector
 from ..models.networks import EncoderError, load_encoder
 from .conversions import (InputError, camera_from_info, check_image_size,
                           has_distortion, image_from_compressed, image_from_msg, pose_from_msg,
-                          pose_to_msg, seconds, stamp_from_seconds)
+                          pose_to_msg, seconds)
 from .inputs import InputSubscriptions
 from .kind_log import KindLog
 from .params import PARAMS, NodeSettings, ParameterError, value_problem
+from .tf_out import TransformRepublisher
 from .transport import transport_env
 
 try:  # a full ROS 2 install has tf2_ros; the PyPI wheels do not
@@ -104,8 +111,11 @@ def _guarded(callback):
     return wrapper
 
 
-class RelocalizationNode(Node):
-    """See the module docstring. ``shutdown()`` stops the worker and any map build."""
+class RelocalizationNode(LifecycleNode):
+    """See the module docstring. A managed (lifecycle) node: configure loads the encoder and
+    the map and creates the outputs, activate subscribes and starts the worker, deactivate
+    stops both (the map stays), cleanup frees everything; ``autostart`` runs configure and
+    activate at construction. ``shutdown()`` stops the worker and any map build."""
 
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
@@ -128,41 +138,127 @@ class RelocalizationNode(Node):
         self._warned_distortion = False
 
         s = self.settings
-        if s.inference_threads:
-            torch.set_num_threads(s.inference_threads)
-        self.device = torch.device(s.device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("device 'cuda' requested but CUDA is not available")
         self.encoder_path = s.encoder_path or None
-        self.encoder = load_encoder(self.encoder_path, self.device)
+        self.device = torch.device(s.device)
+        self.encoder = None
         self._map_path = ""
         self._localizer: Localizer | None = None
         self._map_error = ""
-        if s.map_path:
-            try:
-                self._localizer = self._make_localizer(s.map_path, s.estimator)
-                self._map_path = s.map_path
-                self.get_logger().info(f"map loaded: {self._map_path}")
-            except (MapFileError, ValueError) as exc:
-                self._map_error = str(exc)
-                self.get_logger().error(f"cannot load map_path: {exc}; waiting for a valid map")
         self.add_on_set_parameters_callback(self._on_set_parameters)
-
         self._mapping_state = MappingState.IDLE
         self._collector: KeyframeCollector | None = None
         self._build: BackgroundMapBuild | None = None
         self._mapping_message = ""
         self._mapping_error = ""
         self._base_from_camera = pose_from_quat(s.base_from_camera[:3], s.base_from_camera[3:])
+        self._lifecycle = "unconfigured"
+        self._outputs: list = []  # what configure creates and cleanup destroys
+        self._inputs: InputSubscriptions | None = None
+        self._mapping_pose_sub = None
+        self._worker: threading.Thread | None = None
+        self._running = False
+        self._tf_broadcaster = self._tf_buffer = None
+        self.start_error = ""
+        if s.autostart:
+            if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+                self.trigger_activate()
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load the encoder (failure: stay unconfigured, ``start_error`` says why) and the map
+        (a bad map is reported and waited for), create outputs, services, timers and TF."""
+        s = self.settings
+        try:
+            if self.device.type == "cuda" and not torch.cuda.is_available():
+                raise RuntimeError("device 'cuda' requested but CUDA is not available")
+            if s.inference_threads:
+                torch.set_num_threads(s.inference_threads)
+            self.encoder = load_encoder(self.encoder_path, self.device)
+        except (EncoderError, RuntimeError) as exc:
+            self.start_error = str(exc)
+            self._log("lifecycle", f"configure failed: {exc}", level="error", throttle=False)
+            return TransitionCallbackReturn.FAILURE
+        self._map_path, self._localizer, self._map_error = s.map_path, None, ""
+        if s.map_path:
+            try:
+                self._localizer = self._make_localizer(s.map_path, s.estimator)
+                self.get_logger().info(f"map loaded: {self._map_path}")
+            except (MapFileError, ValueError) as exc:
+                self._map_error = str(exc)
+                self.get_logger().error(f"cannot load map_path: {exc}; waiting for a valid map")
         self._setup_tf()
-        self._setup_io()
+        self._setup_outputs()
+        self._lifecycle = "inactive"
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._setup_inputs()
         self._running = True
         self._worker = threading.Thread(target=self._work, name="relocalization-worker", daemon=True)
         self._worker.start()
+        self._lifecycle = "active"
+        s = self.settings
         self.get_logger().info(
-            f"ready: {self._image_topic} + {self.resolve_topic_name('camera_info')} -> "
+            f"active: {self._image_topic} + {self._inputs.camera_info.topic_name} -> "
             f"{self._pose_pub.topic_name}; estimator {s.estimator} on {self.device}; "
             f"map {'loaded' if self._localizer else 'none (set map_path or use ~/start_mapping)'}")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop taking frames; the map, the outputs and any mapping stay."""
+        self._teardown_inputs()
+        self._stop_worker()
+        self._lifecycle = "inactive"
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Free the map, the encoder, the outputs; a map build is stopped."""
+        self._release()
+        self._lifecycle = "unconfigured"
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown_inputs()
+        self._stop_worker()
+        self._release()
+        self._lifecycle = "finalized"
+        return super().on_shutdown(state)
+
+    def _LifecycleNodeMixin__on_change_state(self, request, response):
+        """~/change_state. rclpy's own handler raises on a transition that the current state
+        does not have, and the exception ends the node: refuse it instead, and say why."""
+        try:
+            return super()._LifecycleNodeMixin__on_change_state(request, response)
+        except _rclpy.RCLError as exc:
+            response.success = False
+            self._log("lifecycle", f"lifecycle transition {request.transition.id} "
+                      f"'{request.transition.label}' refused in state {self._lifecycle}: {exc}",
+                      throttle=False)
+            return response
+
+    def _release(self) -> None:
+        with self._mapping_lock:
+            if self._build is not None:
+                self._build.terminate()
+            self._mapping_state, self._collector, self._build = MappingState.IDLE, None, None
+        for entity in self._outputs:
+            if isinstance(entity, LifecyclePublisher):
+                self.destroy_lifecycle_publisher(entity)
+            elif isinstance(entity, Publisher):
+                self.destroy_publisher(entity)
+            elif isinstance(entity, Service):
+                self.destroy_service(entity)
+            else:
+                self.destroy_timer(entity)
+        self._outputs = []
+        self._localizer = self.encoder = None
+        self._tf_broadcaster = self._tf_buffer = None
+
+    def _stop_worker(self) -> None:
+        self._running = False
+        if self._worker is not None:
+            self._worker.join(5.0)
+            self._worker = None
 
     # ---- set-up -------------------------------------------------------------------------
     def _declare_parameters(self) -> dict:
@@ -172,49 +268,68 @@ class RelocalizationNode(Node):
         for p in PARAMS:
             try:
                 values[p.name] = self.declare_parameter(p.name, p.default, _descriptor(p)).value
-            except (rclpy.exceptions.InvalidParameterTypeException,
-                    rclpy.exceptions.InvalidParameterValueException) as exc:
-                allowed = (f"within {p.range[0]} to {p.range[1]}" if p.range else
-                           f"of type {type(p.default).__name__}")
-                raise ParameterError(f"{p.name} must be {allowed} ({exc})") from None
+            except rclpy.exceptions.InvalidParameterTypeException as exc:
+                raise ParameterError(f"{p.name} must be of type {type(p.default).__name__} "
+                                     f"({exc})") from None
+            except rclpy.exceptions.InvalidParameterValueException as exc:
+                raise ParameterError(f"{p.name} must be within {p.range[0]} to {p.range[1]} "
+                                     f"({exc})") from None
         return values
 
     def _setup_tf(self) -> None:
-        self._tf_broadcaster = self._tf_buffer = None
         if tf2_ros is None:
             if self.settings.publish_tf or self.settings.mapping_pose_type == "tf":
                 self.get_logger().warning(
                     "tf2_ros is not available in this Python environment: no TF is broadcast "
                     "(poses are published on ~/pose and ~/pose_with_covariance only) and "
                     "mapping_pose_type 'tf' cannot be used. Source a ROS 2 install with tf2_ros "
-                    "to enable them.")
+                    "to enable them.", once=True)
             return
         self._tf_broadcaster = tf2_ros.TransformBroadcaster(self)
         self._tf_buffer = tf2_ros.Buffer()
         self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
+        self._tf_out = TransformRepublisher(self._tf_broadcaster.sendTransform,
+                                            lambda: self.get_clock().now().nanoseconds * 1e-9)
+        self._outputs.append(self.create_timer(self.settings.transform_publish_period,
+                                               self._republish_tf))
 
-    def _setup_io(self) -> None:
+    def _setup_outputs(self) -> None:
+        """Pose publishers (lifecycle: silent while inactive), ~/status and /diagnostics
+        (always: they say the node is inactive), services and timers."""
+        s = self.settings
+        self._pose_pub = self.create_lifecycle_publisher(PoseStamped, "~/pose", 10)
+        self._pose_cov_pub = self.create_lifecycle_publisher(
+            PoseWithCovarianceStamped, "~/pose_with_covariance", 10)
+        self._status_pub = self.create_publisher(String, "~/status", 10)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._outputs += [
+            self._pose_pub, self._pose_cov_pub, self._status_pub, self._diag_pub,
+            self.create_service(Trigger, "~/start_mapping", self._start_mapping),
+            self.create_service(Trigger, "~/stop_mapping", self._stop_mapping),
+            self.create_service(Trigger, "~/cancel_mapping", self._cancel_mapping),
+            self.create_timer(s.status_period, self._publish_status),
+            self.create_timer(0.25, self._poll_build)]
+
+    def _setup_inputs(self) -> None:
         s = self.settings
         self._inputs = InputSubscriptions(
             self, compressed=s.image_transport == "compressed", reliability=s.qos_reliability,
             depth=s.qos_depth, on_image=self._on_image, on_camera_info=self._on_camera_info)
         self._image_topic = self._inputs.image.topic_name
-        self._mapping_pose_sub = None
         if s.mapping_pose_type == "pose":
             self._mapping_pose_sub = self.create_subscription(
                 PoseStamped, s.mapping_pose_topic, lambda m: self._on_mapping_pose(m.header, m.pose), 50)
         elif s.mapping_pose_type == "odometry":
             self._mapping_pose_sub = self.create_subscription(
                 Odometry, s.mapping_pose_topic, lambda m: self._on_mapping_pose(m.header, m.pose.pose), 50)
-        self._pose_pub = self.create_publisher(PoseStamped, "~/pose", 10)
-        self._pose_cov_pub = self.create_publisher(PoseWithCovarianceStamped, "~/pose_with_covariance", 10)
-        self._status_pub = self.create_publisher(String, "~/status", 10)
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_service(Trigger, "~/start_mapping", self._start_mapping)
-        self.create_service(Trigger, "~/stop_mapping", self._stop_mapping)
-        self.create_service(Trigger, "~/cancel_mapping", self._cancel_mapping)
-        self.create_timer(s.status_period, self._publish_status)
-        self.create_timer(0.25, self._poll_build)
+
+    def _teardown_inputs(self) -> None:
+        if self._inputs is not None:
+            self._inputs.destroy()
+            self._inputs = None
+        if self._mapping_pose_sub is not None:
+            self.destroy_subscription(self._mapping_pose_sub)
+            self._mapping_pose_sub = None
 
     def _make_localizer(self, map_path: str, estimator: str, scene_map=None) -> Localizer:
         """A complete Localizer for the map file (raises MapFileError / ValueError). A map of
@@ -245,7 +360,9 @@ class RelocalizationNode(Node):
         localizer = self._localizer
         map_path = new.get("map_path", self._map_path)
         estimator = new.get("estimator", self.settings.estimator)
-        if "map_path" in new or "estimator" in new:
+        if self.encoder is None:  # unconfigured: configure loads the map
+            pass
+        elif "map_path" in new or "estimator" in new:
             if not map_path:
                 localizer = None
             else:
@@ -372,7 +489,7 @@ class RelocalizationNode(Node):
             return self._fail("publish", exc)
         if self._tf_broadcaster is not None and self.settings.publish_tf:
             try:
-                self._broadcast_tf(msg.header, est.map_from_cam)
+                self._update_tf(msg.header, est.map_from_cam)
             except Exception as exc:  # noqa: BLE001 - the pose is out; TF is counted apart
                 self._count_error("tf", exc)
         done = time.monotonic()
@@ -421,30 +538,31 @@ class RelocalizationNode(Node):
         with_cov.pose.covariance = [float(c) for c in cov.reshape(36)]
         self._pose_cov_pub.publish(with_cov)
 
-    def _broadcast_tf(self, header: Header, map_from_cam: np.ndarray) -> None:
-        """map -> odom (REP-105) when odom_frame is set, else map -> camera frame."""
+    def _update_tf(self, header: Header, map_from_cam: np.ndarray) -> None:
+        """The new correction (REP-105), republished by the timer: map -> odom from the pose
+        and odometry's odom -> camera at the image's stamp (looked up with a timeout), or,
+        without odom_frame, map -> base_frame through base_from_camera."""
         s = self.settings
         camera_frame = s.camera_frame or header.frame_id
-        odom_frame = s.odom_frame
-        if odom_frame:
-            try:
-                tr = self._tf_buffer.lookup_transform(odom_frame, camera_frame,
-                                                      Time.from_msg(header.stamp))
-            except Exception as exc:  # tf2 raises several lookup/extrapolation errors
-                return self._log("tf", f"no {odom_frame} -> {camera_frame} transform at the image "
-                                 f"stamp ({exc}); map -> {odom_frame} not published")
-            parent_from_child = map_from_cam @ invert_pose(pose_from_transform(tr.transform))
-            child = odom_frame
-        else:
-            parent_from_child, child = map_from_cam, camera_frame
-        ts = TransformStamped()
-        ts.header.stamp = stamp_from_seconds(seconds(header.stamp) + s.transform_tolerance)
-        ts.header.frame_id, ts.child_frame_id = s.map_frame, child
-        t, q = quat_from_pose(parent_from_child)
-        ts.transform.translation.x, ts.transform.translation.y, ts.transform.translation.z = map(float, t)
-        (ts.transform.rotation.x, ts.transform.rotation.y, ts.transform.rotation.z,
-         ts.transform.rotation.w) = map(float, q)
-        self._tf_broadcaster.sendTransform(ts)
+        if not s.odom_frame:
+            return self._tf_out.update(s.map_frame, s.base_frame,
+                                       map_from_base(map_from_cam, self._base_from_camera))
+        try:
+            tr = self._tf_buffer.lookup_transform(s.odom_frame, camera_frame,
+                                                  Time.from_msg(header.stamp),
+                                                  timeout=Duration(seconds=s.tf_lookup_timeout))
+        except Exception as exc:  # noqa: BLE001 - tf2 raises several lookup/extrapolation errors
+            with self._lock:
+                self.counts["tf_lookup_failed"] += 1
+            return self._log("tf", f"no {s.odom_frame} -> {camera_frame} transform at the image "
+                             f"stamp ({exc}); the previous {s.map_frame} -> {s.odom_frame} stays")
+        self._tf_out.update(s.map_frame, s.odom_frame,
+                            map_from_odom(map_from_cam, pose_from_transform(tr.transform)))
+
+    @_guarded
+    def _republish_tf(self) -> None:
+        if self.settings.publish_tf:
+            self._tf_out.tick(self.settings.transform_tolerance)
 
     # ---- mapping ------------------------------------------------------------------------
     @_guarded
@@ -499,6 +617,8 @@ class RelocalizationNode(Node):
             elif self._mapping_state == MappingState.COLLECTING:
                 msg = (f"already collecting ({len(self._collector.keyframes)} keyframes): call "
                        f"~/stop_mapping to build the map or ~/cancel_mapping to discard")
+            elif self._lifecycle != "active":
+                msg = f"the node is {self._lifecycle}: activate it first (lifecycle)"
             elif s.mapping_pose_type == "tf" and tf2_ros is None:
                 msg = "mapping_pose_type is 'tf' but tf2_ros is not installed"
             else:
@@ -629,13 +749,20 @@ class RelocalizationNode(Node):
             "latency_ms": last["latency_ms"], "latency_ms_mean": mean,
             "stamp_latency_ms": last["stamp_latency_ms"], "inlier_ratio": last["inlier_ratio"],
             "confidence": last["confidence"], "timings_ms": last.get("timings_ms", {}),
+            "lifecycle": self._lifecycle,
             "last_rejection": last["rejection"], "failing": last["failing"],
             "last_error": last["error"], "frames": counts, "mapping": mapping,
-            "publishers": {name: sub.get_publisher_count() for name, sub in (
-                ("image", self._inputs.image), ("camera_info", self._inputs.camera_info),
-                ("mapping_pose", self._mapping_pose_sub)) if sub is not None},
-            "qos_reliability": self.settings.qos_reliability, "inputs": self._inputs.describe(),
+            "publishers": self._matched_publishers(),
+            "qos_reliability": self.settings.qos_reliability,
+            "inputs": self._inputs.describe() if self._inputs else {},
         }
+
+    def _matched_publishers(self) -> dict[str, int]:
+        """Publishers each input's reader has matched (none while inactive)."""
+        subs = {"mapping_pose": self._mapping_pose_sub}
+        if self._inputs is not None:
+            subs.update(image=self._inputs.image, camera_info=self._inputs.camera_info)
+        return {name: sub.get_publisher_count() for name, sub in subs.items() if sub is not None}
 
     @_guarded
     def _publish_status(self) -> None:
@@ -643,7 +770,9 @@ class RelocalizationNode(Node):
         self._status_pub.publish(String(data=json.dumps(s)))
         diag = DiagnosticStatus(name=f"{self.get_name()}: relocalization",
                                 hardware_id=self.get_fully_qualified_name())
-        if s["failing"]:
+        if s["lifecycle"] != "active":
+            diag.level, diag.message = DiagnosticStatus.WARN, f"{s['lifecycle']}: not taking frames"
+        elif s["failing"]:
             diag.level, diag.message = DiagnosticStatus.ERROR, s["last_rejection"]
         elif not s["map_loaded"]:
             diag.level, diag.message = DiagnosticStatus.WARN, "no map loaded"
@@ -666,8 +795,7 @@ class RelocalizationNode(Node):
         self._diag_pub.publish(array)
 
     def shutdown(self) -> None:
-        self._running = False
-        self._worker.join(5.0)
+        self._stop_worker()
         with self._mapping_lock:
             if self._build is not None:
                 self._build.terminate()
@@ -684,6 +812,8 @@ def main(args: list[str] | None = None) -> int:
     node = None
     try:
         node = RelocalizationNode()
+        if node.start_error:
+            raise RuntimeError(node.start_error)
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

@@ -25,6 +25,9 @@ class Param:
 
 
 PARAMS: tuple[Param, ...] = (
+    # lifecycle
+    Param("autostart", True, "Configure and activate at start-up (plain use). False: wait for "
+          "lifecycle transitions (ros2 lifecycle set, nav2's lifecycle_manager).", read_only=True),
     # localization
     Param("map_path", "", "Map file to localize in (empty: none yet). Setting it at run time "
           "swaps the map without a restart; a missing, damaged or incompatible file is refused "
@@ -52,13 +55,20 @@ PARAMS: tuple[Param, ...] = (
     # outputs
     Param("map_frame", "map", "Frame of the published poses (the frame the mapping poses "
           "were expressed in)."),
-    Param("odom_frame", "", "With tf2_ros and publish_tf: publish map_frame -> odom_frame "
-          "(REP-105), from the camera pose and the odom -> camera transform. Empty: publish "
-          "map_frame -> camera frame instead."),
+    Param("odom_frame", "odom", "With tf2_ros and publish_tf: publish map_frame -> odom_frame "
+          "(REP-105), from the camera pose and odometry's odom -> camera transform at the "
+          "image's stamp. Empty (no odometry): publish map_frame -> base_frame instead."),
+    Param("base_frame", "base_link", "The robot's base frame: the child of map_frame when "
+          "odom_frame is empty (placed with base_from_camera); a hand-held camera: its "
+          "optical frame, with base_from_camera the identity."),
     Param("camera_frame", "", "Camera (optical) frame id; empty: the image's header.frame_id."),
     Param("publish_tf", True, "Broadcast the TF described under odom_frame (needs tf2_ros)."),
     Param("transform_tolerance", 0.1, "Seconds the published TF is post-dated by.",
           range=(0.0, 10.0)),
+    Param("transform_publish_period", 0.05, "Seconds between two broadcasts of the latest "
+          "correction (TF must be continuous; 0.05: 20 Hz).", read_only=True, range=(0.01, 10.0)),
+    Param("tf_lookup_timeout", 0.05, "Seconds a TF lookup (odom -> camera at an image's "
+          "stamp) may wait.", range=(0.0, 5.0)),
     Param("status_period", 1.0, "Seconds between ~/status and /diagnostics messages.",
           read_only=True, range=(0.05, 60.0)),
     # mapping
@@ -118,6 +128,7 @@ def value_problem(name: str, value: object) -> str | None:
 class NodeSettings:
     """The parameters' values, typed (fields in PARAMS' order, each of its default's type; a
     list becomes a tuple). Read once at start-up; an accepted change makes a new one."""
+    autostart: bool
     map_path: str
     encoder_path: str
     estimator: str
@@ -129,9 +140,12 @@ class NodeSettings:
     qos_depth: int
     map_frame: str
     odom_frame: str
+    base_frame: str
     camera_frame: str
     publish_tf: bool
     transform_tolerance: float
+    transform_publish_period: float
+    tf_lookup_timeout: float
     status_period: float
     map_dir: str
     mapping_pose_topic: str

@@ -100,12 +100,15 @@ class NodeProcess:
     (name -> value); remaps: ROS remappings (from -> to); the node's stdout and stderr go to
     ``log_path`` (``log`` reads it). discovery_range: the node's ROS_AUTOMATIC_DISCOVERY_RANGE;
     SUBNET (ROS 2's default) keeps the node's transport profile, which rmw_fastrtps replaces
-    under LOCALHOST (see ``transport``); clients on LOCALHOST still find it.
+    under LOCALHOST (see ``transport``); clients on LOCALHOST still find it. program: the
+    command before ``cli_args`` (default ``python -m marepo_ros.cli node``).
     """
 
     def __init__(self, log_path: Path, *cli_args: str, domain_id: int, params: dict,
-                 remaps: dict[str, str] | None = None, discovery_range: str = "SUBNET"):
-        args = [sys.executable, "-m", "marepo_ros.cli", "node", *cli_args, "--ros-args"]
+                 remaps: dict[str, str] | None = None, discovery_range: str = "SUBNET",
+                 program: list[str] | None = None):
+        program = program or [sys.executable, "-m", "marepo_ros.cli", "node"]
+        args = [*program, *cli_args, "--ros-args"]
         for name, value in params.items():
             args += ["-p", f"{name}:={json.dumps(value) if isinstance(value, (bool, list)) else value}"]
         for src, dst in (remaps or {}).items():

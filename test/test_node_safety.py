@@ -1,0 +1,131 @@
+"""The node on a robot: a worker that outlives failures, start-up values checked like run-time
+changes. Real node processes over real DDS (see node_harness)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import KITCHEN_QUERIES
+from diagnostic_msgs.msg import DiagnosticStatus
+from lifecycle_msgs.msg import Transition
+from node_harness import Client, NodeProcess, fresh_domain, wait_for
+
+from marepo_ros.io.dataset import SceneDataset
+from marepo_ros.ros.replay import ReplayError
+
+TEST = Path(__file__).resolve().parent
+
+
+def send_frame(client: Client, ds: SceneDataset, name: str, stamp: float) -> None:
+    client.send_camera_info(stamp, ds.K, *ds.image_size)
+    client.send_image(stamp, ds.frame(name).load_image())
+
+
+def test_a_failure_to_publish_is_reported_and_the_next_frame_is_localized(redkitchen, kitchen_map, tmp_path):
+    kitchen = SceneDataset(redkitchen)
+    domain = fresh_domain()
+    node = NodeProcess(tmp_path / "node.log", domain_id=domain,
+                       params={"map_path": kitchen_map, "status_period": 0.2},
+                       program=[sys.executable, str(TEST / "faulty_node.py")])
+    client = Client(domain=domain)
+    try:
+        client.wait_ready()
+        send_frame(client, kitchen, KITCHEN_QUERIES[0], 100.0)
+        status = wait_for(lambda: client.statuses[-1]["failing"] and client.statuses[-1], 30,
+                          "the failure on ~/status")
+        assert "publish failed: RuntimeError: injected publishing failure" in status["last_rejection"]
+        assert status["frames"]["errors_publish"] == 1 and status["frames"]["rejected"] == 1
+        diag = wait_for(lambda: [s for a in client.diagnostics[-3:] for s in a.status
+                                 if s.level == DiagnosticStatus.ERROR], 10, "an ERROR diagnostic")
+        assert "injected publishing failure" in diag[-1].message
+        wait_for(lambda: "[relocalization_node.publish]: publish failed" in node.log, 5, "the log line")
+        with pytest.raises(ReplayError):
+            client.pose_at(100.0, timeout=0.5)
+
+        send_frame(client, kitchen, KITCHEN_QUERIES[1], 101.0)  # the worker is still there
+        client.pose_at(101.0)
+        status = wait_for(lambda: not client.statuses[-1]["failing"] and client.statuses[-1], 10,
+                          "the node to recover")
+        assert status["localized"] and status["frames"]["localized"] == 1
+        assert status["last_error"].startswith("publish failed")  # kept for the record
+        wait_for(lambda: [s for s in client.diagnostics[-1].status if s.level == DiagnosticStatus.OK],
+                 10, "an OK diagnostic")
+        assert node.alive()
+    finally:
+        client.close()
+        node.stop()
+
+
+BAD_STARTS = {  # parameter value -> what the one line says
+    "image_transport": ("Compressed", "image_transport must be one of raw, compressed (got 'Compressed')"),
+    "mapping_pose_type": ("Pose", "mapping_pose_type must be one of pose, odometry, tf (got 'Pose')"),
+    "estimator": ("fast", "estimator must be one of "),
+    "base_from_camera": ([0.0] * 7, "base_from_camera must be 7 finite numbers x y z qx qy qz qw "
+                         "with a unit quaternion"),
+    "min_confidence": (2.0, "min_confidence must be within 0.0 to 1.0"),
+    "qos_depth": ("deep", "qos_depth must be of type int"),
+}
+
+
+def test_bad_start_up_values_stop_the_node_with_one_line_naming_them(tmp_path):
+    nodes = {name: NodeProcess(tmp_path / f"{name}.log", domain_id=fresh_domain(), params={name: value})
+             for name, (value, _) in BAD_STARTS.items()}
+    try:
+        for name, node in nodes.items():
+            node.proc.wait(60)
+            expected = BAD_STARTS[name][1]
+            assert node.proc.returncode == 2, node.log
+            fatal = [line for line in node.log.splitlines() if "FATAL" in line]
+            assert len(fatal) == 1 and "cannot start: bad parameter: " + expected in fatal[0], node.log
+    finally:
+        for node in nodes.values():
+            node.stop()
+
+
+def test_lifecycle_transitions_over_dds(redkitchen, kitchen_map, tmp_path):
+    """autostart false: unconfigured until told; configure loads the map (no frames taken),
+    activate takes frames, deactivate stops them and keeps the map, cleanup frees, shutdown
+    ends; a transition out of order is refused and the node stays as it was."""
+    kitchen = SceneDataset(redkitchen)
+    domain = fresh_domain()
+    node = NodeProcess(tmp_path / "node.log", domain_id=domain,
+                       params={"map_path": kitchen_map, "status_period": 0.2, "autostart": False})
+    client = Client(domain=domain)
+    try:
+        assert client.lifecycle_state() == "unconfigured"  # waits for the node's services
+        assert not client.transition(Transition.TRANSITION_ACTIVATE)  # out of order
+        assert client.lifecycle_state() == "unconfigured" and node.alive()
+
+        assert client.transition(Transition.TRANSITION_CONFIGURE)
+        assert client.lifecycle_state() == "inactive"
+        status = client.status()
+        assert status["lifecycle"] == "inactive" and status["map_loaded"]
+        assert client.image_pub.get_subscription_count() == 0  # no frames taken while inactive
+        refused = client.trigger("start_mapping")
+        assert not refused.success and "inactive" in refused.message
+
+        assert client.transition(Transition.TRANSITION_ACTIVATE)
+        client.wait_ready()
+        send_frame(client, kitchen, KITCHEN_QUERIES[0], 10.0)
+        client.pose_at(10.0)
+
+        assert client.transition(Transition.TRANSITION_DEACTIVATE)
+        wait_for(lambda: client.image_pub.get_subscription_count() == 0, 10, "the node to unsubscribe")
+        status = client.status()
+        assert status["lifecycle"] == "inactive" and status["map_loaded"]
+        assert client.transition(Transition.TRANSITION_ACTIVATE)
+        client.wait_ready()
+        send_frame(client, kitchen, KITCHEN_QUERIES[1], 11.0)
+        client.pose_at(11.0)
+        assert node.log.count("map loaded:") == 1  # deactivate kept it
+
+        assert client.transition(Transition.TRANSITION_DEACTIVATE)
+        assert client.transition(Transition.TRANSITION_CLEANUP)
+        assert client.lifecycle_state() == "unconfigured"
+        assert not client.transition(Transition.TRANSITION_DEACTIVATE)  # out of order
+        assert client.transition(Transition.TRANSITION_UNCONFIGURED_SHUTDOWN)
+        assert client.lifecycle_state() == "finalized" and node.alive()
+    finally:
+        client.close()
+        node.stop()
