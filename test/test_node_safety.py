@@ -2,16 +2,23 @@
 changes. Real node processes over real DDS (see node_harness)."""
 from __future__ import annotations
 
+import math
 import sys
+import time
 from pathlib import Path
+
+import numpy as np
 
 import pytest
 from conftest import KITCHEN_QUERIES
 from diagnostic_msgs.msg import DiagnosticStatus
+from geometry_msgs.msg import PoseStamped, PoseWithCovariance, PoseWithCovarianceStamped
 from lifecycle_msgs.msg import Transition
+from nav_msgs.msg import Odometry
 from node_harness import Client, NodeProcess, fresh_domain, wait_for
 
 from marepo_ros.io.dataset import SceneDataset
+from marepo_ros.ros.conversions import pose_to_msg, stamp_from_seconds
 from marepo_ros.ros.replay import ReplayError
 
 TEST = Path(__file__).resolve().parent
@@ -126,6 +133,71 @@ def test_lifecycle_transitions_over_dds(redkitchen, kitchen_map, tmp_path):
         assert not client.transition(Transition.TRANSITION_DEACTIVATE)  # out of order
         assert client.transition(Transition.TRANSITION_UNCONFIGURED_SHUTDOWN)
         assert client.lifecycle_state() == "finalized" and node.alive()
+    finally:
+        client.close()
+        node.stop()
+
+
+def test_initial_pose_and_odometry_gate_jumps_over_dds(redkitchen, kitchen_map, tmp_path):
+    """A NaN initial pose is refused; a prior 100 m off holds the first pose back until a
+    second frame agrees; odometry jumping 100 m holds the next pose back until the frames
+    after it agree; the base pose comes out beside the camera pose."""
+    kitchen = SceneDataset(redkitchen)
+    name = KITCHEN_QUERIES[0]
+    gt = kitchen.frame(name).map_from_cam
+    domain = fresh_domain()
+    node = NodeProcess(tmp_path / "node.log", domain_id=domain, params={
+        "map_path": kitchen_map, "status_period": 0.2, "odom_topic": "/odom", "jump_confirm_frames": 2})
+    client = Client(domain=domain)
+    initial = client.node.create_publisher(PoseWithCovarianceStamped, "/initialpose", 10)
+    odom_pub = client.node.create_publisher(Odometry, "/odom", 50)
+    base_poses = []
+    client.node.create_subscription(PoseStamped, "/relocalization_node/base_pose", base_poses.append, 10)
+
+    def prior(map_from_base, sigma=0.5):
+        msg = PoseWithCovarianceStamped(pose=PoseWithCovariance(pose=pose_to_msg(map_from_base)))
+        msg.header.frame_id = "map"
+        msg.pose.covariance = list(np.diag([sigma ** 2] * 3 + [0.1] * 3).reshape(36))
+        initial.publish(msg)
+
+    def frame(stamp, odom_from_base):
+        odom = Odometry(pose=PoseWithCovariance(pose=pose_to_msg(odom_from_base)))
+        odom.header.stamp, odom.header.frame_id = stamp_from_seconds(stamp), "odom"
+        odom_pub.publish(odom)
+        time.sleep(0.1)
+        send_frame(client, kitchen, name, stamp)
+        return client.frames_done(client.statuses[-1]["frames"]["received"] + 1)
+
+    try:
+        client.wait_ready()
+        wait_for(lambda: all(client.statuses[-1]["publishers"].get(k) for k in ("initialpose", "odometry")),
+                 30, "the node's tracking readers to match")
+        msg = PoseWithCovarianceStamped()
+        msg.header.frame_id = "map"
+        msg.pose.pose.position.x, msg.pose.pose.orientation.w = math.nan, 1.0
+        initial.publish(msg)
+        status = wait_for(lambda: "NaN" in client.statuses[-1]["tracking"]["initial_pose_error"]
+                          and client.statuses[-1], 10, "the NaN initial pose on ~/status")
+        assert not status["tracking"]["prior"] and node.alive()
+
+        far = gt.copy()
+        far[0, 3] += 100.0
+        prior(far)
+        wait_for(lambda: client.statuses[-1]["tracking"]["prior"], 10, "the prior")
+        status = frame(20.0, np.eye(4))
+        assert "jump of 100" in status["last_rejection"] and status["frames"]["rejected_gated"] == 1
+        frame(21.0, np.eye(4))  # a second frame agrees: published
+        client.pose_at(21.0)
+        assert "confirmed by 2 frames" in client.status()["tracking"]["last_note"]
+
+        jumped = np.eye(4)
+        jumped[0, 3] = 100.0  # odometry jumps 100 m, the camera stays
+        status = frame(22.0, jumped)
+        assert "jump of 100" in status["last_rejection"] and status["frames"]["rejected_gated"] == 2
+        frame(23.0, jumped)
+        client.pose_at(23.0)
+        wait_for(lambda: [p for p in base_poses if p.header.stamp.sec == 23], 10, "the base pose")
+        assert node.alive()
     finally:
         client.close()
         node.stop()

@@ -64,6 +64,7 @@ from .inputs import InputSubscriptions
 from .kind_log import KindLog
 from .params import PARAMS, NodeSettings, ParameterError, value_problem
 from .tf_out import TransformRepublisher
+from .tracking_io import TrackingInputs
 from .transport import transport_env
 
 try:  # a full ROS 2 install has tf2_ros; the PyPI wheels do not
@@ -155,6 +156,7 @@ class RelocalizationNode(LifecycleNode):
         self._outputs: list = []  # what configure creates and cleanup destroys
         self._inputs: InputSubscriptions | None = None
         self._mapping_pose_sub = None
+        self._tracking: TrackingInputs | None = None
         self._worker: threading.Thread | None = None
         self._running = False
         self._tf_broadcaster = self._tf_buffer = None
@@ -300,10 +302,11 @@ class RelocalizationNode(LifecycleNode):
         self._pose_pub = self.create_lifecycle_publisher(PoseStamped, "~/pose", 10)
         self._pose_cov_pub = self.create_lifecycle_publisher(
             PoseWithCovarianceStamped, "~/pose_with_covariance", 10)
+        self._base_pose_pub = self.create_lifecycle_publisher(PoseStamped, "~/base_pose", 10)
         self._status_pub = self.create_publisher(String, "~/status", 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._outputs += [
-            self._pose_pub, self._pose_cov_pub, self._status_pub, self._diag_pub,
+            self._pose_pub, self._pose_cov_pub, self._base_pose_pub, self._status_pub, self._diag_pub,
             self.create_service(Trigger, "~/start_mapping", self._start_mapping),
             self.create_service(Trigger, "~/stop_mapping", self._stop_mapping),
             self.create_service(Trigger, "~/cancel_mapping", self._cancel_mapping),
@@ -316,6 +319,8 @@ class RelocalizationNode(LifecycleNode):
             self, compressed=s.image_transport == "compressed", reliability=s.qos_reliability,
             depth=s.qos_depth, on_image=self._on_image, on_camera_info=self._on_camera_info)
         self._image_topic = self._inputs.image.topic_name
+        self._tracking = TrackingInputs(self, s, base_from_cam=lambda: self._base_from_camera,
+                                        log=self._log)
         if s.mapping_pose_type == "pose":
             self._mapping_pose_sub = self.create_subscription(
                 PoseStamped, s.mapping_pose_topic, lambda m: self._on_mapping_pose(m.header, m.pose), 50)
@@ -324,6 +329,9 @@ class RelocalizationNode(LifecycleNode):
                 Odometry, s.mapping_pose_topic, lambda m: self._on_mapping_pose(m.header, m.pose.pose), 50)
 
     def _teardown_inputs(self) -> None:
+        if self._tracking is not None:
+            self._tracking.destroy()
+            self._tracking = None
         if self._inputs is not None:
             self._inputs.destroy()
             self._inputs = None
@@ -461,6 +469,11 @@ class RelocalizationNode(LifecycleNode):
         """Decode, localize, publish, TF: each step guarded; a failure rejects this frame
         (counted, on ~/status, /diagnostics ERROR, throttled log) and the next one is taken."""
         localizer = self._localizer  # one map for the whole frame, even if swapped meanwhile
+        tracking = self._tracking
+        odom = tracking.odom_at(seconds(msg.header.stamp))
+        if tracking.skip(odom):
+            return self._reject("standing still (update_min_d / update_min_a)", kind="still",
+                                level="debug")
         try:
             image, K, paired = self._decode(msg, wait_s=CAMERA_INFO_WAIT_S)
         except InputError as exc:
@@ -483,6 +496,11 @@ class RelocalizationNode(LifecycleNode):
         if est.confidence < min_confidence:
             return self._reject(f"confidence {est.confidence:.3f} below min_confidence "
                                 f"{min_confidence}", kind="confidence", level="debug")
+        accepted, note = tracking.check(est.map_from_cam, odom)
+        if not accepted:
+            return self._reject(note, kind="gated")
+        if note:
+            self._log("tracking", note, level="info")
         try:
             self._publish(msg.header, est)
         except Exception as exc:  # noqa: BLE001
@@ -537,6 +555,8 @@ class RelocalizationNode(LifecycleNode):
         cov = est.covariance if np.all(np.isfinite(est.covariance)) else np.diag([1e6] * 6)
         with_cov.pose.covariance = [float(c) for c in cov.reshape(36)]
         self._pose_cov_pub.publish(with_cov)
+        base = pose_to_msg(map_from_base(est.map_from_cam, self._base_from_camera))
+        self._base_pose_pub.publish(PoseStamped(header=out, pose=base))
 
     def _update_tf(self, header: Header, map_from_cam: np.ndarray) -> None:
         """The new correction (REP-105), republished by the timer: map -> odom from the pose
@@ -755,11 +775,14 @@ class RelocalizationNode(LifecycleNode):
             "publishers": self._matched_publishers(),
             "qos_reliability": self.settings.qos_reliability,
             "inputs": self._inputs.describe() if self._inputs else {},
+            "tracking": dict(self._tracking.status) if self._tracking else {},
         }
 
     def _matched_publishers(self) -> dict[str, int]:
         """Publishers each input's reader has matched (none while inactive)."""
         subs = {"mapping_pose": self._mapping_pose_sub}
+        if self._tracking is not None:
+            subs.update(self._tracking.subscriptions)
         if self._inputs is not None:
             subs.update(image=self._inputs.image, camera_info=self._inputs.camera_info)
         return {name: sub.get_publisher_count() for name, sub in subs.items() if sub is not None}

@@ -42,6 +42,20 @@ PARAMS: tuple[Param, ...] = (
           read_only=True, range=(0, 256)),
     Param("min_confidence", 0.05, "Estimates below this confidence (RANSAC: inlier ratio, "
           "scaled down below 100 inliers) are not published.", range=(0.0, 1.0)),
+    # tracking (AMCL-style: initialpose, odometry)
+    Param("odom_topic", "", "nav_msgs/Odometry of the base (odom frame): carries the last pose "
+          "between relocalizations, gates jumps and feeds update_min_d/a. Empty: no odometry.",
+          read_only=True),
+    Param("odom_tolerance", 0.05, "Seconds between an image and the odometry used for it.",
+          read_only=True, range=(0.0, 1.0)),
+    Param("update_min_d", 0.0, "With odometry: skip frames until the camera moved this far "
+          "(metres) ... (0: never skip).", read_only=True, range=(0.0, 100.0)),
+    Param("update_min_a", 0.0, "... or turned this much (radians).", read_only=True,
+          range=(0.0, 3.2)),
+    Param("gate_sigmas", 3.0, "A pose further than this many sigmas from the initial pose or "
+          "from the last pose carried by odometry is a jump.", read_only=True, range=(1.0, 100.0)),
+    Param("jump_confirm_frames", 3, "A jump is published once this many frames in a row agree "
+          "on it.", read_only=True, range=(1, 100)),
     # inputs
     Param("image_transport", "raw", "Subscribe to 'image' (raw: sensor_msgs/Image) or "
           "'image/compressed' (compressed: sensor_msgs/CompressedImage).", read_only=True,
@@ -135,6 +149,12 @@ class NodeSettings:
     device: str
     inference_threads: int
     min_confidence: float
+    odom_topic: str
+    odom_tolerance: float
+    update_min_d: float
+    update_min_a: float
+    gate_sigmas: float
+    jump_confirm_frames: int
     image_transport: str
     qos_reliability: str
     qos_depth: int
