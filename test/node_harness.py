@@ -10,12 +10,14 @@ import os
 import numpy as np
 
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-_DOMAINS = itertools.count(10 + (os.getpid() % 20) * 10)  # 10 per session, < 232
+_DOMAINS = itertools.count((os.getpid() % 9) * 10)  # from a block of 10 per session
 
 
 def fresh_domain() -> int:
-    """A ROS domain id no other node of this test session uses."""
-    return next(_DOMAINS)
+    """A ROS domain id in 1-90 (replay takes 91-101; above 101 DDS ports reach the ephemeral
+    range) that no running node of this test session uses: the session's own block of 10
+    first, then the next blocks."""
+    return 1 + next(_DOMAINS) % 90
 
 from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped  # noqa: E402
 from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402

@@ -76,7 +76,8 @@ BAD_STARTS = {  # parameter value -> what the one line says
 
 
 def test_bad_start_up_values_stop_the_node_with_one_line_naming_them(tmp_path):
-    nodes = {name: NodeProcess(tmp_path / f"{name}.log", domain_id=fresh_domain(), params={name: value})
+    domain = fresh_domain()  # they stop before they talk DDS
+    nodes = {name: NodeProcess(tmp_path / f"{name}.log", domain_id=domain, params={name: value})
              for name, (value, _) in BAD_STARTS.items()}
     try:
         for name, node in nodes.items():
