@@ -552,7 +552,8 @@ class RelocalizationNode(LifecycleNode):
         self._pose_pub.publish(PoseStamped(header=out, pose=pose))
         with_cov = PoseWithCovarianceStamped(header=out)
         with_cov.pose.pose = pose
-        cov = est.covariance if np.all(np.isfinite(est.covariance)) else np.diag([1e6] * 6)
+        cov = (self.settings.covariance_scale * est.covariance if np.all(np.isfinite(est.covariance))
+               else np.diag([1e6] * 6))
         with_cov.pose.covariance = [float(c) for c in cov.reshape(36)]
         self._pose_cov_pub.publish(with_cov)
         base = pose_to_msg(map_from_base(est.map_from_cam, self._base_from_camera))
