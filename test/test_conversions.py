@@ -1,6 +1,8 @@
 """ROS message <-> numpy conversions (messages built in memory, no DDS)."""
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 import pytest
@@ -65,6 +67,22 @@ def test_camera_info_checks():
     info.k = [500.0, 0.0, 900.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0]
     with pytest.raises(InputError, match="outside"):
         camera_from_info(info)
+
+
+def test_rectified_images_use_the_3x3_part_of_p():
+    info = CameraInfo(width=640, height=480)
+    info.k = [500.0, 0.0, 320.0, 0.0, 510.0, 240.0, 0.0, 0.0, 1.0]  # the raw camera
+    info.d = [-0.3, 0.1, 0.0, 0.0, 0.0]
+    info.p = [480.0, 0.0, 318.0, 0.0, 0.0, 480.0, 236.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    assert camera_from_info(info)[0][0, 0] == 500.0
+    K, w, h = camera_from_info(info, rectified=True)
+    np.testing.assert_array_equal(K, [[480, 0, 318], [0, 480, 236], [0, 0, 1]])
+    info.p = [0.0] * 12
+    with pytest.raises(InputError, match="P all zeros"):
+        camera_from_info(info, rectified=True)
+    info.p = [480.0, 0.0, math.nan, 0.0, 0.0, 480.0, 236.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    with pytest.raises(InputError, match="P contains NaN"):
+        camera_from_info(info, rectified=True)
 
 
 def test_pose_and_stamp_round_trips():

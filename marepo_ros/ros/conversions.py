@@ -42,14 +42,18 @@ def image_from_compressed(msg) -> np.ndarray:
         raise InputError(str(exc)) from None
 
 
-def camera_from_info(msg) -> tuple[np.ndarray, int, int]:
-    """sensor_msgs/CameraInfo -> (K 3x3 float64, width, height); InputError when unusable."""
-    K = np.asarray(msg.k, np.float64).reshape(3, 3)
+def camera_from_info(msg, *, rectified: bool = False) -> tuple[np.ndarray, int, int]:
+    """sensor_msgs/CameraInfo -> (K 3x3 float64, width, height); InputError when unusable.
+    ``rectified``: the images are rectified (image_rect), whose camera is the 3x3 left part
+    of P, not K (which describes the raw, distorted image)."""
+    K = (np.asarray(msg.p, np.float64).reshape(3, 4)[:, :3] if rectified
+         else np.asarray(msg.k, np.float64).reshape(3, 3))
+    name = "P" if rectified else "K"
     if not np.any(K):
-        raise InputError("CameraInfo has K all zeros (uncalibrated camera)")
+        raise InputError(f"CameraInfo has {name} all zeros (uncalibrated camera)")
     problem = check_intrinsics(K, msg.width or None, msg.height or None)
     if problem:
-        raise InputError(f"CameraInfo: {problem}")
+        raise InputError(f"CameraInfo: {problem.replace('K ', name + ' ', 1)}")
     return K, int(msg.width), int(msg.height)
 
 

@@ -394,14 +394,14 @@ class RelocalizationNode(LifecycleNode):
     @_guarded
     def _on_camera_info(self, msg: CameraInfo) -> None:
         try:
-            camera = camera_from_info(msg)
+            camera = camera_from_info(msg, rectified=self.settings.rectified_images)
         except InputError as exc:
             camera = exc
-        if has_distortion(msg) and not self._warned_distortion:
+        if has_distortion(msg) and not self.settings.rectified_images and not self._warned_distortion:
             self._warned_distortion = True
             self.get_logger().warning(
                 "CameraInfo has non-zero distortion; lens distortion is not modelled, images "
-                "are used as if rectified (subscribe to image_rect for best accuracy)")
+                "are used as if rectified: subscribe to image_rect with rectified_images:=true")
         with self._lock:
             self.counts["camera_info_received"] += 1
         self._infos.add(seconds(msg.header.stamp), camera, key=msg.header.frame_id)

@@ -63,6 +63,10 @@ PARAMS: tuple[Param, ...] = (
           "from that script for your scene and estimator.",
           range=(0.001, 1.0e6)),
     # inputs
+    Param("rectified_images", False, "The images are rectified (e.g. image_rect): their camera "
+          "is CameraInfo's P (3x3 part), not K, and the distortion is ignored. False (raw "
+          "images): K; with non-zero distortion the node warns (not modelled yet).",
+          read_only=True),
     Param("image_transport", "raw", "Subscribe to 'image' (raw: sensor_msgs/Image) or "
           "'image/compressed' (compressed: sensor_msgs/CompressedImage).", read_only=True,
           choices=("raw", "compressed")),
@@ -162,6 +166,7 @@ class NodeSettings:
     gate_sigmas: float
     jump_confirm_frames: int
     covariance_scale: float
+    rectified_images: bool
     image_transport: str
     qos_reliability: str
     qos_depth: int
