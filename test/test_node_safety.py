@@ -2,8 +2,13 @@
 changes. Real node processes over real DDS (see node_harness)."""
 from __future__ import annotations
 
+import importlib.util
+import json
 import math
+import os
 import re
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -19,7 +24,8 @@ from nav_msgs.msg import Odometry
 from node_harness import Client, NodeProcess, fresh_domain, wait_for
 
 from marepo_ros.io.dataset import SceneDataset
-from marepo_ros.ros.conversions import pose_to_msg, stamp_from_seconds
+from marepo_ros.geometry import make_pose, pose_from_quat
+from marepo_ros.ros.conversions import pose_from_msg, pose_to_msg, stamp_from_seconds
 from marepo_ros.ros.replay import ReplayError
 
 TEST = Path(__file__).resolve().parent
@@ -210,3 +216,63 @@ def test_initial_pose_and_odometry_gate_jumps_over_dds(redkitchen, kitchen_map, 
     finally:
         client.close()
         node.stop()
+
+
+@pytest.fixture(scope="module")
+def tf2_msgs_env(tmp_path_factory) -> dict:
+    """Environment for processes that use tf2_msgs: none needed where it is importable (a ROS 2
+    install, or make setup built it into the venv), else a build of it into a folder of its
+    own (what make setup does, with scripts/build_tf2_msgs.py)."""
+    if importlib.util.find_spec("tf2_msgs") is not None:
+        return {}
+    if not (shutil.which("gcc") and shutil.which("g++")):
+        pytest.skip("tf2_msgs is not installed and cannot be built here (needs gcc and g++): no "
+                    "TF message type, so no TF over DDS")
+    prefix = tmp_path_factory.mktemp("tf2_msgs")
+    subprocess.run([sys.executable, str(TEST.parent / "scripts/build_tf2_msgs.py"), "--prefix",
+                    str(prefix)], check=True, capture_output=True)
+    return {"PYTHONPATH": os.pathsep.join([str(prefix / "python"), os.environ.get("PYTHONPATH", "")]),
+            "LD_LIBRARY_PATH": os.pathsep.join([str(prefix / "lib"), os.environ.get("LD_LIBRARY_PATH", "")])}
+
+
+def test_tf_map_to_odom_is_republished_over_dds(redkitchen, kitchen_map, tmp_path, tf2_msgs_env):
+    """REP-105 over real DDS: from one pose and the odometry at its stamp, map -> odom is on
+    /tf at transform_publish_period, post-dated, and places the camera where the pose says;
+    nothing else (no map -> camera) is published."""
+    kitchen = SceneDataset(redkitchen)
+    domain = fresh_domain()
+    node = NodeProcess(tmp_path / "node.log", domain_id=domain, env=tf2_msgs_env, params={
+        "map_path": kitchen_map, "status_period": 0.2, "odom_topic": "/odom",
+        "transform_publish_period": 0.05, "transform_tolerance": 0.1})
+    client = Client(domain=domain)
+    odom_pub = client.node.create_publisher(Odometry, "/odom", 50)
+    recorder = None
+    try:
+        client.wait_ready()
+        wait_for(lambda: client.statuses[-1]["publishers"].get("odometry"), 30, "the odometry reader")
+        assert "TF is broadcast with tf2_msgs alone" in node.log or "tf2_ros" not in node.log
+        recorder = subprocess.Popen([sys.executable, str(TEST / "tf_recorder.py"), "8"], text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                    env={**os.environ, **tf2_msgs_env, "ROS_DOMAIN_ID": str(domain)})
+        assert "ready" in recorder.stdout.readline()
+        odom_from_cam = make_pose(np.eye(3), [2.0, -1.0, 0.5])  # base = camera here
+        odom = Odometry(pose=PoseWithCovariance(pose=pose_to_msg(odom_from_cam)))
+        odom.header.stamp, odom.header.frame_id = stamp_from_seconds(40.0), "odom"
+        odom_pub.publish(odom)
+        time.sleep(0.1)
+        send_frame(client, kitchen, KITCHEN_QUERIES[0], 40.0)
+        map_from_cam = pose_from_msg(client.pose_at(40.0).pose)
+        lines, _ = recorder.communicate(timeout=30)
+    finally:
+        if recorder is not None and recorder.poll() is None:
+            recorder.kill()
+        client.close()
+        node.stop()
+    transforms = [json.loads(line) for line in lines.splitlines()]
+    assert len(transforms) >= 20, transforms  # 20 Hz over the seconds after the pose
+    assert {(t["parent"], t["child"]) for t in transforms} == {("map", "odom")}
+    stamps = [t["stamp"] for t in transforms]
+    assert all(b > a for a, b in zip(stamps, stamps[1:]))  # republished, newly stamped
+    assert np.median(np.diff(stamps)) == pytest.approx(0.05, abs=0.02)
+    map_from_odom = pose_from_quat(transforms[-1]["t"], transforms[-1]["q"])
+    assert np.allclose(map_from_odom @ odom_from_cam, map_from_cam, atol=1e-6)

@@ -63,7 +63,7 @@ from .conversions import (InputError, camera_from_info, check_image_size,
 from .inputs import InputSubscriptions
 from .kind_log import KindLog
 from .params import PARAMS, NodeSettings, ParameterError, value_problem
-from .tf_out import TransformRepublisher
+from .tf_out import TfMessageBroadcaster, TransformRepublisher
 from .tracking_io import TrackingInputs
 from .transport import transport_env
 
@@ -71,6 +71,10 @@ try:  # a full ROS 2 install has tf2_ros; the PyPI wheels do not
     import tf2_ros
 except ImportError:
     tf2_ros = None
+try:  # there, make setup builds tf2_msgs (scripts/build_tf2_msgs.py): TF without lookups
+    import tf2_msgs.msg as tf2_msgs
+except ImportError:
+    tf2_msgs = None
 
 NODE_NAME = "relocalization_node"
 LOG_REPEAT_S = 5.0  # one kind of problem is logged at most this often
@@ -279,17 +283,27 @@ class RelocalizationNode(LifecycleNode):
         return values
 
     def _setup_tf(self) -> None:
+        """A broadcaster, and a buffer for lookups where tf2_ros exists; with tf2_msgs alone,
+        TF goes out but odometry for map -> odom comes from odom_topic only."""
         if tf2_ros is None:
-            if self.settings.publish_tf or self.settings.mapping_pose_type == "tf":
-                self.get_logger().warning(
-                    "tf2_ros is not available in this Python environment: no TF is broadcast "
-                    "(poses are published on ~/pose and ~/pose_with_covariance only) and "
-                    "mapping_pose_type 'tf' cannot be used. Source a ROS 2 install with tf2_ros "
-                    "to enable them.", once=True)
-            return
-        self._tf_broadcaster = tf2_ros.TransformBroadcaster(self)
-        self._tf_buffer = tf2_ros.Buffer()
-        self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
+            if tf2_msgs is not None:
+                self.get_logger().info(
+                    "tf2_ros is not available in this Python environment: TF is broadcast with "
+                    "tf2_msgs alone, without lookups (odom -> camera comes from odom_topic; "
+                    "mapping_pose_type 'tf' cannot be used)", once=True)
+                self._tf_broadcaster = TfMessageBroadcaster(self)
+            else:
+                if self.settings.publish_tf or self.settings.mapping_pose_type == "tf":
+                    self.get_logger().warning(
+                        "tf2_ros is not available in this Python environment and tf2_msgs was "
+                        "not built (scripts/build_tf2_msgs.py): no TF is broadcast (poses are "
+                        "published on ~/pose and ~/pose_with_covariance only) and "
+                        "mapping_pose_type 'tf' cannot be used.", once=True)
+                return
+        else:
+            self._tf_broadcaster = tf2_ros.TransformBroadcaster(self)
+            self._tf_buffer = tf2_ros.Buffer()
+            self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
         self._tf_out = TransformRepublisher(self._tf_broadcaster.sendTransform,
                                             lambda: self.get_clock().now().nanoseconds * 1e-9)
         self._outputs.append(self.create_timer(self.settings.transform_publish_period,
@@ -507,7 +521,7 @@ class RelocalizationNode(LifecycleNode):
             return self._fail("publish", exc)
         if self._tf_broadcaster is not None and self.settings.publish_tf:
             try:
-                self._update_tf(msg.header, est.map_from_cam)
+                self._update_tf(msg.header, est.map_from_cam, odom)
             except Exception as exc:  # noqa: BLE001 - the pose is out; TF is counted apart
                 self._count_error("tf", exc)
         done = time.monotonic()
@@ -559,26 +573,30 @@ class RelocalizationNode(LifecycleNode):
         base = pose_to_msg(map_from_base(est.map_from_cam, self._base_from_camera))
         self._base_pose_pub.publish(PoseStamped(header=out, pose=base))
 
-    def _update_tf(self, header: Header, map_from_cam: np.ndarray) -> None:
+    def _update_tf(self, header: Header, map_from_cam: np.ndarray, odom: np.ndarray | None) -> None:
         """The new correction (REP-105), republished by the timer: map -> odom from the pose
-        and odometry's odom -> camera at the image's stamp (looked up with a timeout), or,
-        without odom_frame, map -> base_frame through base_from_camera."""
+        and odometry's odom -> camera at the image's stamp (``odom``, from odom_topic, else
+        looked up in TF with a timeout), or, without odom_frame, map -> base_frame through
+        base_from_camera."""
         s = self.settings
         camera_frame = s.camera_frame or header.frame_id
         if not s.odom_frame:
             return self._tf_out.update(s.map_frame, s.base_frame,
                                        map_from_base(map_from_cam, self._base_from_camera))
-        try:
-            tr = self._tf_buffer.lookup_transform(s.odom_frame, camera_frame,
-                                                  Time.from_msg(header.stamp),
-                                                  timeout=Duration(seconds=s.tf_lookup_timeout))
-        except Exception as exc:  # noqa: BLE001 - tf2 raises several lookup/extrapolation errors
-            with self._lock:
-                self.counts["tf_lookup_failed"] += 1
-            return self._log("tf", f"no {s.odom_frame} -> {camera_frame} transform at the image "
-                             f"stamp ({exc}); the previous {s.map_frame} -> {s.odom_frame} stays")
-        self._tf_out.update(s.map_frame, s.odom_frame,
-                            map_from_odom(map_from_cam, pose_from_transform(tr.transform)))
+        if odom is None:
+            try:
+                if self._tf_buffer is None:
+                    raise LookupError("no odometry on odom_topic, and no tf2_ros to look it up")
+                odom = pose_from_transform(self._tf_buffer.lookup_transform(
+                    s.odom_frame, camera_frame, Time.from_msg(header.stamp),
+                    timeout=Duration(seconds=s.tf_lookup_timeout)).transform)
+            except Exception as exc:  # noqa: BLE001 - tf2 raises several lookup/extrapolation errors
+                with self._lock:
+                    self.counts["tf_lookup_failed"] += 1
+                return self._log("tf", f"no {s.odom_frame} -> {camera_frame} transform at the "
+                                 f"image stamp ({exc}); the previous {s.map_frame} -> "
+                                 f"{s.odom_frame} stays")
+        self._tf_out.update(s.map_frame, s.odom_frame, map_from_odom(map_from_cam, odom))
 
     @_guarded
     def _republish_tf(self) -> None:

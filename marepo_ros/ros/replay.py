@@ -105,12 +105,13 @@ class NodeProcess:
     ``log_path`` (``log`` reads it). discovery_range: the node's ROS_AUTOMATIC_DISCOVERY_RANGE;
     SUBNET (ROS 2's default) keeps the node's transport profile, which rmw_fastrtps replaces
     under LOCALHOST (see ``transport``); clients on LOCALHOST still find it. program: the
-    command before ``cli_args`` (default ``python -m marepo_ros.cli node``).
+    command before ``cli_args`` (default ``python -m marepo_ros.cli node``); env: more
+    environment variables.
     """
 
     def __init__(self, log_path: Path, *cli_args: str, domain_id: int, params: dict,
                  remaps: dict[str, str] | None = None, discovery_range: str = "SUBNET",
-                 program: list[str] | None = None):
+                 program: list[str] | None = None, env: dict[str, str] | None = None):
         program = program or [sys.executable, "-m", "marepo_ros.cli", "node"]
         args = [*program, *cli_args, "--ros-args"]
         for name, value in params.items():
@@ -122,7 +123,7 @@ class NodeProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")
         env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id), "PYTHONUNBUFFERED": "1",
-               "ROS_AUTOMATIC_DISCOVERY_RANGE": discovery_range}
+               "ROS_AUTOMATIC_DISCOVERY_RANGE": discovery_range, **(env or {})}
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env)
 
     def alive(self) -> bool:

@@ -27,6 +27,19 @@ def transform_msg(parent: str, child: str, parent_from_child: np.ndarray, stamp_
     return ts
 
 
+class TfMessageBroadcaster:
+    """What tf2_ros.TransformBroadcaster does (TFMessage on /tf, depth 100), for where only
+    tf2_msgs exists: the PyPI wheels plus scripts/build_tf2_msgs.py (run by make setup)."""
+
+    def __init__(self, node):
+        from tf2_msgs.msg import TFMessage
+        self._message = TFMessage
+        self._pub = node.create_publisher(TFMessage, "/tf", 100)
+
+    def sendTransform(self, transform: TransformStamped) -> None:  # noqa: N802 - tf2_ros' name
+        self._pub.publish(self._message(transforms=[transform]))
+
+
 class TransformRepublisher:
     """``update(parent, child, parent_from_child)`` from the worker; ``tick(tolerance_s)`` from
     the node's timer sends the latest one with ``send`` (a TransformBroadcaster's
