@@ -98,3 +98,17 @@ def test_pose_and_stamp_round_trips():
         pose_from_msg(bad)
     for t in (0.0, 1.5, 1795251538.443834202):
         assert seconds(stamp_from_seconds(t)) == pytest.approx(t, abs=1e-9)
+
+
+def test_depth_images_in_metres():
+    from marepo_ros.ros.conversions import depth_from_msg
+    mm = np.array([[0, 1500], [2000, 65535]], np.uint16)
+    msg = Image(height=2, width=2, encoding="16UC1", step=4, data=mm.tobytes())
+    np.testing.assert_allclose(depth_from_msg(msg), [[0.0, 1.5], [2.0, 65.535]], rtol=1e-6)
+    metres = np.array([[1.25, np.nan]], np.float32)
+    msg = Image(height=1, width=2, encoding="32FC1", step=8, data=metres.tobytes())
+    np.testing.assert_array_equal(depth_from_msg(msg), [[1.25, 0.0]])  # NaN: invalid
+    with pytest.raises(InputError, match="unsupported depth encoding 'rgb8'"):
+        depth_from_msg(Image(height=1, width=1, encoding="rgb8", step=3, data=b"abc"))
+    with pytest.raises(InputError, match="depth data too short"):
+        depth_from_msg(Image(height=2, width=2, encoding="16UC1", step=4, data=b"\0" * 6))

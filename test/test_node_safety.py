@@ -21,6 +21,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import PoseStamped, PoseWithCovariance, PoseWithCovarianceStamped
 from lifecycle_msgs.msg import Transition
 from nav_msgs.msg import Odometry
+from sensor_msgs.msg import Image
 from node_harness import Client, NodeProcess, fresh_domain, wait_for
 
 from marepo_ros.io.dataset import SceneDataset
@@ -276,3 +277,45 @@ def test_tf_map_to_odom_is_republished_over_dds(redkitchen, kitchen_map, tmp_pat
     assert np.median(np.diff(stamps)) == pytest.approx(0.05, abs=0.02)
     map_from_odom = pose_from_quat(transforms[-1]["t"], transforms[-1]["q"])
     assert np.allclose(map_from_odom @ odom_from_cam, map_from_cam, atol=1e-6)
+
+
+def test_mapping_keeps_aligned_depth_with_the_keyframes(redkitchen, tmp_path):
+    """mapping_depth_topic: each keyframe keeps the depth of its stamp; a depth of another
+    size is refused with the reason and the keyframe kept without it."""
+    kitchen = SceneDataset(redkitchen)
+    domain = fresh_domain()
+    node = NodeProcess(tmp_path / "node.log", domain_id=domain, params={
+        "status_period": 0.2, "mapping_depth_topic": "/depth", "keyframe_min_translation": 0.0,
+        "keyframe_min_rotation": 0.0})
+    client = Client(domain=domain)
+    depth_pub = client.node.create_publisher(Image, "/depth", 10)
+
+    def depth(stamp, w, h):
+        msg = Image(height=h, width=w, encoding="16UC1", step=2 * w,
+                    data=np.full((h, w), 2000, np.uint16).tobytes())
+        msg.header.stamp, msg.header.frame_id = stamp_from_seconds(stamp), "camera"
+        depth_pub.publish(msg)
+
+    try:
+        client.wait_ready()
+        wait_for(lambda: depth_pub.get_subscription_count(), 30, "the node's depth reader")
+        assert client.trigger("start_mapping").success
+        w, h = kitchen.image_size
+        for i, name in enumerate(KITCHEN_QUERIES):
+            stamp = 50.0 + i
+            if i < 2:
+                depth(stamp, w, h)
+            else:  # not aligned to the image
+                depth(stamp, w // 2, h // 2)
+            time.sleep(0.2)
+            client.send_mapping_pose(stamp, kitchen.frame(name).map_from_cam)
+            send_frame(client, kitchen, name, stamp)
+            wait_for(lambda: client.statuses[-1]["mapping"]["keyframes"] == i + 1, 20, f"keyframe {i + 1}")
+        counts = client.status()["mapping"]["counts"]
+        assert counts["with_depth"] == 2 and counts["without_depth"] == 1
+        wait_for(lambda: "kept without depth: depth is 320x240 but its image is 640x480" in node.log, 5,
+                 "the reason in the log")
+        assert client.trigger("cancel_mapping").success and node.alive()
+    finally:
+        client.close()
+        node.stop()

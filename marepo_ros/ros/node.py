@@ -41,7 +41,8 @@ from rclpy.service import Service
 from rclpy.parameter import Parameter
 from rclpy.duration import Duration
 from rclpy.time import Time
-from sensor_msgs.msg import CameraInfo, CompressedImage
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
@@ -57,7 +58,7 @@ from ..mapping.background import BackgroundMapBuild, BuildState
 from ..mapping.build import preset
 from ..mapping.keyframes import KeyframeCollector
 from ..models.networks import EncoderError, load_encoder
-from .conversions import (InputError, camera_from_info, check_image_size,
+from .conversions import (InputError, camera_from_info, check_image_size, depth_from_msg,
                           has_distortion, image_from_compressed, image_from_msg, pose_from_msg,
                           pose_to_msg, seconds)
 from .inputs import InputSubscriptions
@@ -79,6 +80,7 @@ except ImportError:
 NODE_NAME = "relocalization_node"
 LOG_REPEAT_S = 5.0  # one kind of problem is logged at most this often
 CAMERA_INFO_WAIT_S = 0.05  # the worker waits this long for the CameraInfo of an image's stamp
+DEPTH_STAMP_TOLERANCE_S = 0.005  # aligned depth carries its colour image's stamp
 
 
 class MappingState(str, Enum):
@@ -159,7 +161,8 @@ class RelocalizationNode(LifecycleNode):
         self._lifecycle = "unconfigured"
         self._outputs: list = []  # what configure creates and cleanup destroys
         self._inputs: InputSubscriptions | None = None
-        self._mapping_pose_sub = None
+        self._mapping_pose_sub = self._depth_sub = None
+        self._depths = StampedBuffer(capacity=30)  # aligned depth images while mapping
         self._tracking: TrackingInputs | None = None
         self._worker: threading.Thread | None = None
         self._running = False
@@ -335,6 +338,11 @@ class RelocalizationNode(LifecycleNode):
         self._image_topic = self._inputs.image.topic_name
         self._tracking = TrackingInputs(self, s, base_from_cam=lambda: self._base_from_camera,
                                         log=self._log)
+        if s.mapping_depth_topic:
+            self._depth_sub = self.create_subscription(
+                Image, s.mapping_depth_topic,
+                lambda m: self._depths.add(seconds(m.header.stamp), m, key=m.header.frame_id),
+                QoSProfile(depth=s.qos_depth, reliability=ReliabilityPolicy.BEST_EFFORT))
         if s.mapping_pose_type == "pose":
             self._mapping_pose_sub = self.create_subscription(
                 PoseStamped, s.mapping_pose_topic, lambda m: self._on_mapping_pose(m.header, m.pose), 50)
@@ -349,9 +357,10 @@ class RelocalizationNode(LifecycleNode):
         if self._inputs is not None:
             self._inputs.destroy()
             self._inputs = None
-        if self._mapping_pose_sub is not None:
-            self.destroy_subscription(self._mapping_pose_sub)
-            self._mapping_pose_sub = None
+        for sub in (self._mapping_pose_sub, self._depth_sub):
+            if sub is not None:
+                self.destroy_subscription(sub)
+        self._mapping_pose_sub = self._depth_sub = None
 
     def _make_localizer(self, map_path: str, estimator: str, scene_map=None) -> Localizer:
         """A complete Localizer for the map file (raises MapFileError / ValueError). A map of
@@ -643,7 +652,25 @@ class RelocalizationNode(LifecycleNode):
                 self._mapping_error = f"mapping image refused: {exc}"
                 self._log("mapping_image", self._mapping_error)
                 continue
-            self._collector.keep(image, K, map_from_cam)
+            self._collector.keep(image, K, map_from_cam, self._depth_for(msg.header, image.shape[:2]))
+
+    def _depth_for(self, header: Header, shape_hw: tuple[int, int]) -> np.ndarray | None:
+        """The aligned depth of a mapping image (same stamp and size), or None (counted)."""
+        if not self.settings.mapping_depth_topic:
+            return None
+        msg = self._depths.nearest(seconds(header.stamp), DEPTH_STAMP_TOLERANCE_S)
+        try:
+            if msg is None:
+                raise InputError(f"no depth of its stamp on {self.settings.mapping_depth_topic}")
+            depth = depth_from_msg(msg)
+            if depth.shape != tuple(shape_hw):
+                raise InputError(f"depth is {depth.shape[1]}x{depth.shape[0]} but its image is "
+                                 f"{shape_hw[1]}x{shape_hw[0]} (not aligned to the image?)")
+        except InputError as exc:
+            self._collector.counts["without_depth"] += 1
+            self._log("mapping_depth", f"keyframe kept without depth: {exc}")
+            return None
+        return depth
 
     @_guarded
     def _start_mapping(self, request, response):

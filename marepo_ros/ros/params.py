@@ -105,6 +105,11 @@ PARAMS: tuple[Param, ...] = (
     Param("base_from_camera", [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], "Camera optical frame in "
           "the frame the mapping poses describe, as x y z qx qy qz qw (identity: the poses "
           "are of the camera optical frame itself)."),
+    Param("mapping_depth_topic", "", "Depth aligned with the images (sensor_msgs/Image 16UC1 "
+          "millimetres or 32FC1 metres, same size and stamp; e.g. RealSense's "
+          "aligned_depth_to_color/image_raw), stored with the keyframes while mapping: their "
+          "3D points are lifted from it instead of triangulated. Empty: no depth.",
+          read_only=True),
     Param("mapping_pose_tolerance", 0.05, "Seconds an image and a mapping pose may differ to "
           "be paired.", range=(0.0, 1.0)),
     Param("keyframe_min_translation", 0.05, "A new keyframe needs this much motion (metres) "
@@ -183,6 +188,7 @@ class NodeSettings:
     mapping_pose_topic: str
     mapping_pose_type: str
     base_from_camera: tuple[float, ...]
+    mapping_depth_topic: str
     mapping_pose_tolerance: float
     keyframe_min_translation: float
     keyframe_min_rotation: float
