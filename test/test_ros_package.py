@@ -103,3 +103,26 @@ def test_transport_profile_applies_to_fast_dds_only_and_never_over_the_users():
     assert transport_env({"FASTRTPS_DEFAULT_PROFILES_FILE": "/mine.xml"})[0] == {}
     env, line, warn = transport_env({"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"})
     assert env and warn and "LOCALHOST" in line
+
+
+def test_diagnostics_say_what_matters_most():
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    from marepo_ros.ros.diagnostics import diagnostic_status
+    status = {"lifecycle": "active", "failing": False, "map_loaded": True, "localized": True,
+              "last_rejection": "", "frames": {"received": 3, "localized": 3},
+              "publishers": {"image": 1}, "mapping": {"state": "idle", "error": "", "message": ""},
+              "tracking": {"prior": False}, "latency_ms": 12.5}
+
+    def diag(**changes):
+        return diagnostic_status({**status, **changes}, name="n", hardware_id="h")
+    ok = diag()
+    assert ok.level == DiagnosticStatus.OK and ok.message == "localized"
+    values = {kv.key: kv.value for kv in ok.values}
+    assert values["latency_ms"] == "12.500" and values["frames.received"] == "3"
+    assert values["publishers.image"] == "1" and values["tracking.prior"] == "False"
+    failing = diag(failing=True, localized=False, last_rejection="publish failed: boom")
+    assert failing.level == DiagnosticStatus.ERROR and failing.message == "publish failed: boom"
+    inactive = diag(lifecycle="inactive", failing=True)
+    assert inactive.level == DiagnosticStatus.WARN and inactive.message.startswith("inactive")
+    assert diag(localized=False, last_rejection="jump").message == "not localized: jump"

@@ -1,13 +1,15 @@
 """relocalization_node: camera frames in, metric 6-DoF poses in the map frame out.
 
-Topics (relative names, remap like any node):
+A lifecycle node (configure: encoder, map, outputs; activate: inputs, worker; see on_*).
+Topics (relative names, remap like any node; docs/node.md has the table):
     in   image (sensor_msgs/Image) or image/compressed (CompressedImage), camera_info,
-         <mapping_pose_topic> (PoseStamped or nav_msgs/Odometry; while mapping)
-    out  ~/pose (PoseStamped), ~/pose_with_covariance (PoseWithCovarianceStamped), both stamped
-         with the image's stamp in map_frame; ~/status (std_msgs/String, JSON); /diagnostics;
-         TF map_frame -> odom_frame (REP-105), or -> base_frame without odometry, republished
-         every transform_publish_period (where tf2_ros exists)
-Services (std_srvs/Trigger): ~/start_mapping, ~/stop_mapping, ~/cancel_mapping.
+         initialpose (PoseWithCovarianceStamped), <odom_topic> (nav_msgs/Odometry),
+         while mapping <mapping_pose_topic> (PoseStamped or Odometry), <mapping_depth_topic>
+    out  ~/pose (PoseStamped), ~/pose_with_covariance (PoseWithCovarianceStamped),
+         ~/base_pose (PoseStamped), stamped with the image's stamp in map_frame; ~/status
+         (std_msgs/String, JSON); /diagnostics; TF map_frame -> odom_frame (REP-105), or ->
+         base_frame without odometry, republished every transform_publish_period
+Services (std_srvs/Trigger): ~/start_mapping, ~/stop_mapping, ~/cancel_mapping; lifecycle_msgs.
 Maps are loaded by setting the ``map_path`` parameter (validated, hot-swapped); a built map is
 written under ``map_dir`` and becomes ``map_path`` when done.
 
@@ -28,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import rclpy
 import torch
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
@@ -61,6 +63,7 @@ from ..models.networks import EncoderError, load_encoder
 from .conversions import (InputError, camera_from_info, check_image_size, depth_from_msg,
                           has_distortion, image_from_compressed, image_from_msg, pose_from_msg,
                           pose_to_msg, seconds)
+from .diagnostics import diagnostic_status
 from .inputs import InputSubscriptions
 from .kind_log import KindLog
 from .params import PARAMS, NodeSettings, ParameterError, value_problem
@@ -837,28 +840,8 @@ class RelocalizationNode(LifecycleNode):
     def _publish_status(self) -> None:
         s = self.status()
         self._status_pub.publish(String(data=json.dumps(s)))
-        diag = DiagnosticStatus(name=f"{self.get_name()}: relocalization",
-                                hardware_id=self.get_fully_qualified_name())
-        if s["lifecycle"] != "active":
-            diag.level, diag.message = DiagnosticStatus.WARN, f"{s['lifecycle']}: not taking frames"
-        elif s["failing"]:
-            diag.level, diag.message = DiagnosticStatus.ERROR, s["last_rejection"]
-        elif not s["map_loaded"]:
-            diag.level, diag.message = DiagnosticStatus.WARN, "no map loaded"
-        elif s["mapping"]["error"]:
-            diag.level, diag.message = DiagnosticStatus.WARN, s["mapping"]["error"]
-        elif not s["localized"] and s["frames"]["received"]:
-            diag.level, diag.message = DiagnosticStatus.WARN, f"not localized: {s['last_rejection']}"
-        else:
-            diag.level, diag.message = DiagnosticStatus.OK, "localized" if s["localized"] else "waiting for images"
-        if s["mapping"]["state"] != MappingState.IDLE:
-            diag.message += f"; mapping {s['mapping']['state']}: {s['mapping']['message']}"
-        flat = {k: v for k, v in s.items() if not isinstance(v, dict)}
-        flat.update({f"frames.{k}": v for k, v in s["frames"].items()})
-        flat.update({f"publishers.{k}": v for k, v in s["publishers"].items()})
-        flat.update({f"mapping.{k}": v for k, v in s["mapping"].items() if not isinstance(v, dict)})
-        diag.values = [KeyValue(key=k, value=f"{v:.3f}" if isinstance(v, float) else str(v))
-                       for k, v in flat.items()]
+        diag = diagnostic_status(s, name=f"{self.get_name()}: relocalization",
+                                 hardware_id=self.get_fully_qualified_name())
         array = DiagnosticArray(status=[diag])
         array.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(array)
