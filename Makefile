@@ -11,7 +11,7 @@ ROS_SOURCED := $(shell $(PYTHON) -c "import rclpy" >/dev/null 2>&1 && echo yes)
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt requirements-ros.txt setup.py setup.cfg package.xml
+$(STAMP): requirements.txt requirements-ros.txt setup.py setup.cfg package.xml scripts/build_tf2_msgs.py
 ifeq ($(ROS_SOURCED),yes)
 	@echo "using the sourced ROS 2 ($(ROS_DISTRO)) for rclpy"
 	$(PYTHON) -m venv --system-site-packages $(VENV)
@@ -19,6 +19,8 @@ ifeq ($(ROS_SOURCED),yes)
 else
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements.txt -r requirements-ros.txt
+	@# the wheels carry no tf2_msgs (the type of /tf): build it from its definition
+	$(PY) scripts/build_tf2_msgs.py --venv $(VENV) || echo "note: tf2_msgs not built (needs gcc and g++): the node broadcasts no TF"
 endif
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	$(PY) -c "import torch, cv2, rosbags, marepo_ros; print('torch', torch.__version__, '| marepo_ros ready')"

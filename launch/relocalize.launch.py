@@ -6,6 +6,9 @@
 Remap the inputs in a wrapping launch file or with a namespace: the node subscribes to the
 relative topics ``image`` (or ``image/compressed``) and ``camera_info``. Where ``ros2 launch``
 is not installed, ``marepo-ros node --params-file config/relocalize.yaml`` runs the same node.
+The node applies the shipped DDS transport profile itself (config/fastdds_node.xml, see
+docs/node.md). ``use_lifecycle_manager:=true`` starts it unconfigured (autostart false) under
+nav2's lifecycle_manager, which configures and activates it (and brings it down on exit).
 """
 import os
 
@@ -23,7 +26,10 @@ def generate_launch_description() -> LaunchDescription:
     params_file = LaunchConfiguration("params_file")
     map_path = LaunchConfiguration("map_path")
     use_sim_time = LaunchConfiguration("use_sim_time")
+    managed = LaunchConfiguration("use_lifecycle_manager")
     overrides_map = PythonExpression(["'", map_path, "' != ''"])
+    common = {"use_sim_time": use_sim_time,
+              "autostart": PythonExpression(["'", managed, "'.lower() != 'true'"])}
     # torch's OpenMP threads spin 10k rounds before sleeping (see marepo_ros/__init__.py), set
     # in the node's environment so that it holds whatever the node imports first; the caller's
     # own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
@@ -48,7 +54,13 @@ def generate_launch_description() -> LaunchDescription:
                               description="use /clock (e.g. when replaying a bag)"),
         DeclareLaunchArgument("log_level", default_value="info",
                               description="debug, info, warn, error or fatal"),
-        node(IfCondition(overrides_map),
-             [params_file, {"use_sim_time": use_sim_time, "map_path": map_path}]),
-        node(UnlessCondition(overrides_map), [params_file, {"use_sim_time": use_sim_time}]),
+        DeclareLaunchArgument("use_lifecycle_manager", default_value="false",
+                              description="manage the node with nav2_lifecycle_manager"),
+        node(IfCondition(overrides_map), [params_file, {**common, "map_path": map_path}]),
+        node(UnlessCondition(overrides_map), [params_file, common]),
+        Node(package="nav2_lifecycle_manager", executable="lifecycle_manager",
+             name="lifecycle_manager_relocalization", namespace=LaunchConfiguration("namespace"),
+             output="screen", condition=IfCondition(managed),
+             parameters=[{"use_sim_time": use_sim_time, "autostart": True,
+                          "node_names": ["relocalization_node"]}]),
     ])

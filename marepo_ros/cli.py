@@ -269,7 +269,7 @@ def cmd_replay(args) -> int:
     metrics = replay.replay(args.bag, args.map, args.out, rate=args.rate, image_topic=args.image_topic,
                             camera_info_topic=args.camera_info_topic, gt_topic=args.gt_topic,
                             gt_tf=args.gt_tf and parse_gt_tf(args.gt_tf), max_dt=args.max_dt,
-                            attach=args.attach)
+                            attach=args.attach, clock=args.clock)
     print(summary_text(metrics, Path(args.out)))
     return 0 if metrics["frames"]["adds_up"] else 1
 
@@ -405,6 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("bag", type=Path, help="rosbag2 folder, .mcap, .db3 or ROS 1 .bag")
     r.add_argument("--map", type=Path, help="map file for the node started here (with --attach: "
                    "optional, must be the running node's map)")
+    r.add_argument("--clock", action="store_true", help="publish the bag's time on /clock (a node "
+                   "started here gets use_sim_time:=true)")
     r.add_argument("--rate", type=float, default=1.0, help="playback speed, x the recorded "
                    "timing (default 1)")
     r.add_argument("--out", type=Path, default=Path("replay"), help="output folder (default replay/)")

@@ -10,22 +10,25 @@ import os
 import numpy as np
 
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-_DOMAINS = itertools.count(10 + (os.getpid() % 20) * 10)  # 10 per session, < 232
+_DOMAINS = itertools.count((os.getpid() % 9) * 10)  # from a block of 10 per session
 
 
 def fresh_domain() -> int:
-    """A ROS domain id no other node of this test session uses."""
-    return next(_DOMAINS)
+    """A ROS domain id in 1-90 (replay takes 91-101; above 101 DDS ports reach the ephemeral
+    range) that no running node of this test session uses: the session's own block of 10
+    first, then the next blocks."""
+    return 1 + next(_DOMAINS) % 90
 
 from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped  # noqa: E402
 from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
 from rcl_interfaces.srv import GetParameters, SetParameters  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 
 from marepo_ros.ros.conversions import pose_to_msg, stamp_from_seconds  # noqa: E402
 from marepo_ros.ros.replay import NodeProcess, RosSession, wait_for  # noqa: E402,F401 - the tests' too
@@ -37,10 +40,13 @@ _CLIENTS = itertools.count()
 class Client:
     """A test node that feeds frames to the relocalization node and records what comes back."""
 
-    def __init__(self, *, domain: int, compressed: bool = False):
+    def __init__(self, *, domain: int, compressed: bool = False, sensor_qos: bool = False):
+        """sensor_qos: publish images and camera_info the way camera drivers do (sensor-data
+        QoS: best effort, depth 5); else reliable, depth 50."""
         self.session = RosSession(f"marepo_test_client_{next(_CLIENTS)}", domain_id=domain)
         self.node = self.session.node
-        qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        qos = (qos_profile_sensor_data if sensor_qos
+               else QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
         self.image_pub = (self.node.create_publisher(CompressedImage, "/image/compressed", qos)
                           if compressed else self.node.create_publisher(Image, "/image", qos))
         self.info_pub = self.node.create_publisher(CameraInfo, "/camera_info", qos)
@@ -85,6 +91,16 @@ class Client:
         response = self._call(GetParameters, f"{NODE}/get_parameters", GetParameters.Request(names=[name]))
         return Parameter.from_parameter_msg(ParameterMsg(name=name, value=response.values[0])).value
 
+    def lifecycle_state(self) -> str:
+        """The node's lifecycle state (lifecycle_msgs ~/get_state), e.g. 'inactive'."""
+        return self._call(GetState, f"{NODE}/get_state", GetState.Request()).current_state.label
+
+    def transition(self, transition_id: int) -> bool:
+        """Ask for a lifecycle transition (lifecycle_msgs/msg/Transition ids); its success."""
+        request = ChangeState.Request()
+        request.transition.id = transition_id
+        return self._call(ChangeState, f"{NODE}/change_state", request).success
+
     def status(self, timeout: float = 10.0) -> dict:
         """The next status message published after this call."""
         n = len(self.statuses)
@@ -92,10 +108,16 @@ class Client:
         return self.statuses[-1]
 
     def wait_ready(self, timeout: float = 60.0) -> None:
+        """Until both ends of every input are matched: our writers see the node's readers, and
+        the node's ~/status says its readers see our writers (discovery is not symmetric: a
+        sample written before the node's reader matched our writer is lost)."""
         wait_for(lambda: self.statuses, timeout, "the node's first status message")
         wait_for(lambda: all(p.get_subscription_count() for p in
                              (self.image_pub, self.info_pub, self.mapping_pose_pub)),
                  timeout, "the node to subscribe to the inputs")
+        wait_for(lambda: all(self.statuses[-1]["publishers"].get(k) for k in
+                             ("image", "camera_info", "mapping_pose")), timeout,
+                 "the node's readers to match our writers")
         self._client(Trigger, f"{NODE}/start_mapping")
 
     # --- sending frames ---

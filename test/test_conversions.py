@@ -1,6 +1,8 @@
 """ROS message <-> numpy conversions (messages built in memory, no DDS)."""
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 import pytest
@@ -67,6 +69,22 @@ def test_camera_info_checks():
         camera_from_info(info)
 
 
+def test_rectified_images_use_the_3x3_part_of_p():
+    info = CameraInfo(width=640, height=480)
+    info.k = [500.0, 0.0, 320.0, 0.0, 510.0, 240.0, 0.0, 0.0, 1.0]  # the raw camera
+    info.d = [-0.3, 0.1, 0.0, 0.0, 0.0]
+    info.p = [480.0, 0.0, 318.0, 0.0, 0.0, 480.0, 236.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    assert camera_from_info(info)[0][0, 0] == 500.0
+    K, w, h = camera_from_info(info, rectified=True)
+    np.testing.assert_array_equal(K, [[480, 0, 318], [0, 480, 236], [0, 0, 1]])
+    info.p = [0.0] * 12
+    with pytest.raises(InputError, match="P all zeros"):
+        camera_from_info(info, rectified=True)
+    info.p = [480.0, 0.0, math.nan, 0.0, 0.0, 480.0, 236.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    with pytest.raises(InputError, match="P contains NaN"):
+        camera_from_info(info, rectified=True)
+
+
 def test_pose_and_stamp_round_trips():
     T = pose_from_quat([1.0, -2.0, 0.5], [0.1, 0.7, -0.2, 0.5] / np.linalg.norm([0.1, 0.7, -0.2, 0.5]))
     np.testing.assert_allclose(pose_from_msg(pose_to_msg(T)), T, atol=1e-12)
@@ -80,3 +98,17 @@ def test_pose_and_stamp_round_trips():
         pose_from_msg(bad)
     for t in (0.0, 1.5, 1795251538.443834202):
         assert seconds(stamp_from_seconds(t)) == pytest.approx(t, abs=1e-9)
+
+
+def test_depth_images_in_metres():
+    from marepo_ros.ros.conversions import depth_from_msg
+    mm = np.array([[0, 1500], [2000, 65535]], np.uint16)
+    msg = Image(height=2, width=2, encoding="16UC1", step=4, data=mm.tobytes())
+    np.testing.assert_allclose(depth_from_msg(msg), [[0.0, 1.5], [2.0, 65.535]], rtol=1e-6)
+    metres = np.array([[1.25, np.nan]], np.float32)
+    msg = Image(height=1, width=2, encoding="32FC1", step=8, data=metres.tobytes())
+    np.testing.assert_array_equal(depth_from_msg(msg), [[1.25, 0.0]])  # NaN: invalid
+    with pytest.raises(InputError, match="unsupported depth encoding 'rgb8'"):
+        depth_from_msg(Image(height=1, width=1, encoding="rgb8", step=3, data=b"abc"))
+    with pytest.raises(InputError, match="depth data too short"):
+        depth_from_msg(Image(height=2, width=2, encoding="16UC1", step=4, data=b"\0" * 6))

@@ -152,3 +152,29 @@ def test_demo_replaces_only_its_own_folder(tmp_path):
     with pytest.raises(ReplayError, match="not made by the demo"):
         _fresh_folder(tmp_path / "other")
     assert (tmp_path / "other" / "data").read_text() == "keep"
+
+
+def test_player_publishes_the_bags_time_on_clock(scene):
+    """--clock: /clock carries the bag's time from before the first message to after the
+    last, advancing with the playback, so that use_sim_time nodes run on it."""
+    from rosgraph_msgs.msg import Clock
+
+    from marepo_ros.ros.replay import BagPlayer, RosSession, wait_for
+    bag, _ = scene
+    domain = fresh_domain()
+    player_session, listener = RosSession("clock_player", domain_id=domain), RosSession("clock_listener", domain_id=domain)
+    ticks = []
+    listener.node.create_subscription(Clock, "/clock", lambda m: ticks.append(m.clock.sec + 1e-9 * m.clock.nanosec), 100)
+    player = BagPlayer(player_session, bag, ["/camera/image_raw"], rate=4.0, clock=True)
+    try:
+        with AnyReader([bag]) as reader:
+            start, end = reader.start_time * 1e-9, reader.end_time * 1e-9
+        wait_for(lambda: ticks, 30, "/clock")
+        assert ticks[-1] == start  # before playing: the bag's first time
+        player.play()
+        wait_for(lambda: ticks[-1] > end, 5, "/clock past the bag's end")
+        assert all(b >= a for a, b in zip(ticks, ticks[1:]))
+    finally:
+        player.close()
+        player_session.close()
+        listener.close()

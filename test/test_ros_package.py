@@ -47,11 +47,13 @@ def test_launch_file_declares_the_documented_arguments():
     tree = ast.parse(LAUNCH.read_text())
     declared = {node.args[0].value for node in ast.walk(tree)
                 if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument"}
-    assert declared == {"params_file", "map_path", "namespace", "use_sim_time", "log_level"}
+    assert declared == {"params_file", "map_path", "namespace", "use_sim_time", "log_level",
+                        "use_lifecycle_manager"}
     executables = {kw.value.value for node in ast.walk(tree) if isinstance(node, ast.Call)
                    for kw in node.keywords if kw.arg == "executable"}
     setup = (REPO / "setup.py").read_text()
-    assert executables == {"relocalization_node"} and '"relocalization_node = ' in setup
+    assert executables == {"relocalization_node", "lifecycle_manager"}
+    assert '"relocalization_node = ' in setup
 
 
 def test_launch_file_builds_a_description_where_ros2_launch_exists():
@@ -77,3 +79,50 @@ def test_package_xml_lists_every_ros_package_the_shell_imports():
     ros = {m for m in imported if m.endswith(("_msgs", "_srvs", "_interfaces")) or m in ("rclpy", "tf2_ros")}
     assert ros <= depends, f"missing from package.xml: {sorted(ros - depends)}"
     assert {"launch", "launch_ros", "ament_index_python"} <= depends  # the launch file
+
+
+def test_value_problem_names_the_parameter_and_the_allowed_values():
+    from marepo_ros.ros.params import ParameterError, value_problem
+    assert value_problem("image_transport", "raw") is None
+    assert value_problem("image_transport", "Compressed") == (
+        "image_transport must be one of raw, compressed (got 'Compressed')")
+    assert value_problem("min_confidence", 1.5) == "min_confidence must be within 0.0 to 1.0 (got 1.5)"
+    assert "unit quaternion" in value_problem("base_from_camera", [0.0] * 7)
+    assert "unit quaternion" in value_problem("base_from_camera", [0.0] * 6 + [float("nan")])
+    assert value_problem("base_from_camera", [1.0, 2.0, 3.0, 0.0, 0.0, 0.0, 1.0]) is None
+    values = {p.name: p.default for p in PARAMS} | {"estimator": "fast"}
+    with pytest.raises(ParameterError, match="estimator must be one of auto"):
+        NodeSettings.from_values(values)
+
+
+def test_transport_profile_applies_to_fast_dds_only_and_never_over_the_users():
+    from marepo_ros.ros.transport import PROFILE_VARS, transport_env
+    env, line, warn = transport_env({})
+    assert Path(env[PROFILE_VARS[0]]).is_file() and not warn and "UDP" in line
+    assert transport_env({"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"})[0] == {}
+    assert transport_env({"FASTRTPS_DEFAULT_PROFILES_FILE": "/mine.xml"})[0] == {}
+    env, line, warn = transport_env({"ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST"})
+    assert env and warn and "LOCALHOST" in line
+
+
+def test_diagnostics_say_what_matters_most():
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    from marepo_ros.ros.diagnostics import diagnostic_status
+    status = {"lifecycle": "active", "failing": False, "map_loaded": True, "localized": True,
+              "last_rejection": "", "frames": {"received": 3, "localized": 3},
+              "publishers": {"image": 1}, "mapping": {"state": "idle", "error": "", "message": ""},
+              "tracking": {"prior": False}, "latency_ms": 12.5}
+
+    def diag(**changes):
+        return diagnostic_status({**status, **changes}, name="n", hardware_id="h")
+    ok = diag()
+    assert ok.level == DiagnosticStatus.OK and ok.message == "localized"
+    values = {kv.key: kv.value for kv in ok.values}
+    assert values["latency_ms"] == "12.500" and values["frames.received"] == "3"
+    assert values["publishers.image"] == "1" and values["tracking.prior"] == "False"
+    failing = diag(failing=True, localized=False, last_rejection="publish failed: boom")
+    assert failing.level == DiagnosticStatus.ERROR and failing.message == "publish failed: boom"
+    inactive = diag(lifecycle="inactive", failing=True)
+    assert inactive.level == DiagnosticStatus.WARN and inactive.message.startswith("inactive")
+    assert diag(localized=False, last_rejection="jump").message == "not localized: jump"

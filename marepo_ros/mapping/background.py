@@ -55,7 +55,14 @@ def keyframes_path(out_path: str) -> str:
     return str(Path(out_path).with_suffix(".keyframes.map"))
 
 
-def _child(keyframes: list[tuple[np.ndarray, np.ndarray, np.ndarray]], out_path: str,
+def posed_images(keyframes: list[tuple]) -> list:
+    """PosedImages of (grey, K, map_from_cam, depth or None) keyframes: the depth is used like
+    a dataset's (3D points lifted from it; triangulated where it is None)."""
+    from .frames import PosedImage
+    return [PosedImage(lambda g=g: g, K, pose, lambda d=d: d) for g, K, pose, d in keyframes]
+
+
+def _child(keyframes: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]], out_path: str,
            config: MappingConfig, encoder_path: str | None, device: str, threads: int,
            nice: int, messages, cancel_event) -> None:
     """Process body: map the keyframes, write the map, report through ``messages``."""
@@ -67,10 +74,10 @@ def _child(keyframes: list[tuple[np.ndarray, np.ndarray, np.ndarray]], out_path:
         from ..io.mapfile import save_map
         from ..models.networks import load_encoder
         from .build import build_map
-        from .frames import MappingCancelled, PosedImage
+        from .frames import MappingCancelled
 
         torch.set_num_threads(threads)
-        images = [PosedImage(lambda g=g: g, K, pose) for g, K, pose in keyframes]
+        images = posed_images(keyframes)
         last = [0.0]
 
         def progress(stage, done, total, info):
@@ -119,7 +126,7 @@ class BackgroundMapBuild:
         self._cancel = ctx.Event()
         self._process = ctx.Process(
             target=_child, name="marepo-map-build", daemon=True,
-            args=([(k.grey, k.K, k.map_from_cam) for k in keyframes], self.out_path, config,
+            args=([(k.grey, k.K, k.map_from_cam, k.depth) for k in keyframes], self.out_path, config,
                   None if encoder_path is None else str(encoder_path), device, threads, nice,
                   self._messages, self._cancel))
         self.status = BuildStatus(BuildState.RUNNING,

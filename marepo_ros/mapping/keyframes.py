@@ -23,10 +23,12 @@ from ..models.preprocess import to_grey
 
 @dataclass
 class Keyframe:
-    """grey_HW uint8, its 3x3 K, map_from_cam 4x4 (metres)."""
+    """grey_HW uint8, its 3x3 K, map_from_cam 4x4 (metres), and depth_HW float32 (metres, on
+    grey's pixel grid, 0 = invalid) or None."""
     grey: np.ndarray
     K: np.ndarray
     map_from_cam: np.ndarray
+    depth: np.ndarray | None = None
 
 
 def shrink(image: np.ndarray, K: np.ndarray, short_side: int) -> tuple[np.ndarray, np.ndarray]:
@@ -106,11 +108,22 @@ class KeyframeCollector:
             self._pending = keep
         return out
 
-    def keep(self, image: np.ndarray, K: np.ndarray, map_from_cam: np.ndarray) -> None:
+    def keep(self, image: np.ndarray, K: np.ndarray, map_from_cam: np.ndarray,
+             depth: np.ndarray | None = None) -> None:
+        """Store a keyframe; ``depth`` (HxW metres, aligned with ``image``, 0 = invalid) is
+        shrunk with it (nearest neighbour: no depth is mixed across edges). ValueError when
+        the depth is not of the image's size."""
         grey, K_small = shrink(image, K, self.store_short_side)
+        if depth is not None:
+            if depth.shape != image.shape[:2]:
+                raise ValueError(f"depth is {depth.shape[1]}x{depth.shape[0]} but its image is "
+                                 f"{image.shape[1]}x{image.shape[0]}")
+            depth = cv2.resize(np.asarray(depth, np.float32), grey.shape[::-1],
+                               interpolation=cv2.INTER_NEAREST)
         with self._lock:
-            self.keyframes.append(Keyframe(grey, K_small, map_from_cam))
+            self.keyframes.append(Keyframe(grey, K_small, map_from_cam, depth))
             self.counts["keyframes"] = len(self.keyframes)
+            self.counts["with_depth"] += depth is not None
 
     def _moved(self, pose: np.ndarray) -> bool:
         if self._last_pose is None:

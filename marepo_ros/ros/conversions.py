@@ -42,14 +42,41 @@ def image_from_compressed(msg) -> np.ndarray:
         raise InputError(str(exc)) from None
 
 
-def camera_from_info(msg) -> tuple[np.ndarray, int, int]:
-    """sensor_msgs/CameraInfo -> (K 3x3 float64, width, height); InputError when unusable."""
-    K = np.asarray(msg.k, np.float64).reshape(3, 3)
+DEPTH_ENCODINGS = {"16UC1": ("u2", 1e-3), "mono16": ("u2", 1e-3), "32FC1": ("f4", 1.0)}  # -> metres
+
+
+def depth_from_msg(msg) -> np.ndarray:
+    """A depth sensor_msgs/Image (16UC1 or mono16 in millimetres, as RealSense's
+    aligned_depth_to_color; 32FC1 in metres) -> HxW float32 metres, 0 where invalid."""
+    if msg.encoding not in DEPTH_ENCODINGS:
+        raise InputError(f"unsupported depth encoding '{msg.encoding}' (supported: "
+                         f"{', '.join(DEPTH_ENCODINGS)})")
+    kind, to_metres = DEPTH_ENCODINGS[msg.encoding]
+    dtype = np.dtype(kind).newbyteorder(">" if msg.is_bigendian else "<")
+    h, w, step = msg.height, msg.width, msg.step
+    if h == 0 or w == 0:
+        raise InputError(f"empty depth image ({w}x{h})")
+    if step < w * dtype.itemsize or len(msg.data) < h * step:
+        raise InputError(f"depth data too short for {w}x{h} {msg.encoding} (step {step}, "
+                         f"{len(msg.data)} bytes)")
+    rows = np.frombuffer(bytes(msg.data[:h * step]), np.uint8).reshape(h, step)[:, :w * dtype.itemsize]
+    depth = rows.copy().view(dtype).reshape(h, w).astype(np.float32) * np.float32(to_metres)
+    depth[~np.isfinite(depth) | (depth < 0)] = 0.0
+    return depth
+
+
+def camera_from_info(msg, *, rectified: bool = False) -> tuple[np.ndarray, int, int]:
+    """sensor_msgs/CameraInfo -> (K 3x3 float64, width, height); InputError when unusable.
+    ``rectified``: the images are rectified (image_rect), whose camera is the 3x3 left part
+    of P, not K (which describes the raw, distorted image)."""
+    K = (np.asarray(msg.p, np.float64).reshape(3, 4)[:, :3] if rectified
+         else np.asarray(msg.k, np.float64).reshape(3, 3))
+    name = "P" if rectified else "K"
     if not np.any(K):
-        raise InputError("CameraInfo has K all zeros (uncalibrated camera)")
+        raise InputError(f"CameraInfo has {name} all zeros (uncalibrated camera)")
     problem = check_intrinsics(K, msg.width or None, msg.height or None)
     if problem:
-        raise InputError(f"CameraInfo: {problem}")
+        raise InputError(f"CameraInfo: {problem.replace('K ', name + ' ', 1)}")
     return K, int(msg.width), int(msg.height)
 
 

@@ -1,12 +1,15 @@
 """relocalization_node: camera frames in, metric 6-DoF poses in the map frame out.
 
-Topics (relative names, remap like any node):
+A lifecycle node (configure: encoder, map, outputs; activate: inputs, worker; see on_*).
+Topics (relative names, remap like any node; docs/node.md has the table):
     in   image (sensor_msgs/Image) or image/compressed (CompressedImage), camera_info,
-         <mapping_pose_topic> (PoseStamped or nav_msgs/Odometry; while mapping)
-    out  ~/pose (PoseStamped), ~/pose_with_covariance (PoseWithCovarianceStamped), both stamped
-         with the image's stamp in map_frame; ~/status (std_msgs/String, JSON); /diagnostics;
-         TF map_frame -> odom_frame or camera frame (where tf2_ros exists)
-Services (std_srvs/Trigger): ~/start_mapping, ~/stop_mapping, ~/cancel_mapping.
+         initialpose (PoseWithCovarianceStamped), <odom_topic> (nav_msgs/Odometry),
+         while mapping <mapping_pose_topic> (PoseStamped or Odometry), <mapping_depth_topic>
+    out  ~/pose (PoseStamped), ~/pose_with_covariance (PoseWithCovarianceStamped),
+         ~/base_pose (PoseStamped), stamped with the image's stamp in map_frame; ~/status
+         (std_msgs/String, JSON); /diagnostics; TF map_frame -> odom_frame (REP-105), or ->
+         base_frame without odometry, republished every transform_publish_period
+Services (std_srvs/Trigger): ~/start_mapping, ~/stop_mapping, ~/cancel_mapping; lifecycle_msgs.
 Maps are loaded by setting the ``map_path`` parameter (validated, hot-swapped); a built map is
 written under ``map_dir`` and becomes ``map_path`` when done.
 
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
-import re
+import os
 import threading
 import time
 from collections import Counter, deque
@@ -27,43 +30,60 @@ from pathlib import Path
 import numpy as np
 import rclpy
 import torch
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped, TransformStamped
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
 from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
+from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
+from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, LifecycleState, TransitionCallbackReturn
+from rclpy.publisher import Publisher
+from rclpy.service import Service
 from rclpy.parameter import Parameter
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.duration import Duration
 from rclpy.time import Time
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
-from ..geometry import invert_pose, pose_from_quat, quat_from_pose
+from ..geometry import pose_from_quat
 from ..io.bag import pose_from_transform
 from ..io.mapfile import MapFileError, load_map
 from ..localization.estimator import NEEDS_HEAD, make_estimator
+from ..localization.gaps import SequenceGaps
 from ..localization.localizer import Localizer
+from ..localization.rep105 import map_from_base, map_from_odom
 from ..localization.streams import LatestSlot, RateMeter, StampedBuffer
 from ..mapping.background import BackgroundMapBuild, BuildState
 from ..mapping.build import preset
 from ..mapping.keyframes import KeyframeCollector
 from ..models.networks import EncoderError, load_encoder
-from .conversions import (InputError, camera_from_info, check_image_size,
+from .conversions import (InputError, camera_from_info, check_image_size, depth_from_msg,
                           has_distortion, image_from_compressed, image_from_msg, pose_from_msg,
-                          pose_to_msg, seconds, stamp_from_seconds)
-from .params import BY_NAME, PARAMS, NodeSettings
+                          pose_to_msg, seconds)
+from .diagnostics import diagnostic_status
+from .inputs import InputSubscriptions
+from .kind_log import KindLog
+from .params import PARAMS, NodeSettings, ParameterError, value_problem
+from .tf_out import TfMessageBroadcaster, TransformRepublisher
+from .tracking_io import TrackingInputs
+from .transport import transport_env
 
 try:  # a full ROS 2 install has tf2_ros; the PyPI wheels do not
     import tf2_ros
 except ImportError:
     tf2_ros = None
+try:  # there, make setup builds tf2_msgs (scripts/build_tf2_msgs.py): TF without lookups
+    import tf2_msgs.msg as tf2_msgs
+except ImportError:
+    tf2_msgs = None
 
 NODE_NAME = "relocalization_node"
-LOG_REPEAT_S = 5.0  # the same problem is logged at most this often
+LOG_REPEAT_S = 5.0  # one kind of problem is logged at most this often
 CAMERA_INFO_WAIT_S = 0.05  # the worker waits this long for the CameraInfo of an image's stamp
+DEPTH_STAMP_TOLERANCE_S = 0.005  # aligned depth carries its colour image's stamp
 
 
 class MappingState(str, Enum):
@@ -94,112 +114,256 @@ def _guarded(callback):
             return callback(self, *args)
         except Exception as exc:  # noqa: BLE001 - the node must survive any one message
             text = f"{callback.__name__} failed: {type(exc).__name__}: {exc}"
-            self._log(f"crash:{callback.__name__}", text, error=True)
+            self._log("callback", text, level="error")
             if len(args) == 2 and hasattr(args[1], "success"):  # a Trigger service
                 return self._answer(args[1], False, f"internal error: {text}")
             return None
     return wrapper
 
 
-class RelocalizationNode(Node):
-    """See the module docstring. ``shutdown()`` stops the worker and any map build."""
+class RelocalizationNode(LifecycleNode):
+    """See the module docstring. A managed (lifecycle) node: configure loads the encoder and
+    the map and creates the outputs, activate subscribes and starts the worker, deactivate
+    stops both (the map stays), cleanup frees everything; ``autostart`` runs configure and
+    activate at construction. ``shutdown()`` stops the worker and any map build."""
 
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        self.settings = NodeSettings.from_values(
-            {p.name: self.declare_parameter(p.name, p.default, _descriptor(p)).value for p in PARAMS})
+        self.settings = NodeSettings.from_values(self._declare_parameters())
         self._lock = threading.Lock()          # counters and last-frame figures
         self._mapping_lock = threading.RLock()  # mapping state
-        self.counts = Counter(received=0, localized=0, rejected=0, dropped_stale=0)
+        self.counts = Counter({k: 0 for k in (
+            "received", "paired", "info_fallback", "localized", "rejected", "dropped_stale",
+            "errors", "publisher_gaps", "camera_info_received")})
         self._last = {"localized": False, "latency_ms": None, "stamp_latency_ms": None,
-                      "inlier_ratio": None, "confidence": None, "rejection": ""}
+                      "inlier_ratio": None, "confidence": None, "rejection": "",
+                      "failing": False, "error": ""}
         self._latencies: deque[float] = deque(maxlen=100)
-        self._logged: dict[str, float] = {}
+        self._log = KindLog(self.get_logger(), LOG_REPEAT_S)
         self._rate = RateMeter()
+        self._gaps = SequenceGaps()
         self._infos = StampedBuffer(capacity=50)
         self._valid_infos: dict[str, tuple] = {}  # frame id -> latest usable (K, width, height)
         self._slot = LatestSlot()
         self._warned_distortion = False
 
         s = self.settings
-        if s.inference_threads:
-            torch.set_num_threads(s.inference_threads)
-        self.device = torch.device(s.device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("device 'cuda' requested but CUDA is not available")
         self.encoder_path = s.encoder_path or None
-        self.encoder = load_encoder(self.encoder_path, self.device)
+        self.device = torch.device(s.device)
+        self.encoder = None
         self._map_path = ""
         self._localizer: Localizer | None = None
         self._map_error = ""
-        if s.map_path:
-            try:
-                self._localizer = self._make_localizer(s.map_path, s.estimator)
-                self._map_path = s.map_path
-                self.get_logger().info(f"map loaded: {self._map_path}")
-            except (MapFileError, ValueError) as exc:
-                self._map_error = str(exc)
-                self.get_logger().error(f"cannot load map_path: {exc}; waiting for a valid map")
         self.add_on_set_parameters_callback(self._on_set_parameters)
-
         self._mapping_state = MappingState.IDLE
         self._collector: KeyframeCollector | None = None
         self._build: BackgroundMapBuild | None = None
         self._mapping_message = ""
         self._mapping_error = ""
         self._base_from_camera = pose_from_quat(s.base_from_camera[:3], s.base_from_camera[3:])
+        self._lifecycle = "unconfigured"
+        self._outputs: list = []  # what configure creates and cleanup destroys
+        self._inputs: InputSubscriptions | None = None
+        self._mapping_pose_sub = self._depth_sub = None
+        self._depths = StampedBuffer(capacity=30)  # aligned depth images while mapping
+        self._tracking: TrackingInputs | None = None
+        self._worker: threading.Thread | None = None
+        self._running = False
+        self._tf_broadcaster = self._tf_buffer = None
+        self.start_error = ""
+        if s.autostart:
+            if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+                self.trigger_activate()
+
+    # ---- lifecycle ----------------------------------------------------------------------
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load the encoder (failure: stay unconfigured, ``start_error`` says why) and the map
+        (a bad map is reported and waited for), create outputs, services, timers and TF."""
+        s = self.settings
+        try:
+            if self.device.type == "cuda" and not torch.cuda.is_available():
+                raise RuntimeError("device 'cuda' requested but CUDA is not available")
+            if s.inference_threads:
+                torch.set_num_threads(s.inference_threads)
+            self.encoder = load_encoder(self.encoder_path, self.device)
+        except (EncoderError, RuntimeError) as exc:
+            self.start_error = str(exc)
+            self._log("lifecycle", f"configure failed: {exc}", level="error", throttle=False)
+            return TransitionCallbackReturn.FAILURE
+        self._map_path, self._localizer, self._map_error = s.map_path, None, ""
+        if s.map_path:
+            try:
+                self._localizer = self._make_localizer(s.map_path, s.estimator)
+                self.get_logger().info(f"map loaded: {self._map_path}")
+            except (MapFileError, ValueError) as exc:
+                self._map_error = str(exc)
+                self.get_logger().error(f"cannot load map_path: {exc}; waiting for a valid map")
         self._setup_tf()
-        self._setup_io()
+        self._setup_outputs()
+        self._lifecycle = "inactive"
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._setup_inputs()
         self._running = True
         self._worker = threading.Thread(target=self._work, name="relocalization-worker", daemon=True)
         self._worker.start()
+        self._lifecycle = "active"
+        s = self.settings
         self.get_logger().info(
-            f"ready: {self._image_topic} + {self.resolve_topic_name('camera_info')} -> "
+            f"active: {self._image_topic} + {self._inputs.camera_info.topic_name} -> "
             f"{self._pose_pub.topic_name}; estimator {s.estimator} on {self.device}; "
             f"map {'loaded' if self._localizer else 'none (set map_path or use ~/start_mapping)'}")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop taking frames; the map, the outputs and any mapping stay."""
+        self._teardown_inputs()
+        self._stop_worker()
+        self._lifecycle = "inactive"
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Free the map, the encoder, the outputs; a map build is stopped."""
+        self._release()
+        self._lifecycle = "unconfigured"
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._teardown_inputs()
+        self._stop_worker()
+        self._release()
+        self._lifecycle = "finalized"
+        return super().on_shutdown(state)
+
+    def _LifecycleNodeMixin__on_change_state(self, request, response):
+        """~/change_state. rclpy's own handler raises on a transition that the current state
+        does not have, and the exception ends the node: refuse it instead, and say why."""
+        try:
+            return super()._LifecycleNodeMixin__on_change_state(request, response)
+        except _rclpy.RCLError as exc:
+            response.success = False
+            self._log("lifecycle", f"lifecycle transition {request.transition.id} "
+                      f"'{request.transition.label}' refused in state {self._lifecycle}: {exc}",
+                      throttle=False)
+            return response
+
+    def _release(self) -> None:
+        with self._mapping_lock:
+            if self._build is not None:
+                self._build.terminate()
+            self._mapping_state, self._collector, self._build = MappingState.IDLE, None, None
+        for entity in self._outputs:
+            if isinstance(entity, LifecyclePublisher):
+                self.destroy_lifecycle_publisher(entity)
+            elif isinstance(entity, Publisher):
+                self.destroy_publisher(entity)
+            elif isinstance(entity, Service):
+                self.destroy_service(entity)
+            else:
+                self.destroy_timer(entity)
+        self._outputs = []
+        self._localizer = self.encoder = None
+        self._tf_broadcaster = self._tf_buffer = None
+
+    def _stop_worker(self) -> None:
+        self._running = False
+        if self._worker is not None:
+            self._worker.join(5.0)
+            self._worker = None
 
     # ---- set-up -------------------------------------------------------------------------
-    def _setup_tf(self) -> None:
-        self._tf_broadcaster = self._tf_buffer = None
-        if tf2_ros is None:
-            if self.settings.publish_tf or self.settings.mapping_pose_type == "tf":
-                self.get_logger().warning(
-                    "tf2_ros is not available in this Python environment: no TF is broadcast "
-                    "(poses are published on ~/pose and ~/pose_with_covariance only) and "
-                    "mapping_pose_type 'tf' cannot be used. Source a ROS 2 install with tf2_ros "
-                    "to enable them.")
-            return
-        self._tf_broadcaster = tf2_ros.TransformBroadcaster(self)
-        self._tf_buffer = tf2_ros.Buffer()
-        self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
+    def _declare_parameters(self) -> dict:
+        """Declare every parameter; its value at start-up. ParameterError (one line naming the
+        parameter) for a value of the wrong type or outside its range."""
+        values = {}
+        for p in PARAMS:
+            try:
+                values[p.name] = self.declare_parameter(p.name, p.default, _descriptor(p)).value
+            except rclpy.exceptions.InvalidParameterTypeException as exc:
+                raise ParameterError(f"{p.name} must be of type {type(p.default).__name__} "
+                                     f"({exc})") from None
+            except rclpy.exceptions.InvalidParameterValueException as exc:
+                raise ParameterError(f"{p.name} must be within {p.range[0]} to {p.range[1]} "
+                                     f"({exc})") from None
+        return values
 
-    def _setup_io(self) -> None:
-        s = self.settings
-        reliability = (ReliabilityPolicy.RELIABLE if s.qos_reliability == "reliable"
-                       else ReliabilityPolicy.BEST_EFFORT)
-        qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=s.qos_depth, reliability=reliability)
-        if s.image_transport == "compressed":
-            self._image_sub = self.create_subscription(CompressedImage, "image/compressed",
-                                                       self._on_image, qos)
+    def _setup_tf(self) -> None:
+        """A broadcaster, and a buffer for lookups where tf2_ros exists; with tf2_msgs alone,
+        TF goes out but odometry for map -> odom comes from odom_topic only."""
+        if tf2_ros is None:
+            if tf2_msgs is not None:
+                self.get_logger().info(
+                    "tf2_ros is not available in this Python environment: TF is broadcast with "
+                    "tf2_msgs alone, without lookups (odom -> camera comes from odom_topic; "
+                    "mapping_pose_type 'tf' cannot be used)", once=True)
+                self._tf_broadcaster = TfMessageBroadcaster(self)
+            else:
+                if self.settings.publish_tf or self.settings.mapping_pose_type == "tf":
+                    self.get_logger().warning(
+                        "tf2_ros is not available in this Python environment and tf2_msgs was "
+                        "not built (scripts/build_tf2_msgs.py): no TF is broadcast (poses are "
+                        "published on ~/pose and ~/pose_with_covariance only) and "
+                        "mapping_pose_type 'tf' cannot be used.", once=True)
+                return
         else:
-            self._image_sub = self.create_subscription(Image, "image", self._on_image, qos)
-        self._image_topic = self._image_sub.topic_name
-        self._info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos)
-        if s.mapping_pose_type == "pose":
-            self.create_subscription(PoseStamped, s.mapping_pose_topic,
-                                     lambda m: self._on_mapping_pose(m.header, m.pose), 50)
-        elif s.mapping_pose_type == "odometry":
-            self.create_subscription(Odometry, s.mapping_pose_topic,
-                                     lambda m: self._on_mapping_pose(m.header, m.pose.pose), 50)
-        self._pose_pub = self.create_publisher(PoseStamped, "~/pose", 10)
-        self._pose_cov_pub = self.create_publisher(PoseWithCovarianceStamped, "~/pose_with_covariance", 10)
+            self._tf_broadcaster = tf2_ros.TransformBroadcaster(self)
+            self._tf_buffer = tf2_ros.Buffer()
+            self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
+        self._tf_out = TransformRepublisher(self._tf_broadcaster.sendTransform,
+                                            lambda: self.get_clock().now().nanoseconds * 1e-9)
+        self._outputs.append(self.create_timer(self.settings.transform_publish_period,
+                                               self._republish_tf))
+
+    def _setup_outputs(self) -> None:
+        """Pose publishers (lifecycle: silent while inactive), ~/status and /diagnostics
+        (always: they say the node is inactive), services and timers."""
+        s = self.settings
+        self._pose_pub = self.create_lifecycle_publisher(PoseStamped, "~/pose", 10)
+        self._pose_cov_pub = self.create_lifecycle_publisher(
+            PoseWithCovarianceStamped, "~/pose_with_covariance", 10)
+        self._base_pose_pub = self.create_lifecycle_publisher(PoseStamped, "~/base_pose", 10)
         self._status_pub = self.create_publisher(String, "~/status", 10)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_service(Trigger, "~/start_mapping", self._start_mapping)
-        self.create_service(Trigger, "~/stop_mapping", self._stop_mapping)
-        self.create_service(Trigger, "~/cancel_mapping", self._cancel_mapping)
-        self.create_timer(s.status_period, self._publish_status)
-        self.create_timer(0.25, self._poll_build)
+        self._outputs += [
+            self._pose_pub, self._pose_cov_pub, self._base_pose_pub, self._status_pub, self._diag_pub,
+            self.create_service(Trigger, "~/start_mapping", self._start_mapping),
+            self.create_service(Trigger, "~/stop_mapping", self._stop_mapping),
+            self.create_service(Trigger, "~/cancel_mapping", self._cancel_mapping),
+            self.create_timer(s.status_period, self._publish_status),
+            self.create_timer(0.25, self._poll_build)]
+
+    def _setup_inputs(self) -> None:
+        s = self.settings
+        self._inputs = InputSubscriptions(
+            self, compressed=s.image_transport == "compressed", reliability=s.qos_reliability,
+            depth=s.qos_depth, on_image=self._on_image, on_camera_info=self._on_camera_info)
+        self._image_topic = self._inputs.image.topic_name
+        self._tracking = TrackingInputs(self, s, base_from_cam=lambda: self._base_from_camera,
+                                        log=self._log)
+        if s.mapping_depth_topic:
+            self._depth_sub = self.create_subscription(
+                Image, s.mapping_depth_topic,
+                lambda m: self._depths.add(seconds(m.header.stamp), m, key=m.header.frame_id),
+                QoSProfile(depth=s.qos_depth, reliability=ReliabilityPolicy.BEST_EFFORT))
+        if s.mapping_pose_type == "pose":
+            self._mapping_pose_sub = self.create_subscription(
+                PoseStamped, s.mapping_pose_topic, lambda m: self._on_mapping_pose(m.header, m.pose), 50)
+        elif s.mapping_pose_type == "odometry":
+            self._mapping_pose_sub = self.create_subscription(
+                Odometry, s.mapping_pose_topic, lambda m: self._on_mapping_pose(m.header, m.pose.pose), 50)
+
+    def _teardown_inputs(self) -> None:
+        if self._tracking is not None:
+            self._tracking.destroy()
+            self._tracking = None
+        if self._inputs is not None:
+            self._inputs.destroy()
+            self._inputs = None
+        for sub in (self._mapping_pose_sub, self._depth_sub):
+            if sub is not None:
+                self.destroy_subscription(sub)
+        self._mapping_pose_sub = self._depth_sub = None
 
     def _make_localizer(self, map_path: str, estimator: str, scene_map=None) -> Localizer:
         """A complete Localizer for the map file (raises MapFileError / ValueError). A map of
@@ -217,26 +381,22 @@ class RelocalizationNode(Node):
         try:
             return self._apply_parameters({p.name: p.value for p in params})
         except Exception as exc:  # noqa: BLE001 - refuse the change, keep the node
-            self._log("params", f"parameter change failed: {type(exc).__name__}: {exc}", error=True)
+            self._log("params", f"parameter change failed: {type(exc).__name__}: {exc}", level="error")
             return SetParametersResult(successful=False, reason=f"{type(exc).__name__}: {exc}")
 
     def _apply_parameters(self, new: dict) -> SetParametersResult:
         """Validate every change; a new map or estimator is built completely before it is
         swapped in, so the worker never sees a half-loaded map. Accepted: ``settings`` follow."""
         for name, value in new.items():
-            spec = BY_NAME.get(name)
-            if spec is not None and spec.choices and value not in spec.choices:
-                return SetParametersResult(successful=False, reason=(
-                    f"{name} must be one of {', '.join(spec.choices)} (got '{value}')"))
-        if "base_from_camera" in new:
-            v = list(new["base_from_camera"])
-            if len(v) != 7 or not np.all(np.isfinite(v)) or abs(np.linalg.norm(v[3:]) - 1) > 1e-3:
-                return SetParametersResult(successful=False, reason=(
-                    "base_from_camera must be 7 finite numbers x y z qx qy qz qw with a unit quaternion"))
+            problem = value_problem(name, value)
+            if problem:
+                return SetParametersResult(successful=False, reason=problem)
         localizer = self._localizer
         map_path = new.get("map_path", self._map_path)
         estimator = new.get("estimator", self.settings.estimator)
-        if "map_path" in new or "estimator" in new:
+        if self.encoder is None:  # unconfigured: configure loads the map
+            pass
+        elif "map_path" in new or "estimator" in new:
             if not map_path:
                 localizer = None
             else:
@@ -244,7 +404,7 @@ class RelocalizationNode(Node):
                     reuse = localizer.scene_map if (localizer and "map_path" not in new) else None
                     localizer = self._make_localizer(map_path, estimator, reuse)
                 except (MapFileError, ValueError) as exc:
-                    self._log("map", f"refused map_path change: {exc}", error=True)
+                    self._log("map", f"refused map_path change: {exc}", level="error")
                     return SetParametersResult(successful=False, reason=str(exc))
         if "base_from_camera" in new:
             v = new["base_from_camera"]
@@ -260,33 +420,37 @@ class RelocalizationNode(Node):
     @_guarded
     def _on_camera_info(self, msg: CameraInfo) -> None:
         try:
-            camera = camera_from_info(msg)
+            camera = camera_from_info(msg, rectified=self.settings.rectified_images)
         except InputError as exc:
             camera = exc
-        if has_distortion(msg) and not self._warned_distortion:
+        if has_distortion(msg) and not self.settings.rectified_images and not self._warned_distortion:
             self._warned_distortion = True
             self.get_logger().warning(
                 "CameraInfo has non-zero distortion; lens distortion is not modelled, images "
-                "are used as if rectified (subscribe to image_rect for best accuracy)")
+                "are used as if rectified: subscribe to image_rect with rectified_images:=true")
+        with self._lock:
+            self.counts["camera_info_received"] += 1
         self._infos.add(seconds(msg.header.stamp), camera, key=msg.header.frame_id)
         if not isinstance(camera, InputError):
             self._valid_infos[msg.header.frame_id] = camera
 
-    def _camera_for(self, header: Header, wait_s: float = 0.0):
-        """The CameraInfo of the image's stamp (waiting up to ``wait_s`` for it), else the
-        latest usable one of the same frame id (DDS may deliver a CameraInfo after its image),
-        else the latest unusable one; as (K, width, height) or an InputError saying why not."""
+    def _camera_for(self, header: Header, wait_s: float = 0.0) -> tuple[object, bool]:
+        """(camera, paired): the CameraInfo of the image's stamp (waiting up to ``wait_s`` for
+        it; paired True), else the latest usable one of the same frame id (DDS may deliver a
+        CameraInfo after its image), else the latest unusable one; camera is (K, width,
+        height) or an InputError saying why not."""
         stamp, deadline = seconds(header.stamp), time.monotonic() + wait_s
         camera = self._infos.nearest(stamp, 1e-6)
         while camera is None and time.monotonic() < deadline:
             time.sleep(0.005)
             camera = self._infos.nearest(stamp, 1e-6)
+        if camera is not None:
+            return camera, True
+        camera = self._valid_infos.get(header.frame_id) or self._infos.latest(header.frame_id)
         if camera is None:
-            camera = self._valid_infos.get(header.frame_id) or self._infos.latest(header.frame_id)
-        if camera is None:
-            return InputError(f"no CameraInfo received on {self._info_sub.topic_name} for "
-                              f"frame '{header.frame_id}'")
-        return camera
+            camera = InputError(f"no CameraInfo received on {self._inputs.camera_info.topic_name} for "
+                                f"frame '{header.frame_id}'")
+        return camera, False
 
     @_guarded
     def _on_image(self, msg) -> None:
@@ -301,83 +465,112 @@ class RelocalizationNode(Node):
                 self._collect_keyframes()
         with self._lock:
             self.counts["received"] += 1
+            self.counts["publisher_gaps"] += self._gaps.add(stamp, msg.header.frame_id)
             if self._slot.put((msg, now)):
                 self.counts["dropped_stale"] += 1
 
-    def _decode(self, msg, *, wait_s: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-        """(image, K) of a frame, or InputError."""
-        camera = self._camera_for(msg.header, wait_s)
+    def _decode(self, msg, *, wait_s: float = 0.0) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(image, K, paired with the CameraInfo of its stamp) of a frame, or InputError."""
+        camera, paired = self._camera_for(msg.header, wait_s)
         if isinstance(camera, InputError):
             raise camera
         image = image_from_compressed(msg) if isinstance(msg, CompressedImage) else image_from_msg(msg)
         K, width, height = camera
         check_image_size(image, width, height)
-        return image, K
+        return image, K, paired
 
     # ---- localization (worker thread) ----------------------------------------------------
     def _work(self) -> None:
+        """The worker: one frame at a time; nothing a frame does can end this loop."""
         while self._running:
             item = self._slot.take(timeout=0.2)
-            if item is not None:
+            if item is None:
+                continue
+            try:
                 self._localize(*item)
+            except Exception as exc:  # noqa: BLE001 - a bug in bookkeeping: say so, go on
+                self._fail("worker", exc)
 
     def _localize(self, msg, received: float) -> None:
+        """Decode, localize, publish, TF: each step guarded; a failure rejects this frame
+        (counted, on ~/status, /diagnostics ERROR, throttled log) and the next one is taken."""
         localizer = self._localizer  # one map for the whole frame, even if swapped meanwhile
+        tracking = self._tracking
+        odom = tracking.odom_at(seconds(msg.header.stamp))
+        if tracking.skip(odom):
+            return self._reject("standing still (update_min_d / update_min_a)", kind="still",
+                                level="debug")
         try:
-            image, K = self._decode(msg, wait_s=CAMERA_INFO_WAIT_S)
-            if localizer is None:
-                raise InputError("no map loaded: set map_path or build one with ~/start_mapping"
-                                 + (f" (last map error: {self._map_error})" if self._map_error else ""))
-            est = localizer.localize(image, K)
+            image, K, paired = self._decode(msg, wait_s=CAMERA_INFO_WAIT_S)
         except InputError as exc:
             return self._reject(str(exc), kind="input")
-        except Exception as exc:  # never let one frame stop the worker
-            return self._reject(f"localization failed: {type(exc).__name__}: {exc}", kind="error")
+        except Exception as exc:  # noqa: BLE001
+            return self._fail("decode", exc)
+        with self._lock:
+            self.counts["paired" if paired else "info_fallback"] += 1
+        if localizer is None:
+            return self._reject("no map loaded: set map_path or build one with ~/start_mapping"
+                                + (f" (last map error: {self._map_error})" if self._map_error else ""),
+                                kind="no_map")
+        try:
+            est = localizer.localize(image, K)
+        except Exception as exc:  # noqa: BLE001
+            return self._fail("localize", exc)
         if est is None:
             return self._reject("no pose: too few usable scene coordinates", kind="no_pose")
         min_confidence = self.settings.min_confidence
         if est.confidence < min_confidence:
             return self._reject(f"confidence {est.confidence:.3f} below min_confidence "
                                 f"{min_confidence}", kind="confidence", level="debug")
-        self._publish(msg.header, est)
+        accepted, note = tracking.check(est.map_from_cam, odom)
+        if not accepted:
+            return self._reject(note, kind="gated")
+        if note:
+            self._log("tracking", note, level="info")
+        try:
+            self._publish(msg.header, est)
+        except Exception as exc:  # noqa: BLE001
+            return self._fail("publish", exc)
+        if self._tf_broadcaster is not None and self.settings.publish_tf:
+            try:
+                self._update_tf(msg.header, est.map_from_cam, odom)
+            except Exception as exc:  # noqa: BLE001 - the pose is out; TF is counted apart
+                self._count_error("tf", exc)
         done = time.monotonic()
         with self._lock:
             self.counts["localized"] += 1
             latency = 1e3 * (done - received)
             self._latencies.append(latency)
-            self._last.update(localized=True, latency_ms=latency, inlier_ratio=est.inlier_ratio,
-                              confidence=est.confidence, timings_ms=est.timings_ms,
+            self._last.update(localized=True, failing=False, latency_ms=latency,
+                              inlier_ratio=est.inlier_ratio, confidence=est.confidence,
+                              timings_ms=est.timings_ms,
                               stamp_latency_ms=1e3 * (self.get_clock().now().nanoseconds * 1e-9
                                                       - seconds(msg.header.stamp)))
 
-    def _reject(self, reason: str, *, kind: str, level: str = "warning") -> None:
+    def _reject(self, reason: str, *, kind: str, level: str = "warning", failing: bool = False) -> None:
         with self._lock:
             self.counts["rejected"] += 1
             self.counts[f"rejected_{kind}"] += 1
-            self._last.update(localized=False, rejection=reason)
+            self._last.update(localized=False, rejection=reason, failing=failing)
         self._log(kind, f"frame not localized: {reason}", level=level)
 
-    def _log(self, key: str, text: str, *, error: bool = False, level: str = "warning") -> None:
-        """Log ``text``; the same kind of message (``key`` + the text without its numbers) at
-        most every LOG_REPEAT_S seconds."""
-        now = time.monotonic()
-        key = f"{key}:{re.sub(r'[0-9.]+', '#', text)}"
-        if now - self._logged.get(key, -1e9) < LOG_REPEAT_S:
-            return
-        self._logged[key] = now
-        self._emit("error" if error else level, text)
+    def _count_error(self, stage: str, exc: Exception) -> str:
+        reason = f"{stage} failed: {type(exc).__name__}: {exc}"
+        with self._lock:
+            self.counts["errors"] += 1
+            self.counts[f"errors_{stage}"] += 1
+            self._last["error"] = reason
+        self._log(stage, reason, level="error")
+        return reason
 
-    def _emit(self, level: str, text: str) -> None:
-        """Log at ``level``; rclpy wants one severity per call site, hence one line each."""
-        logger = self.get_logger()
-        if level == "error":
-            logger.error(text)
-        elif level == "warning":
-            logger.warning(text)
-        elif level == "info":
-            logger.info(text)
-        else:
-            logger.debug(text)
+    def _fail(self, stage: str, exc: Exception) -> None:
+        """An unexpected exception in a step of a frame: counted as an error and the frame as
+        rejected; /diagnostics is ERROR until a frame goes through again."""
+        reason = self._count_error(stage, exc)
+        with self._lock:
+            self.counts["rejected"] += 1
+            self.counts[f"rejected_error_{stage}"] += 1
+            self._last.update(localized=False, rejection=reason, failing=True)
 
     def _publish(self, header: Header, est) -> None:
         out = Header(stamp=header.stamp, frame_id=self.settings.map_frame)
@@ -385,36 +578,42 @@ class RelocalizationNode(Node):
         self._pose_pub.publish(PoseStamped(header=out, pose=pose))
         with_cov = PoseWithCovarianceStamped(header=out)
         with_cov.pose.pose = pose
-        cov = est.covariance if np.all(np.isfinite(est.covariance)) else np.diag([1e6] * 6)
+        cov = (self.settings.covariance_scale * est.covariance if np.all(np.isfinite(est.covariance))
+               else np.diag([1e6] * 6))
         with_cov.pose.covariance = [float(c) for c in cov.reshape(36)]
         self._pose_cov_pub.publish(with_cov)
-        if self._tf_broadcaster is not None and self.settings.publish_tf:
-            self._broadcast_tf(header, est.map_from_cam)
+        base = pose_to_msg(map_from_base(est.map_from_cam, self._base_from_camera))
+        self._base_pose_pub.publish(PoseStamped(header=out, pose=base))
 
-    def _broadcast_tf(self, header: Header, map_from_cam: np.ndarray) -> None:
-        """map -> odom (REP-105) when odom_frame is set, else map -> camera frame."""
+    def _update_tf(self, header: Header, map_from_cam: np.ndarray, odom: np.ndarray | None) -> None:
+        """The new correction (REP-105), republished by the timer: map -> odom from the pose
+        and odometry's odom -> camera at the image's stamp (``odom``, from odom_topic, else
+        looked up in TF with a timeout), or, without odom_frame, map -> base_frame through
+        base_from_camera."""
         s = self.settings
         camera_frame = s.camera_frame or header.frame_id
-        odom_frame = s.odom_frame
-        if odom_frame:
+        if not s.odom_frame:
+            return self._tf_out.update(s.map_frame, s.base_frame,
+                                       map_from_base(map_from_cam, self._base_from_camera))
+        if odom is None:
             try:
-                tr = self._tf_buffer.lookup_transform(odom_frame, camera_frame,
-                                                      Time.from_msg(header.stamp))
-            except Exception as exc:  # tf2 raises several lookup/extrapolation errors
-                return self._log("tf", f"no {odom_frame} -> {camera_frame} transform at the image "
-                                 f"stamp ({exc}); map -> {odom_frame} not published")
-            parent_from_child = map_from_cam @ invert_pose(pose_from_transform(tr.transform))
-            child = odom_frame
-        else:
-            parent_from_child, child = map_from_cam, camera_frame
-        ts = TransformStamped()
-        ts.header.stamp = stamp_from_seconds(seconds(header.stamp) + s.transform_tolerance)
-        ts.header.frame_id, ts.child_frame_id = s.map_frame, child
-        t, q = quat_from_pose(parent_from_child)
-        ts.transform.translation.x, ts.transform.translation.y, ts.transform.translation.z = map(float, t)
-        (ts.transform.rotation.x, ts.transform.rotation.y, ts.transform.rotation.z,
-         ts.transform.rotation.w) = map(float, q)
-        self._tf_broadcaster.sendTransform(ts)
+                if self._tf_buffer is None:
+                    raise LookupError("no odometry on odom_topic, and no tf2_ros to look it up")
+                odom = pose_from_transform(self._tf_buffer.lookup_transform(
+                    s.odom_frame, camera_frame, Time.from_msg(header.stamp),
+                    timeout=Duration(seconds=s.tf_lookup_timeout)).transform)
+            except Exception as exc:  # noqa: BLE001 - tf2 raises several lookup/extrapolation errors
+                with self._lock:
+                    self.counts["tf_lookup_failed"] += 1
+                return self._log("tf", f"no {s.odom_frame} -> {camera_frame} transform at the "
+                                 f"image stamp ({exc}); the previous {s.map_frame} -> "
+                                 f"{s.odom_frame} stays")
+        self._tf_out.update(s.map_frame, s.odom_frame, map_from_odom(map_from_cam, odom))
+
+    @_guarded
+    def _republish_tf(self) -> None:
+        if self.settings.publish_tf:
+            self._tf_out.tick(self.settings.transform_tolerance)
 
     # ---- mapping ------------------------------------------------------------------------
     @_guarded
@@ -450,13 +649,31 @@ class RelocalizationNode(Node):
         """Decode the images that became keyframes (called with the mapping lock held)."""
         for msg, map_from_cam in self._collector.ready():
             try:
-                image, K = self._decode(msg)
+                image, K, _ = self._decode(msg)
             except InputError as exc:
                 self._collector.counts["bad_images"] += 1
                 self._mapping_error = f"mapping image refused: {exc}"
                 self._log("mapping_image", self._mapping_error)
                 continue
-            self._collector.keep(image, K, map_from_cam)
+            self._collector.keep(image, K, map_from_cam, self._depth_for(msg.header, image.shape[:2]))
+
+    def _depth_for(self, header: Header, shape_hw: tuple[int, int]) -> np.ndarray | None:
+        """The aligned depth of a mapping image (same stamp and size), or None (counted)."""
+        if not self.settings.mapping_depth_topic:
+            return None
+        msg = self._depths.nearest(seconds(header.stamp), DEPTH_STAMP_TOLERANCE_S)
+        try:
+            if msg is None:
+                raise InputError(f"no depth of its stamp on {self.settings.mapping_depth_topic}")
+            depth = depth_from_msg(msg)
+            if depth.shape != tuple(shape_hw):
+                raise InputError(f"depth is {depth.shape[1]}x{depth.shape[0]} but its image is "
+                                 f"{shape_hw[1]}x{shape_hw[0]} (not aligned to the image?)")
+        except InputError as exc:
+            self._collector.counts["without_depth"] += 1
+            self._log("mapping_depth", f"keyframe kept without depth: {exc}")
+            return None
+        return depth
 
     @_guarded
     def _start_mapping(self, request, response):
@@ -469,6 +686,8 @@ class RelocalizationNode(Node):
             elif self._mapping_state == MappingState.COLLECTING:
                 msg = (f"already collecting ({len(self._collector.keyframes)} keyframes): call "
                        f"~/stop_mapping to build the map or ~/cancel_mapping to discard")
+            elif self._lifecycle != "active":
+                msg = f"the node is {self._lifecycle}: activate it first (lifecycle)"
             elif s.mapping_pose_type == "tf" and tf2_ros is None:
                 msg = "mapping_pose_type is 'tf' but tf2_ros is not installed"
             else:
@@ -530,7 +749,7 @@ class RelocalizationNode(Node):
 
     def _answer(self, response, ok: bool, message: str):
         response.success, response.message = ok, message
-        self._emit("info" if ok else "warning", message)
+        self._log("services", message, level="info" if ok else "warning", throttle=False)
         return response
 
     def _collection_summary(self) -> str:
@@ -557,9 +776,9 @@ class RelocalizationNode(Node):
             if not result.successful:
                 self._mapping_error = f"keyframe map refused: {result.reason}"
                 self._build.status.keyframes_map_path = None
-            self._emit("info" if result.successful else "warning",
-                       self._mapping_error or f"{status.message}; localizing in the keyframe map "
-                       f"with 'points' meanwhile")
+            self._log("mapping", self._mapping_error or f"{status.message}; localizing in the "
+                      f"keyframe map with 'points' meanwhile", throttle=False,
+                      level="info" if result.successful else "warning")
             return
         if status.state == BuildState.DONE:
             result = self.set_parameters([Parameter("map_path", Parameter.Type.STRING,
@@ -572,8 +791,8 @@ class RelocalizationNode(Node):
                 self._mapping_error = f"new map refused: {result.reason}"
         else:
             self._mapping_error = status.message
-        self._emit("info" if status.state == BuildState.DONE else "warning",
-                   self._mapping_error or self._mapping_message)
+        self._log("mapping", self._mapping_error or self._mapping_message, throttle=False,
+                  level="info" if status.state == BuildState.DONE else "warning")
 
     # ---- status -------------------------------------------------------------------------
     def status(self) -> dict:
@@ -599,37 +818,36 @@ class RelocalizationNode(Node):
             "latency_ms": last["latency_ms"], "latency_ms_mean": mean,
             "stamp_latency_ms": last["stamp_latency_ms"], "inlier_ratio": last["inlier_ratio"],
             "confidence": last["confidence"], "timings_ms": last.get("timings_ms", {}),
-            "last_rejection": last["rejection"], "frames": counts, "mapping": mapping,
+            "lifecycle": self._lifecycle,
+            "last_rejection": last["rejection"], "failing": last["failing"],
+            "last_error": last["error"], "frames": counts, "mapping": mapping,
+            "publishers": self._matched_publishers(),
+            "qos_reliability": self.settings.qos_reliability,
+            "inputs": self._inputs.describe() if self._inputs else {},
+            "tracking": dict(self._tracking.status) if self._tracking else {},
         }
+
+    def _matched_publishers(self) -> dict[str, int]:
+        """Publishers each input's reader has matched (none while inactive)."""
+        subs = {"mapping_pose": self._mapping_pose_sub}
+        if self._tracking is not None:
+            subs.update(self._tracking.subscriptions)
+        if self._inputs is not None:
+            subs.update(image=self._inputs.image, camera_info=self._inputs.camera_info)
+        return {name: sub.get_publisher_count() for name, sub in subs.items() if sub is not None}
 
     @_guarded
     def _publish_status(self) -> None:
         s = self.status()
         self._status_pub.publish(String(data=json.dumps(s)))
-        diag = DiagnosticStatus(name=f"{self.get_name()}: relocalization",
-                                hardware_id=self.get_fully_qualified_name())
-        if not s["map_loaded"]:
-            diag.level, diag.message = DiagnosticStatus.WARN, "no map loaded"
-        elif s["mapping"]["error"]:
-            diag.level, diag.message = DiagnosticStatus.WARN, s["mapping"]["error"]
-        elif not s["localized"] and s["frames"]["received"]:
-            diag.level, diag.message = DiagnosticStatus.WARN, f"not localized: {s['last_rejection']}"
-        else:
-            diag.level, diag.message = DiagnosticStatus.OK, "localized" if s["localized"] else "waiting for images"
-        if s["mapping"]["state"] != MappingState.IDLE:
-            diag.message += f"; mapping {s['mapping']['state']}: {s['mapping']['message']}"
-        flat = {k: v for k, v in s.items() if not isinstance(v, dict)}
-        flat.update({f"frames.{k}": v for k, v in s["frames"].items()})
-        flat.update({f"mapping.{k}": v for k, v in s["mapping"].items() if not isinstance(v, dict)})
-        diag.values = [KeyValue(key=k, value=f"{v:.3f}" if isinstance(v, float) else str(v))
-                       for k, v in flat.items()]
+        diag = diagnostic_status(s, name=f"{self.get_name()}: relocalization",
+                                 hardware_id=self.get_fully_qualified_name())
         array = DiagnosticArray(status=[diag])
         array.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(array)
 
     def shutdown(self) -> None:
-        self._running = False
-        self._worker.join(5.0)
+        self._stop_worker()
         with self._mapping_lock:
             if self._build is not None:
                 self._build.terminate()
@@ -638,15 +856,24 @@ class RelocalizationNode(Node):
 def main(args: list[str] | None = None) -> int:
     """Entry point of ``relocalization_node`` and ``marepo-ros node`` (ROS arguments pass
     through: --ros-args -r image:=/cam/image_raw -p map_path:=... --params-file FILE)."""
+    env, transport, warn = transport_env()
+    os.environ.update(env)  # before rclpy creates the DDS participant
     rclpy.init(args=args)
+    logger = rclpy.logging.get_logger(NODE_NAME)
+    (logger.warning if warn else logger.info)(transport)
     node = None
     try:
         node = RelocalizationNode()
+        if node.start_error:
+            raise RuntimeError(node.start_error)
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except ParameterError as exc:
+        logger.fatal(f"cannot start: bad parameter: {exc}")
+        return 2
     except (EncoderError, RuntimeError) as exc:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
+        logger.fatal(f"cannot start: {exc}")
         return 1
     finally:
         if node is not None:

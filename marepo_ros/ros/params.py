@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 
+import numpy as np
+
 from ..localization.estimator import ESTIMATORS
 from ..mapping.build import PRESETS
 
@@ -23,6 +25,9 @@ class Param:
 
 
 PARAMS: tuple[Param, ...] = (
+    # lifecycle
+    Param("autostart", True, "Configure and activate at start-up (plain use). False: wait for "
+          "lifecycle transitions (ros2 lifecycle set, nav2's lifecycle_manager).", read_only=True),
     # localization
     Param("map_path", "", "Map file to localize in (empty: none yet). Setting it at run time "
           "swaps the map without a restart; a missing, damaged or incompatible file is refused "
@@ -37,25 +42,57 @@ PARAMS: tuple[Param, ...] = (
           read_only=True, range=(0, 256)),
     Param("min_confidence", 0.05, "Estimates below this confidence (RANSAC: inlier ratio, "
           "scaled down below 100 inliers) are not published.", range=(0.0, 1.0)),
+    # tracking (AMCL-style: initialpose, odometry)
+    Param("odom_topic", "", "nav_msgs/Odometry of the base (odom frame): carries the last pose "
+          "between relocalizations, gates jumps and feeds update_min_d/a. Empty: no odometry.",
+          read_only=True),
+    Param("odom_tolerance", 0.05, "Seconds between an image and the odometry used for it.",
+          read_only=True, range=(0.0, 1.0)),
+    Param("update_min_d", 0.0, "With odometry: skip frames until the camera moved this far "
+          "(metres) ... (0: never skip).", read_only=True, range=(0.0, 100.0)),
+    Param("update_min_a", 0.0, "... or turned this much (radians).", read_only=True,
+          range=(0.0, 3.2)),
+    Param("gate_sigmas", 3.0, "A pose further than this many sigmas from the initial pose or "
+          "from the last pose carried by odometry is a jump.", read_only=True, range=(1.0, 100.0)),
+    Param("jump_confirm_frames", 3, "A jump is published once this many frames in a row agree "
+          "on it.", read_only=True, range=(1, 100)),
+    Param("covariance_scale", 250.0, "Factor on the estimator's covariance before it is "
+          "published: its sigma^2 (J^T J)^-1 takes the inliers as independent and is far too "
+          "small (benchmarks/covariance.py, redkitchen, points: 0.8 % of errors inside 2 "
+          "sigma; x250: 98 % of positions, 92 % of orientations on held-out frames). Set it "
+          "from that script for your scene and estimator.",
+          range=(0.001, 1.0e6)),
     # inputs
+    Param("rectified_images", False, "The images are rectified (e.g. image_rect): their camera "
+          "is CameraInfo's P (3x3 part), not K, and the distortion is ignored. False (raw "
+          "images): K; with non-zero distortion the node warns (not modelled yet).",
+          read_only=True),
     Param("image_transport", "raw", "Subscribe to 'image' (raw: sensor_msgs/Image) or "
           "'image/compressed' (compressed: sensor_msgs/CompressedImage).", read_only=True,
           choices=("raw", "compressed")),
-    Param("qos_reliability", "best_effort", "Reliability of the image and camera_info "
-          "subscriptions (sensor-data QoS is best_effort).", read_only=True,
-          choices=("best_effort", "reliable")),
+    Param("qos_reliability", "best_available", "Reliability of the image and camera_info "
+          "subscriptions; best_available: reliable when every publisher is reliable, else "
+          "best effort (what camera drivers' sensor-data QoS offers).", read_only=True,
+          choices=("best_available", "best_effort", "reliable")),
     Param("qos_depth", 5, "History depth of the image and camera_info subscriptions.",
           read_only=True, range=(1, 100)),
     # outputs
     Param("map_frame", "map", "Frame of the published poses (the frame the mapping poses "
           "were expressed in)."),
-    Param("odom_frame", "", "With tf2_ros and publish_tf: publish map_frame -> odom_frame "
-          "(REP-105), from the camera pose and the odom -> camera transform. Empty: publish "
-          "map_frame -> camera frame instead."),
+    Param("odom_frame", "odom", "With tf2_ros and publish_tf: publish map_frame -> odom_frame "
+          "(REP-105), from the camera pose and odometry's odom -> camera transform at the "
+          "image's stamp. Empty (no odometry): publish map_frame -> base_frame instead."),
+    Param("base_frame", "base_link", "The robot's base frame: the child of map_frame when "
+          "odom_frame is empty (placed with base_from_camera); a hand-held camera: its "
+          "optical frame, with base_from_camera the identity."),
     Param("camera_frame", "", "Camera (optical) frame id; empty: the image's header.frame_id."),
     Param("publish_tf", True, "Broadcast the TF described under odom_frame (needs tf2_ros)."),
     Param("transform_tolerance", 0.1, "Seconds the published TF is post-dated by.",
           range=(0.0, 10.0)),
+    Param("transform_publish_period", 0.05, "Seconds between two broadcasts of the latest "
+          "correction (TF must be continuous; 0.05: 20 Hz).", read_only=True, range=(0.01, 10.0)),
+    Param("tf_lookup_timeout", 0.05, "Seconds a TF lookup (odom -> camera at an image's "
+          "stamp) may wait.", range=(0.0, 5.0)),
     Param("status_period", 1.0, "Seconds between ~/status and /diagnostics messages.",
           read_only=True, range=(0.05, 60.0)),
     # mapping
@@ -68,6 +105,11 @@ PARAMS: tuple[Param, ...] = (
     Param("base_from_camera", [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], "Camera optical frame in "
           "the frame the mapping poses describe, as x y z qx qy qz qw (identity: the poses "
           "are of the camera optical frame itself)."),
+    Param("mapping_depth_topic", "", "Depth aligned with the images (sensor_msgs/Image 16UC1 "
+          "millimetres or 32FC1 metres, same size and stamp; e.g. RealSense's "
+          "aligned_depth_to_color/image_raw), stored with the keyframes while mapping: their "
+          "3D points are lifted from it instead of triangulated. Empty: no depth.",
+          read_only=True),
     Param("mapping_pose_tolerance", 0.05, "Seconds an image and a mapping pose may differ to "
           "be paired.", range=(0.0, 1.0)),
     Param("keyframe_min_translation", 0.05, "A new keyframe needs this much motion (metres) "
@@ -89,29 +131,64 @@ PARAMS: tuple[Param, ...] = (
 BY_NAME = {p.name: p for p in PARAMS}
 
 
+class ParameterError(ValueError):
+    """A parameter value that is not allowed; ``str()`` names the parameter and what is."""
+
+
+def value_problem(name: str, value: object) -> str | None:
+    """Why ``value`` is not allowed for parameter ``name`` (one line naming both and the
+    allowed values), or None. Start-up values and run-time changes go through this."""
+    spec = BY_NAME.get(name)
+    if spec is None:
+        return None
+    if spec.choices and value not in spec.choices:
+        return f"{name} must be one of {', '.join(spec.choices)} (got '{value}')"
+    if spec.range is not None and not spec.range[0] <= value <= spec.range[1]:
+        return f"{name} must be within {spec.range[0]} to {spec.range[1]} (got {value})"
+    if name == "base_from_camera":
+        v = np.asarray(list(value), np.float64)
+        if v.shape != (7,) or not np.all(np.isfinite(v)) or abs(np.linalg.norm(v[3:]) - 1) > 1e-3:
+            return (f"base_from_camera must be 7 finite numbers x y z qx qy qz qw with a unit "
+                    f"quaternion (got {list(value)})")
+    return None
+
+
 @dataclass(frozen=True)
 class NodeSettings:
     """The parameters' values, typed (fields in PARAMS' order, each of its default's type; a
     list becomes a tuple). Read once at start-up; an accepted change makes a new one."""
+    autostart: bool
     map_path: str
     encoder_path: str
     estimator: str
     device: str
     inference_threads: int
     min_confidence: float
+    odom_topic: str
+    odom_tolerance: float
+    update_min_d: float
+    update_min_a: float
+    gate_sigmas: float
+    jump_confirm_frames: int
+    covariance_scale: float
+    rectified_images: bool
     image_transport: str
     qos_reliability: str
     qos_depth: int
     map_frame: str
     odom_frame: str
+    base_frame: str
     camera_frame: str
     publish_tf: bool
     transform_tolerance: float
+    transform_publish_period: float
+    tf_lookup_timeout: float
     status_period: float
     map_dir: str
     mapping_pose_topic: str
     mapping_pose_type: str
     base_from_camera: tuple[float, ...]
+    mapping_depth_topic: str
     mapping_pose_tolerance: float
     keyframe_min_translation: float
     keyframe_min_rotation: float
@@ -123,7 +200,12 @@ class NodeSettings:
 
     @classmethod
     def from_values(cls, values: Mapping[str, object]) -> NodeSettings:
-        """From a value for every parameter (e.g. the declared ones, or the defaults)."""
+        """From a value for every parameter (e.g. the declared ones, or the defaults);
+        ParameterError for the first value ``value_problem`` refuses."""
+        for f in fields(cls):
+            problem = value_problem(f.name, values[f.name])
+            if problem:
+                raise ParameterError(problem)
         return cls(**{f.name: _typed(f.name, values[f.name]) for f in fields(cls)})
 
     def updated(self, changes: Mapping[str, object]) -> NodeSettings:

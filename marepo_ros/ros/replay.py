@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
+from rosgraph_msgs.msg import Clock
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message
@@ -66,10 +67,13 @@ def wait_for(predicate, timeout: float, what: str, poll: float = 0.05):
     raise ReplayError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+MAX_DOMAIN = 101  # above it, DDS ports (7400 + 250 x domain + ...) reach Linux's ephemeral range
+
+
 def fresh_domain_id() -> int:
-    """A ROS domain for a node started here (210-231, by process id): away from the default
-    domain 0 and from the test harness's 10-209."""
-    return 210 + os.getpid() % 22
+    """A ROS domain for a node started here (91-101, by process id): away from the default
+    domain 0 and from the test harness's 1-90, and at most MAX_DOMAIN."""
+    return 91 + os.getpid() % (MAX_DOMAIN - 90)
 
 
 class RosSession:
@@ -98,21 +102,28 @@ class NodeProcess:
 
     cli_args: before the ROS arguments (e.g. --params-file FILE); params: node parameters
     (name -> value); remaps: ROS remappings (from -> to); the node's stdout and stderr go to
-    ``log_path`` (``log`` reads it).
+    ``log_path`` (``log`` reads it). discovery_range: the node's ROS_AUTOMATIC_DISCOVERY_RANGE;
+    SUBNET (ROS 2's default) keeps the node's transport profile, which rmw_fastrtps replaces
+    under LOCALHOST (see ``transport``); clients on LOCALHOST still find it. program: the
+    command before ``cli_args`` (default ``python -m marepo_ros.cli node``); env: more
+    environment variables.
     """
 
     def __init__(self, log_path: Path, *cli_args: str, domain_id: int, params: dict,
-                 remaps: dict[str, str] | None = None):
-        args = [sys.executable, "-m", "marepo_ros.cli", "node", *cli_args, "--ros-args"]
+                 remaps: dict[str, str] | None = None, discovery_range: str = "SUBNET",
+                 program: list[str] | None = None, env: dict[str, str] | None = None):
+        program = program or [sys.executable, "-m", "marepo_ros.cli", "node"]
+        args = [*program, *cli_args, "--ros-args"]
         for name, value in params.items():
             args += ["-p", f"{name}:={json.dumps(value) if isinstance(value, (bool, list)) else value}"]
         for src, dst in (remaps or {}).items():
             args += ["-r", f"{src}:={dst}"]
+        self.domain_id = domain_id
         self.log_path = Path(log_path)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")
-        env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id), "PYTHONUNBUFFERED": "1"}
-        env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+        env = {**os.environ, "ROS_DOMAIN_ID": str(domain_id), "PYTHONUNBUFFERED": "1",
+               "ROS_AUTOMATIC_DISCOVERY_RANGE": discovery_range, **(env or {})}
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=env)
 
     def alive(self) -> bool:
@@ -203,10 +214,15 @@ class BagPlayer:
     each message at its recorded time (the bag's log time) divided by ``rate`` (> 0), with
     reliable QoS. Image messages are recorded as they go: ``sent_at`` maps each image's header stamp
     (int ns) to the wall time (``time.monotonic()`` s) of its publishing; ``n_images``
-    counts them."""
+    counts them. ``clock``: publish the bag's time on /clock (rosgraph_msgs/Clock) every
+    CLOCK_PERIOD_S of wall time from a thread, from construction to ``close()``: the bag's first
+    log time until playing starts, then advancing at ``rate``, also after the last message (so
+    that nodes with ``use_sim_time:=true`` keep running on it)."""
+
+    CLOCK_PERIOD_S = 0.01
 
     def __init__(self, session: RosSession, bag_path: str | Path, topics: list[str], *,
-                 rate: float = 1.0):
+                 rate: float = 1.0, clock: bool = False):
         self.path, self.rate = Path(bag_path), rate
         self._typestore = get_typestore(Stores.ROS2_JAZZY)
         with AnyReader([self.path], default_typestore=self._typestore) as reader:
@@ -217,6 +233,30 @@ class BagPlayer:
         self._image_topics = {name for name, msgtype in kinds.items() if msgtype in (IMAGE, COMPRESSED)}
         self.sent_at: dict[int, float] = {}
         self.n_images = 0
+        self._clock_origin: tuple[float, int] | None = None  # (wall, bag ns) when play began
+        self._clock_stop = threading.Event()
+        if clock:
+            with AnyReader([self.path], default_typestore=self._typestore) as reader:
+                self._first_ns = reader.start_time
+            self._clock_pub = session.node.create_publisher(Clock, "/clock", reliable_qos(10))
+            threading.Thread(target=self._run_clock, daemon=True).start()
+
+    def bag_time_ns(self) -> int:
+        """The bag's time now (ns): its start before playing, then advancing at ``rate``."""
+        if self._clock_origin is None:
+            return self._first_ns
+        wall, bag_ns = self._clock_origin
+        return bag_ns + int((time.monotonic() - wall) * self.rate * 1e9)
+
+    def _run_clock(self) -> None:
+        while not self._clock_stop.wait(self.CLOCK_PERIOD_S):
+            msg = Clock()
+            msg.clock.sec, msg.clock.nanosec = divmod(self.bag_time_ns(), 1_000_000_000)
+            self._clock_pub.publish(msg)
+
+    def close(self) -> None:
+        """Stop the /clock thread."""
+        self._clock_stop.set()
 
     def wait_for_subscribers(self, timeout: float = 30.0) -> None:
         """Wait until every topic has a subscriber, so that no frame is sent into the void."""
@@ -236,6 +276,8 @@ class BagPlayer:
             start_wall, start_bag = time.monotonic(), None
             for conn, log_ns, raw in reader.messages(conns):
                 start_bag = log_ns if start_bag is None else start_bag
+                if self._clock_origin is None:
+                    self._clock_origin = (start_wall, start_bag)
                 delay = start_wall + (log_ns - start_bag) / 1e9 / self.rate - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
@@ -316,12 +358,14 @@ def wait_until_accounted(link: NodeLink, before: dict, played: int, *, timeout: 
 
 
 def play_and_score(session: RosSession, link: NodeLink, bag: BagFrames, out: Path, *,
-                   rate: float, meta: dict, progress: bool = True) -> dict:
-    """Play ``bag``'s images and camera_info to the running node, record its outputs into
-    ``out/outputs``, wait until it has finished the last frame, and score (see ``score``)."""
+                   rate: float, meta: dict, progress: bool = True, clock: bool = False) -> dict:
+    """Play ``bag``'s images and camera_info to the running node (and the bag's time on
+    /clock with ``clock``), record its outputs into ``out/outputs``, wait until it has
+    finished the last frame, and score (see ``score``)."""
     out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out / "outputs", ignore_errors=True)  # a previous replay's recording
-    player = BagPlayer(session, bag.path, [bag.image_topic, bag.camera_info_topic], rate=rate)
+    player = BagPlayer(session, bag.path, [bag.image_topic, bag.camera_info_topic], rate=rate,
+                       clock=clock)
     recorder = OutputRecorder(session, node=link.name)
     try:
         player.wait_for_subscribers()
@@ -335,6 +379,7 @@ def play_and_score(session: RosSession, link: NodeLink, bag: BagFrames, out: Pat
         if tally.localized:
             wait_for(lambda: len(recorder.poses) >= tally.localized, 10, "the last poses")
     finally:
+        player.close()
         recorder.save(out / "outputs")
     meta = {"bag": str(bag.path), "image_topic": bag.image_topic,
             "camera_info_topic": bag.camera_info_topic, "ground_truth": bag.gt_source,
@@ -357,13 +402,14 @@ def replay(bag_path: str | Path, map_path: str | Path | None, out: str | Path, *
            rate: float = 1.0, image_topic: str | None = None, camera_info_topic: str | None = None,
            gt_topic: str | None = None, gt_tf: tuple[str, str] | None = None,
            max_dt: float = 0.02, attach: bool = False, progress: bool = True,
-           node_timeout: float | None = None) -> dict:
+           node_timeout: float | None = None, clock: bool = False) -> dict:
     """Live evaluation of a bag (see the module docstring): by default a node is started with
     ``map_path`` in a fresh ROS domain (log in ``out/node.log``); with ``attach`` the running
     /relocalization_node of the current domain is used as it is (``map_path``, if given, must
     be the map it has loaded). ``node_timeout``: seconds to wait for the node's first status
     (default 120 for a node started here, which loads torch and the map; 30 when attaching,
-    a running node publishes one every ``status_period``). Returns the metrics."""
+    a running node publishes one every ``status_period``). ``clock``: publish the bag's time on
+    /clock (a node started here gets use_sim_time). Returns the metrics."""
     if not (gt_topic or gt_tf):
         raise BagError(f"{bag_path}: scoring a replay needs ground truth: --gt-topic TOPIC or "
                        f"--gt-tf PARENT:CHILD")
@@ -384,7 +430,8 @@ def replay(bag_path: str | Path, map_path: str | Path | None, out: str | Path, *
         domain = fresh_domain_id()
         params, remaps = node_inputs(bag)
         process = NodeProcess(out / "node.log", domain_id=domain,
-                              params={"map_path": str(Path(map_path).resolve()), **params}, remaps=remaps)
+                              params={"map_path": str(Path(map_path).resolve()), **params,
+                                      **({"use_sim_time": True} if clock else {})}, remaps=remaps)
         os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
         session = RosSession(domain_id=domain)
     try:
@@ -399,7 +446,8 @@ def replay(bag_path: str | Path, map_path: str | Path | None, out: str | Path, *
                               f"its map_path parameter, or leave out --map")
         meta = {"map": status["map_path"], "estimator": status["estimator"],
                 "node": "attached" if attach else "started by replay"}
-        metrics = play_and_score(session, link, bag, out, rate=rate, meta=meta, progress=progress)
+        metrics = play_and_score(session, link, bag, out, rate=rate, meta=meta, progress=progress,
+                                 clock=clock)
     finally:
         session.close()
         if process is not None:

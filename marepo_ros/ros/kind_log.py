@@ -1,0 +1,32 @@
+"""Log lines by kind ('input', 'publish', 'tf', ...), each kind a child logger of the node's
+(``relocalization_node.input``), throttled by rclpy (``throttle_duration_sec``): a problem that
+repeats with every frame is logged once per period per kind, not once per frame."""
+from __future__ import annotations
+
+LEVELS = ("debug", "info", "warning", "error")
+
+
+class KindLog:
+    """``log(kind, text, level=..., throttle=True)``; ``kind`` is a name of letters, digits
+    and underscores. ``period``: seconds between two lines of one kind."""
+
+    def __init__(self, logger, period: float):
+        self._logger, self.period = logger, period
+        self._children: dict[str, object] = {}
+
+    def __call__(self, kind: str, text: str, *, level: str = "warning", throttle: bool = True) -> None:
+        if level not in LEVELS:
+            raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+        if kind not in self._children:
+            self._children[kind] = self._logger.get_child(kind)
+        logger = self._children[kind]
+        kw = {"throttle_duration_sec": self.period} if throttle else {}
+        # rclpy keeps one severity per call site: one line per level
+        if level == "error":
+            logger.error(text, **kw)
+        elif level == "warning":
+            logger.warning(text, **kw)
+        elif level == "info":
+            logger.info(text, **kw)
+        else:
+            logger.debug(text, **kw)
