@@ -144,6 +144,7 @@ def test_triangulated_points_lie_on_the_rendered_surfaces(xfeat):
     images = [PosedImage(lambda rgb=rgb: rgb, K, T) for (rgb, _), T in zip(views, poses)]
     fm, stats = build_feature_map(images, xfeat, FeatureMapConfig(top_k=1024))
     assert stats["depth"] == 0 and stats["triangulated"] == fm.n_points > 2000
+    assert fm.short_side == 240            # extracted at full size, and says so (queries follow)
     relative = []
     for k, (rgb, depth) in enumerate(views):
         sl = slice(fm.offsets_K1[k], fm.offsets_K1[k + 1])
@@ -186,6 +187,7 @@ def test_points_estimator_localizes_real_frames_from_a_map_file(kitchen_frames, 
     fm, stats = build_feature_map(images, XFeatExtractor(),
                                   FeatureMapConfig(min_translation_m=0.0, min_rotation_deg=0.0))
     assert stats["depth"] == fm.n_points and stats["keyframes"] == 25
+    assert fm.short_side == 360            # with depth, keyframes are extracted at 360 px
     path = tmp_path / "points.map"
     save_map(SceneMap(head=None, encoder_id="", short_side=480, feature_map=fm), path)
     scene_map = load_map(path)

@@ -38,9 +38,9 @@ class FeatureMap:
     keypoints_P2: float32 pixels; descriptors_PD: int8 unit descriptors x 127 (``quantize``); points_P3: float32
     map frame, metres; source_P: uint8 index into ``POINT_SOURCES``.
     extractor / extractor_id: the feature extractor's name and weights hash;
-    short_side: the short side (pixels) keyframe images were shrunk to for extraction, 0 = none
-    (maps written before it was recorded were extracted at full size). Keypoints are in pixels
-    of the full-size keyframe images either way.
+    short_side: the short side (pixels) of the keyframe images as extracted (after any
+    shrinking); 0 in maps written before it was recorded (extracted at full size). Keypoints are
+    in pixels of the full-size keyframe images either way.
     """
     map_from_cam_K44: np.ndarray
     K_K33: np.ndarray

@@ -198,12 +198,14 @@ def build_feature_map(images: list[PosedImage], extractor: XFeatExtractor,
     feats, depth_points, sizes = [], [], []
     with_depth = cfg.depth and images[keep[0]].load_depth() is not None
     short_side = cfg.short_side if with_depth else cfg.short_side_triangulated
+    extracted_at = []                     # the short side each keyframe was extracted at
     for n, i in enumerate(keep):
         if cancel is not None and cancel():
             raise MappingCancelled("feature map cancelled")
         im = images[i]
         grey = to_grey(im.load_image())
         f = extractor.extract(grey, top_k=cfg.top_k, short_side=short_side)
+        extracted_at.append(min(short_side or min(grey.shape), min(grey.shape)))
         depth = im.load_depth() if cfg.depth else None
         pts = (lift_with_depth(f.keypoints_N2.astype(np.float64), depth, im.K, im.map_from_cam,
                                cfg.max_depth_jump) if depth is not None
@@ -251,7 +253,8 @@ def build_feature_map(images: list[PosedImage], extractor: XFeatExtractor,
         keypoints_P2=np.concatenate(kp).astype(np.float32),
         descriptors_PD=quantize(np.concatenate(desc)),
         points_P3=np.concatenate(pts).astype(np.float32), source_P=np.concatenate(src),
-        extractor=extractor.name, extractor_id=extractor.identity, short_side=short_side)
+        extractor=extractor.name, extractor_id=extractor.identity,
+        short_side=int(np.median(extracted_at)))
     stats = {"keyframes": fmap.n_keyframes, "points": fmap.n_points, **fmap.source_counts(),
              "extraction_seconds": round(t1 - t0, 1), "triangulation_seconds": round(t2 - t1, 1),
              "total_seconds": round(time.time() - t0, 1), "megabytes": round(fmap.nbytes() / 1e6, 2)}

@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from ..localization.estimator import ESTIMATORS
+from ..localization.estimator import ESTIMATORS, MIN_CONFIDENCE
 from ..mapping.build import PRESETS
 
 
@@ -40,7 +40,7 @@ PARAMS: tuple[Param, ...] = (
           read_only=True, choices=("cpu", "cuda")),
     Param("inference_threads", 0, "Torch CPU threads for inference (0: torch's default).",
           read_only=True, range=(0, 256)),
-    Param("min_confidence", 0.05, "Estimates below this confidence (RANSAC: inlier ratio, "
+    Param("min_confidence", MIN_CONFIDENCE, "Estimates below this confidence (RANSAC: inlier ratio, "
           "scaled down below 100 inliers) are not published.", range=(0.0, 1.0)),
     # tracking (AMCL-style: initialpose, odometry)
     Param("odom_topic", "", "nav_msgs/Odometry of the base (odom frame): carries the last pose "
