@@ -6,6 +6,8 @@ optical frame (REP-103). Units: metres and radians.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.spatial.transform import Rotation
 
@@ -119,3 +121,32 @@ def pixel_rays(K: np.ndarray, pixels: np.ndarray) -> np.ndarray:
 def backproject(K: np.ndarray, pixels: np.ndarray, depth: np.ndarray) -> np.ndarray:
     """Camera-frame points (..., 3) of pixels (..., 2) at z-depth (...,) metres."""
     return pixel_rays(K, pixels) * np.asarray(depth, dtype=np.float64)[..., None]
+
+
+DISTORTION_MODELS = ("plumb_bob", "rational_polynomial", "equidistant")  # ROS CameraInfo names
+
+
+@dataclass(frozen=True)
+class Distortion:
+    """Lens distortion of a camera as ROS's CameraInfo gives it: ``model`` (one of
+    ``DISTORTION_MODELS``: OpenCV's radial-tangential with 5 or 8 coefficients, or its fisheye
+    model with 4) and ``coefficients`` (its D)."""
+    model: str
+    coefficients: tuple[float, ...]
+
+
+def undistort_pixels(pixels_N2: np.ndarray, K: np.ndarray, distortion: Distortion | None) -> np.ndarray:
+    """Pixels (N, 2) of a distorted image as the pixels of the ideal pinhole camera K would see
+    them (OpenCV's iterative undistortion); unchanged without distortion. ``K`` may be the
+    intrinsics of a resized image: the coefficients act on normalised coordinates."""
+    if distortion is None or not any(distortion.coefficients):
+        return np.asarray(pixels_N2, np.float64)
+    import cv2
+    pts = np.asarray(pixels_N2, np.float64).reshape(-1, 1, 2)
+    D = np.asarray(distortion.coefficients, np.float64)
+    K = np.asarray(K, np.float64)
+    if distortion.model == "equidistant":
+        out = cv2.fisheye.undistortPoints(pts, K, D, P=K)
+    else:
+        out = cv2.undistortPoints(pts, K, D, P=K)
+    return out.reshape(-1, 2)

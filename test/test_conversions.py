@@ -57,8 +57,8 @@ def test_compressed_images_decode_like_opencv(ext):
 def test_camera_info_checks():
     info = CameraInfo(width=640, height=480)
     info.k = [500.0, 0.0, 320.0, 0.0, 510.0, 240.0, 0.0, 0.0, 1.0]
-    K, w, h = camera_from_info(info)
-    assert (w, h) == (640, 480) and K[1, 1] == 510
+    K, w, h, distortion = camera_from_info(info)
+    assert (w, h) == (640, 480) and K[1, 1] == 510 and distortion is None
     with pytest.raises(InputError, match="is 640x480 but its CameraInfo is 320x240"):
         check_image_size(np.zeros((480, 640), np.uint8), 320, 240)
     info.k = [0.0] * 9
@@ -75,14 +75,32 @@ def test_rectified_images_use_the_3x3_part_of_p():
     info.d = [-0.3, 0.1, 0.0, 0.0, 0.0]
     info.p = [480.0, 0.0, 318.0, 0.0, 0.0, 480.0, 236.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     assert camera_from_info(info)[0][0, 0] == 500.0
-    K, w, h = camera_from_info(info, rectified=True)
+    K, w, h, distortion = camera_from_info(info, rectified=True)
     np.testing.assert_array_equal(K, [[480, 0, 318], [0, 480, 236], [0, 0, 1]])
+    assert distortion is None                                     # rectified: no distortion
     info.p = [0.0] * 12
     with pytest.raises(InputError, match="P all zeros"):
         camera_from_info(info, rectified=True)
     info.p = [480.0, 0.0, math.nan, 0.0, 0.0, 480.0, 236.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     with pytest.raises(InputError, match="P contains NaN"):
         camera_from_info(info, rectified=True)
+
+
+def test_raw_images_with_distortion_carry_the_model_and_unknown_models_are_refused():
+    info = CameraInfo(width=640, height=480, distortion_model="plumb_bob")
+    info.k = [500.0, 0.0, 320.0, 0.0, 510.0, 240.0, 0.0, 0.0, 1.0]
+    info.d = [-0.3, 0.1, 0.001, 0.0, 0.0]
+    distortion = camera_from_info(info)[3]
+    assert distortion.model == "plumb_bob" and distortion.coefficients == (-0.3, 0.1, 0.001, 0.0, 0.0)
+    info.distortion_model = "equidistant"
+    info.d = [0.1, 0.01, 0.0, 0.0]
+    assert camera_from_info(info)[3].model == "equidistant"
+    info.distortion_model = "double_sphere"
+    with pytest.raises(InputError, match="model 'double_sphere' is not supported"):
+        camera_from_info(info)
+    info.distortion_model, info.d = "plumb_bob", [0.1, math.nan, 0.0, 0.0, 0.0]
+    with pytest.raises(InputError, match="not finite"):
+        camera_from_info(info)
 
 
 def test_pose_and_stamp_round_trips():

@@ -251,3 +251,54 @@ def test_confidence_rises_with_inliers():
     assert inlier_confidence(5, 12) == 0.0
     assert 0.4 < inlier_confidence(32, 12) < 0.6 < inlier_confidence(100, 12) < 1.0
     assert math.isclose(inlier_confidence(12, 12), 0.0)
+
+
+def test_distorted_images_localize_once_their_pixels_are_undistorted(kitchen_frames, kitchen_map):
+    """A real query warped through strong barrel distortion (plumb_bob, 47 px at the corners):
+    with its Distortion the pose is as good as the pinhole image's; used as if pinhole it is
+    worse. The same through the Localizer with the head (pixels of the scene coordinates)."""
+    import cv2
+
+    from marepo_ros.geometry import Distortion, undistort_pixels
+    from marepo_ros.localization.localizer import Localizer
+    from marepo_ros.models.networks import load_encoder
+
+    ds, frames = kitchen_frames
+    distortion = Distortion("plumb_bob", (-0.25, 0.08, 0.0, 0.0, 0.0))
+    u, v = np.meshgrid(np.arange(640, dtype=np.float64), np.arange(480, dtype=np.float64))
+    source = undistort_pixels(np.stack([u.ravel(), v.ravel()], 1), ds.K, distortion).astype(np.float32)
+    scene_map = load_map(kitchen_map)
+    points = make_estimator("points", scene_map=scene_map)
+    head = Localizer(scene_map, load_encoder(), make_estimator("ransac", short_side=scene_map.short_side))
+    for name in KITCHEN_QUERIES[:2]:
+        frame = frames[name][1]
+        image = frame.load_image()
+        warped = cv2.remap(image, source[:, 0].reshape(480, 640), source[:, 1].reshape(480, 640),
+                           cv2.INTER_LINEAR)
+        for localize, limit_cm in ((points.localize, 3.0), (head.localize, 15.0)):
+            ok = pose_error(localize(warped, ds.K, distortion).map_from_cam, frame.map_from_cam)
+            as_pinhole = localize(warped, ds.K, None)
+            bad = (pose_error(as_pinhole.map_from_cam, frame.map_from_cam) if as_pinhole
+                   else (np.inf, np.inf))
+            print(f"{name}: undistorted {100 * ok[0]:.1f} cm / {ok[1]:.2f} deg, as pinhole "
+                  f"{100 * bad[0]:.1f} cm / {bad[1]:.2f} deg")
+            assert 100 * ok[0] < limit_cm and ok[1] < 2.0
+            assert bad[0] > 2 * ok[0] or bad[1] > 2 * ok[1]
+
+
+def test_undistort_pixels_inverts_opencv_projection():
+    from marepo_ros.geometry import Distortion, undistort_pixels
+    K = np.array([[500.0, 0, 320], [0, 510, 240], [0, 0, 1]])
+    rng = np.random.default_rng(1)
+    X = np.column_stack([rng.uniform(-0.5, 0.5, (50, 2)), np.ones(50)])
+    ideal = project(K, X)
+    for d in (Distortion("plumb_bob", (-0.2, 0.05, 0.001, -0.001, 0.0)),
+              Distortion("equidistant", (0.05, 0.01, 0.0, 0.0))):
+        import cv2
+        D = np.array(d.coefficients)
+        if d.model == "equidistant":
+            seen = cv2.fisheye.projectPoints(X.reshape(-1, 1, 3), np.zeros(3), np.zeros(3), K, D)[0]
+        else:
+            seen = cv2.projectPoints(X, np.zeros(3), np.zeros(3), K, D)[0]
+        assert np.abs(undistort_pixels(seen.reshape(-1, 2), K, d) - ideal).max() < 0.01
+    assert np.array_equal(undistort_pixels(ideal, K, None), ideal)

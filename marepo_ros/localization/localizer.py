@@ -6,7 +6,7 @@ import time
 import numpy as np
 import torch
 
-from ..geometry import check_intrinsics
+from ..geometry import Distortion, check_intrinsics, undistort_pixels
 from ..io.mapfile import MapFileError, SceneMap
 from ..models.networks import state_dict_hash
 from ..models.preprocess import cell_centres, preprocess
@@ -64,16 +64,23 @@ class Localizer:
         timings = {"preprocess": 1e3 * (t1 - t0), "encoder": 1e3 * (t2 - t1), "head": 1e3 * (t3 - t2)}
         return coords_N3, pixels_N2, K_small, timings
 
-    def localize(self, image: np.ndarray, K: np.ndarray) -> Estimate | None:
+    def localize(self, image: np.ndarray, K: np.ndarray,
+                 distortion: Distortion | None = None) -> Estimate | None:
+        """``distortion``: the camera's lens distortion (None: a pinhole image); the pixel
+        positions of keypoints and scene coordinates are undistorted before the pose is solved
+        (the networks see the image as it is)."""
         if hasattr(self.estimator, "localize"):
             if (problem := check_intrinsics(K)) is not None:
                 raise ValueError(problem)
-            return self.estimator.localize(image, np.asarray(K, np.float64))
+            return self.estimator.localize(image, np.asarray(K, np.float64), distortion)
         t0 = time.perf_counter()
         coords, pixels, K_small, timings = self.scene_coordinates(image, K)
+        if distortion is not None:
+            pixels = torch.from_numpy(undistort_pixels(pixels.cpu().numpy(), K_small, distortion)
+                                      ).to(pixels)
         if getattr(self.estimator, "needs_image", False):         # hybrid: coordinates + image
             est = self.estimator.estimate(coords, pixels, K_small, image=image,
-                                          K=np.asarray(K, np.float64))
+                                          K=np.asarray(K, np.float64), distortion=distortion)
         else:
             est = self.estimator.estimate(coords, pixels, K_small)
         if est is None:

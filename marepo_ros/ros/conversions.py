@@ -6,7 +6,7 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Pose
 
-from ..geometry import check_intrinsics, pose_from_quat, quat_from_pose
+from ..geometry import DISTORTION_MODELS, Distortion, check_intrinsics, pose_from_quat, quat_from_pose
 from ..io.images import ENCODINGS, ImageError, UnsupportedEncoding, decode_compressed, decode_raw
 
 class InputError(ValueError):
@@ -65,10 +65,13 @@ def depth_from_msg(msg) -> np.ndarray:
     return depth
 
 
-def camera_from_info(msg, *, rectified: bool = False) -> tuple[np.ndarray, int, int]:
-    """sensor_msgs/CameraInfo -> (K 3x3 float64, width, height); InputError when unusable.
-    ``rectified``: the images are rectified (image_rect), whose camera is the 3x3 left part
-    of P, not K (which describes the raw, distorted image)."""
+def camera_from_info(msg, *, rectified: bool = False
+                     ) -> tuple[np.ndarray, int, int, Distortion | None]:
+    """sensor_msgs/CameraInfo -> (K 3x3 float64, width, height, lens distortion or None);
+    InputError when unusable. ``rectified``: the images are rectified (image_rect), whose camera
+    is the 3x3 left part of P, not K (which describes the raw, distorted image), and has no
+    distortion. Raw images with a non-zero D get it (plumb_bob, rational_polynomial,
+    equidistant; other models are refused)."""
     K = (np.asarray(msg.p, np.float64).reshape(3, 4)[:, :3] if rectified
          else np.asarray(msg.k, np.float64).reshape(3, 3))
     name = "P" if rectified else "K"
@@ -77,7 +80,17 @@ def camera_from_info(msg, *, rectified: bool = False) -> tuple[np.ndarray, int, 
     problem = check_intrinsics(K, msg.width or None, msg.height or None)
     if problem:
         raise InputError(f"CameraInfo: {problem.replace('K ', name + ' ', 1)}")
-    return K, int(msg.width), int(msg.height)
+    distortion = None
+    if not rectified and has_distortion(msg):
+        model, d = msg.distortion_model or "plumb_bob", [float(v) for v in msg.d]  # "": unset
+        if model not in DISTORTION_MODELS:
+            raise InputError(f"CameraInfo distortion model '{model}' is not supported (use "
+                             f"{', '.join(DISTORTION_MODELS)}, or rectified images with "
+                             f"rectified_images:=true)")
+        if not np.all(np.isfinite(d)) or len(d) < (4 if model == "equidistant" else 5):
+            raise InputError(f"CameraInfo D has {len(d)} values, not finite or too few for {model}")
+        distortion = Distortion(model, tuple(d))
+    return K, int(msg.width), int(msg.height), distortion
 
 
 def check_image_size(image: np.ndarray, width: int, height: int) -> None:

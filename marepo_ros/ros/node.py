@@ -48,7 +48,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
-from ..geometry import pose_from_quat
+from ..geometry import Distortion, pose_from_quat
 from ..io.bag import pose_from_transform
 from ..io.mapfile import MapFileError, load_map
 from ..localization.estimator import NEEDS_HEAD, make_estimator
@@ -61,7 +61,7 @@ from ..mapping.build import preset
 from ..mapping.keyframes import KeyframeCollector
 from ..models.networks import EncoderError, load_encoder
 from .conversions import (InputError, camera_from_info, check_image_size, depth_from_msg,
-                          has_distortion, image_from_compressed, image_from_msg, pose_from_msg,
+                          image_from_compressed, image_from_msg, pose_from_msg,
                           pose_to_msg, seconds)
 from .diagnostics import diagnostic_status
 from .inputs import InputSubscriptions
@@ -423,11 +423,13 @@ class RelocalizationNode(LifecycleNode):
             camera = camera_from_info(msg, rectified=self.settings.rectified_images)
         except InputError as exc:
             camera = exc
-        if has_distortion(msg) and not self.settings.rectified_images and not self._warned_distortion:
+        if (not isinstance(camera, InputError) and camera[3] is not None
+                and not self._warned_distortion):
             self._warned_distortion = True
-            self.get_logger().warning(
-                "CameraInfo has non-zero distortion; lens distortion is not modelled, images "
-                "are used as if rectified: subscribe to image_rect with rectified_images:=true")
+            self.get_logger().info(
+                f"CameraInfo has {camera[3].model} distortion: keypoint and scene-coordinate "
+                f"pixels are undistorted before the pose is solved (mapping keyframes are used "
+                f"as if rectified: map from image_rect with rectified_images:=true for best maps)")
         with self._lock:
             self.counts["camera_info_received"] += 1
         self._infos.add(seconds(msg.header.stamp), camera, key=msg.header.frame_id)
@@ -469,15 +471,16 @@ class RelocalizationNode(LifecycleNode):
             if self._slot.put((msg, now)):
                 self.counts["dropped_stale"] += 1
 
-    def _decode(self, msg, *, wait_s: float = 0.0) -> tuple[np.ndarray, np.ndarray, bool]:
-        """(image, K, paired with the CameraInfo of its stamp) of a frame, or InputError."""
+    def _decode(self, msg, *, wait_s: float = 0.0) -> tuple[np.ndarray, np.ndarray, Distortion | None, bool]:
+        """(image, K, distortion, paired with the CameraInfo of its stamp) of a frame, or
+        InputError."""
         camera, paired = self._camera_for(msg.header, wait_s)
         if isinstance(camera, InputError):
             raise camera
         image = image_from_compressed(msg) if isinstance(msg, CompressedImage) else image_from_msg(msg)
-        K, width, height = camera
+        K, width, height, distortion = camera
         check_image_size(image, width, height)
-        return image, K, paired
+        return image, K, distortion, paired
 
     # ---- localization (worker thread) ----------------------------------------------------
     def _work(self) -> None:
@@ -501,7 +504,7 @@ class RelocalizationNode(LifecycleNode):
             return self._reject("standing still (update_min_d / update_min_a)", kind="still",
                                 level="debug")
         try:
-            image, K, paired = self._decode(msg, wait_s=CAMERA_INFO_WAIT_S)
+            image, K, distortion, paired = self._decode(msg, wait_s=CAMERA_INFO_WAIT_S)
         except InputError as exc:
             return self._reject(str(exc), kind="input")
         except Exception as exc:  # noqa: BLE001
@@ -513,7 +516,7 @@ class RelocalizationNode(LifecycleNode):
                                 + (f" (last map error: {self._map_error})" if self._map_error else ""),
                                 kind="no_map")
         try:
-            est = localizer.localize(image, K)
+            est = localizer.localize(image, K, distortion)
         except Exception as exc:  # noqa: BLE001
             return self._fail("localize", exc)
         if est is None:
@@ -649,7 +652,7 @@ class RelocalizationNode(LifecycleNode):
         """Decode the images that became keyframes (called with the mapping lock held)."""
         for msg, map_from_cam in self._collector.ready():
             try:
-                image, K, _ = self._decode(msg)
+                image, K, _, _ = self._decode(msg)
             except InputError as exc:
                 self._collector.counts["bad_images"] += 1
                 self._mapping_error = f"mapping image refused: {exc}"

@@ -65,7 +65,8 @@ PARAMS: tuple[Param, ...] = (
     # inputs
     Param("rectified_images", False, "The images are rectified (e.g. image_rect): their camera "
           "is CameraInfo's P (3x3 part), not K, and the distortion is ignored. False (raw "
-          "images): K; with non-zero distortion the node warns (not modelled yet).",
+          "images): K and D; keypoint and scene-coordinate pixels are undistorted "
+          "(plumb_bob, rational_polynomial, equidistant).",
           read_only=True),
     Param("image_transport", "raw", "Subscribe to 'image' (raw: sensor_msgs/Image) or "
           "'image/compressed' (compressed: sensor_msgs/CompressedImage).", read_only=True,
