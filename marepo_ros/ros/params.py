@@ -32,7 +32,8 @@ PARAMS: tuple[Param, ...] = (
     Param("map_path", "", "Map file to localize in (empty: none yet). Setting it at run time "
           "swaps the map without a restart; a missing, damaged or incompatible file is refused "
           "and the current map stays."),
-    Param("encoder_path", "", "Encoder weights (empty: the shipped encoder). A map only works "
+    Param("encoder_path", "", "The head's encoder: empty or ace (the shipped weights), xfeat "
+          "(XFeat's dense features), or a file of ACE-format weights. A map's head only works "
           "with the encoder it was built with.", read_only=True),
     Param("estimator", "auto", "Pose estimator; auto: points when the map has keyframes, else ransac.",
           choices=ESTIMATORS),
