@@ -12,6 +12,7 @@ import numpy as np
 from ..geometry import Distortion, undistort_pixels
 from ..io.feature_map import FeatureMap, dequantize
 from ..models.preprocess import to_grey
+from ..models.threads import cpu_threads
 from ..models.xfeat import ImageFeatures, XFeatExtractor
 from .estimator import Estimate
 from .matching import match_points
@@ -39,14 +40,15 @@ class PointsEstimator:
     redkitchen without depth), 480 for maps that do not record it;
     ratio: ratio test on distinct 3D locations (``matching.match_points``);
     threshold_px: PnP inlier threshold at the query's resolution; min_inliers: fewer inliers
-    give confidence 0.
+    give confidence 0; threads: torch CPU threads for a query (``models.threads.cpu_threads``;
+    None: torch's setting).
     """
     name = "points"
 
     def __init__(self, feature_map: FeatureMap, extractor: XFeatExtractor, *, retrieve: int = 3,
                  max_retrieve: int = 20, min_points: int = 4000, top_k: int | None = None,
                  short_side: int | None = None, ratio: float = 0.8,
-                 threshold_px: float = 6.0, min_inliers: int = 12):
+                 threshold_px: float = 6.0, min_inliers: int = 12, threads: int | None = 1):
         if extractor.identity != feature_map.extractor_id:
             raise ValueError(f"the feature map was built with {feature_map.extractor} "
                              f"{feature_map.extractor_id}, not {extractor.name} {extractor.identity}")
@@ -57,6 +59,7 @@ class PointsEstimator:
         self.short_side = short_side or feature_map.short_side or 480
         self.max_retrieve, self.min_points = max_retrieve, min_points
         self.threshold_px, self.min_inliers = threshold_px, min_inliers
+        self.threads = threads if extractor.device.type == "cpu" else None
         self._descriptors = dequantize(feature_map.descriptors_PD)
 
     def candidates(self, features: ImageFeatures) -> np.ndarray:
@@ -120,6 +123,10 @@ class PointsEstimator:
                  distortion: Distortion | None = None) -> Estimate | None:
         """HxWx3 RGB or HxW grey uint8 image with its 3x3 K (and lens distortion) -> Estimate
         (None: no pose)."""
+        with cpu_threads(self.threads):
+            return self._localize(image, K, distortion)
+
+    def _localize(self, image: np.ndarray, K: np.ndarray, distortion: Distortion | None) -> Estimate | None:
         t0 = time.perf_counter()
         features = self.features(image, K, distortion)
         t1 = time.perf_counter()

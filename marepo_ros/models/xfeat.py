@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .networks import state_dict_hash
+from .threads import cpu_threads
 
 NAME = "xfeat"
 DESCRIPTOR_DIM = 64
@@ -98,15 +99,8 @@ class XFeatExtractor:
         if scale < 1.0:
             size = (round(grey_HW.shape[1] * scale), round(grey_HW.shape[0] * scale))
             grey_HW = cv2.resize(grey_HW, size, interpolation=cv2.INTER_AREA)
-        if self.device.type != "cpu":
+        with cpu_threads(self.threads if self.device.type == "cpu" else None):
             features = self._extract(grey_HW, dense, top_k)
-        else:
-            before = torch.get_num_threads()
-            torch.set_num_threads(self.threads)
-            try:
-                features = self._extract(grey_HW, dense, top_k)
-            finally:
-                torch.set_num_threads(before)
         if scale < 1.0:                      # pixel centres back to the input image's pixels
             features.keypoints_N2 = (features.keypoints_N2 + 0.5) / scale - 0.5
         return features
