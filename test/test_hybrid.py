@@ -35,10 +35,11 @@ def test_disagreeing_sources_the_better_supported_wins_with_less_confidence(hybr
     assert est.map_from_cam[0, 3] == 1.0 and est.confidence == pytest.approx(0.9 * 0.8)
 
 
-def test_a_frame_no_source_supports_gets_no_pose(hybrid):
+def test_a_frame_no_source_supports_gets_no_pose_and_one_source_alone_is_less_sure(hybrid):
     assert hybrid._decide(None, None, None, None, None, K) is None
     assert hybrid._decide(None, _estimate(0.0, 0.0), None, None, None, K) is None
-    assert hybrid._decide(None, _estimate(0.0, 0.7), None, None, None, K).confidence == 0.7
+    assert hybrid._decide(None, _estimate(0.0, 0.7), None, None, None, K).confidence == 0.35
+    assert hybrid._decide(_estimate(0.0, 0.08), None, None, None, None, K).confidence == 0.04
 
 
 def test_keyframes_by_pose_weigh_distance_and_viewing_direction():
