@@ -6,6 +6,7 @@ import os
 import platform
 import re
 import subprocess
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,3 +30,12 @@ def replace_block(doc: Path, name: str, text: str) -> None:
     if not pattern.search(content):
         raise SystemExit(f"{doc}: no <!-- {name}:start/end --> markers to write the table between")
     doc.write_text(pattern.sub(lambda m: m.group(1) + text + "\n" + m.group(2), content))
+
+
+def emit(table: str, how: str, out: Path | None) -> None:
+    """Print ``table`` followed by a line saying when and how (``how``) it was measured; also
+    write both to ``out`` when given."""
+    text = f"{table}\n\n_{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {how}._"
+    print(text)
+    if out:
+        out.write_text(text + "\n")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import marepo_ros  # noqa: F401  (before torch: sets how its OpenMP threads wait)
@@ -25,6 +24,8 @@ from marepo_ros.localization.estimator import make_estimator
 from marepo_ros.localization.localizer import Localizer
 from marepo_ros.mapping.build import build_map, preset
 from marepo_ros.mapping.frames import posed_images_from_dataset
+
+from bench_docs import emit  # noqa: E402  (beside this script)
 
 REPO = Path(__file__).resolve().parents[1]
 SCENE = Path(os.environ.get("MAREPO_REDKITCHEN", REPO.parent / "shared/data/7scenes-redkitchen"))
@@ -77,12 +78,8 @@ def main() -> int:
                     f"{k * np.median(sigma):.3f} {unit} | {100 * np.mean(d2 <= CHI2_3DOF_2SIGMA):.1f} % | "
                     f"{scale:.0f} | {100 * np.mean(held_out / scale <= CHI2_3DOF_2SIGMA):.1f} % | "
                     f"{100 * np.mean(held_out / args.scale <= CHI2_3DOF_2SIGMA):.1f} % |")
-    text = "\n".join(rows) + (f"\n\n_{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, redkitchen query "
-                              f"(every {args.every}), keyframe map with depth, `points`; "
-                              f"`benchmarks/covariance.py --every {args.every}`._")
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit("\n".join(rows), f"redkitchen query (every {args.every}), keyframe map with depth, "
+         f"`points`; `benchmarks/covariance.py --every {args.every}`", args.out)
     return 0
 
 

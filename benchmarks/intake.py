@@ -37,6 +37,8 @@ from marepo_ros.io.dataset import SceneDataset  # noqa: E402
 from marepo_ros.ros.conversions import stamp_from_seconds  # noqa: E402
 from marepo_ros.ros.replay import NodeLink, NodeProcess, RosSession, wait_for  # noqa: E402
 
+from bench_docs import emit  # noqa: E402  (beside this script)
+
 REPO = Path(__file__).resolve().parents[1]
 SCENE = Path(os.environ.get("MAREPO_REDKITCHEN", REPO.parent / "shared/data/7scenes-redkitchen"))
 MAPPING = [f"frame-{i:06d}" for i in range(100, 150, 2)]
@@ -202,13 +204,9 @@ def main() -> int:
             rows = [(raw[0], True, 0), (raw[0], True, 30), (raw[1], True, 30), (raw[0], False, 30)]
             results += run_node(map_path, tmp, compressed=False, profile=False, rows=rows,
                                 n=args.frames, payloads=payloads)
-    text = table(results) + (f"\n\n_{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-                             f"{os.cpu_count()} CPU cores, rmw_fastrtps_cpp, loopback; "
-                             f"`benchmarks/intake.py --frames {args.frames}"
-                             f"{' --compare-default' if args.compare_default else ''}`._")
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(table(results), f"{os.cpu_count()} CPU cores, rmw_fastrtps_cpp, loopback; "
+         f"`benchmarks/intake.py --frames {args.frames}"
+         f"{' --compare-default' if args.compare_default else ''}`", args.out)
     return 0
 
 

@@ -26,6 +26,8 @@ from marepo_ros.io.dataset import SceneDataset  # noqa: E402
 from marepo_ros.ros.replay import (BagPlayer, NodeLink, NodeProcess, RosSession,  # noqa: E402
                                    fresh_domain_id)
 
+from bench_docs import emit  # noqa: E402  (beside this script)
+
 REPO = Path(__file__).resolve().parents[1]
 SCENE = Path(os.environ.get("MAREPO_REDKITCHEN", REPO.parent / "shared/data/7scenes-redkitchen"))
 
@@ -117,11 +119,8 @@ def main() -> int:
             print(f"needs --bag and --map, or the redkitchen scene at {SCENE}", file=sys.stderr)
             return 1
         rows = soak(bag, map_path, args.minutes, tmp)
-    text = table(rows) + (f"\n\n_{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-                          f"{os.cpu_count()} CPU cores; `benchmarks/soak.py --minutes {args.minutes:g}`._")
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(table(rows), f"{os.cpu_count()} CPU cores; `benchmarks/soak.py --minutes {args.minutes:g}`",
+         args.out)
     return 0
 
 
