@@ -298,7 +298,9 @@ def test_mapping_keeps_aligned_depth_with_the_keyframes(redkitchen, tmp_path):
 
     try:
         client.wait_ready()
-        wait_for(lambda: depth_pub.get_subscription_count(), 30, "the node's depth reader")
+        wait_for(lambda: depth_pub.get_subscription_count()
+                 and client.statuses[-1]["publishers"].get("mapping_depth"), 30,
+                 "both ends of the depth topic to match")  # a depth sent before is lost
         assert client.trigger("start_mapping").success
         w, h = kitchen.image_size
         for i, name in enumerate(KITCHEN_QUERIES):

@@ -652,7 +652,7 @@ class RelocalizationNode(LifecycleNode):
         """Decode the images that became keyframes (called with the mapping lock held)."""
         for msg, map_from_cam in self._collector.ready():
             try:
-                image, K, _, _ = self._decode(msg)
+                image, K, _, _ = self._decode(msg, wait_s=CAMERA_INFO_WAIT_S)  # as localizing does
             except InputError as exc:
                 self._collector.counts["bad_images"] += 1
                 self._mapping_error = f"mapping image refused: {exc}"
@@ -832,7 +832,7 @@ class RelocalizationNode(LifecycleNode):
 
     def _matched_publishers(self) -> dict[str, int]:
         """Publishers each input's reader has matched (none while inactive)."""
-        subs = {"mapping_pose": self._mapping_pose_sub}
+        subs = {"mapping_pose": self._mapping_pose_sub, "mapping_depth": self._depth_sub}
         if self._tracking is not None:
             subs.update(self._tracking.subscriptions)
         if self._inputs is not None:
