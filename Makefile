@@ -37,6 +37,7 @@ test-all: setup
 
 bench: setup
 	$(PY) benchmarks/redkitchen.py
+	$(PY) benchmarks/regressors.py
 	$(PY) benchmarks/speed.py
 	$(PY) benchmarks/forward_motion.py
 

@@ -141,6 +141,12 @@ def cmd_eval(args) -> int:
     frames, total, source = (_bag_frames if is_bag(args.dataset) else _folder_frames)(args)
     try:
         options = {"backend": args.ransac_backend} if args.ransac_backend else {}
+        if args.grr_translation:
+            if not args.estimator.startswith("grr"):
+                raise ValueError(f"--grr-translation is for the grr estimators, not '{args.estimator}'")
+            options["translation"] = args.grr_translation
+        if args.regressor:
+            options["regressor"] = _regressor(args.regressor, args.estimator, device)
         estimator = make_estimator(args.estimator, short_side=scene_map.short_side,
                                    scene_map=scene_map, device=str(device), **options)
     except ValueError as exc:
@@ -148,9 +154,25 @@ def cmd_eval(args) -> int:
     encoder = (None if hasattr(estimator, "localize")
                else load_encoder(args.encoder or scene_map.encoder or None, device))
     localizer = Localizer(scene_map, encoder, estimator, device=device)
+    options["regressor"] = str(args.regressor) if args.regressor else None
     meta = {"estimator": args.estimator, "map": str(args.map), "device": str(device), **options, **source}
     _evaluate(frames, total, localizer, Path(args.out), meta, args.min_confidence)
     return 0
+
+
+def _regressor(path: Path, estimator: str, device):
+    """The regressor file ``--regressor`` names, checked against the estimator's kind."""
+    from .models.regressor import load_regressor
+    kind = estimator.split("+")[0]
+    if kind not in ("marepo", "grr"):
+        raise ValueError(f"--regressor is for the marepo and grr estimators, not '{estimator}'")
+    try:
+        model = load_regressor(path, device)
+    except (OSError, RuntimeError, KeyError) as exc:
+        raise ValueError(f"cannot load regressor {path}: {exc}") from None
+    if model.kind != kind:
+        raise ValueError(f"{path} holds a {model.kind} regressor; estimator '{estimator}' needs {kind}")
+    return model
 
 
 def _folder_frames(args):
@@ -376,6 +398,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--ransac-backend", choices=["poselib", "torch"], default=None,
                    help="RANSAC on the head's coordinates (ransac, hybrid): poselib (C++, the "
                         "default on a CPU) or torch (batched, the default on CUDA)")
+    e.add_argument("--grr-translation", choices=["rays", "points"], default=None,
+                   help="grr estimators: camera centre from the rays through the scene "
+                        "coordinates, or GRLoc's point mean (default: the regressor's own)")
+    e.add_argument("--regressor", type=Path, default=None,
+                   help="marepo/grr estimators: a regressor file (scripts/train_regressor.py) "
+                        "instead of the map's or the shipped one")
     e.add_argument("--min-confidence", type=float, default=MIN_CONFIDENCE,
                    help=f"count the poses a node would publish: confidence at least this "
                         f"(default {MIN_CONFIDENCE}, the node's min_confidence), and the wrong "

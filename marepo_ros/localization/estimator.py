@@ -77,8 +77,11 @@ class ImageEstimator(Protocol):
 
 
 MIN_CONFIDENCE = 0.05   # the node publishes estimates from this confidence on (its default)
-ESTIMATORS = ("auto", "ransac", "marepo", "marepo+refine", "points", "hybrid")
-NEEDS_HEAD = {"ransac", "marepo", "marepo+refine", "hybrid"}    # estimators on scene coordinates
+REGRESSORS = ("marepo", "marepo+refine", "grr", "grr+refine")   # pose regressors (+ refined)
+KEYFRAME_REFINED = ("marepo+kf", "grr+kf")     # a regressor's pose refined on nearby keyframes
+ESTIMATORS = ("auto", "ransac", *REGRESSORS, *KEYFRAME_REFINED, "points", "hybrid")
+NEEDS_HEAD = {"ransac", *REGRESSORS, *KEYFRAME_REFINED, "hybrid"}  # on scene coordinates
+NEEDS_KEYFRAMES = {"points", "hybrid", *KEYFRAME_REFINED}
 
 
 def resolve_estimator(name: str, scene_map: SceneMap | None) -> str:
@@ -101,7 +104,10 @@ def make_estimator(name: str, *, short_side: int = 480, scene_map: SceneMap | No
     ``backend``: ``poselib`` (C++, the default on a CPU) or ``torch`` (batched, the default on
     other devices).
     ``marepo``, ``marepo+refine``: the regressor fine-tuned into ``scene_map`` (marepo_S) when
-    it has one, else the shipped one, unless ``regressor`` is given.
+    it has one, else the shipped one, unless ``regressor`` is given; ``grr``, ``grr+refine``:
+    the shipped GRLoc regressor (``translation``: its "rays" or "points" form).
+    ``marepo+kf``, ``grr+kf``: the regressed pose picks the nearest keyframes of the map's
+    feature map, whose matches give the pose (``hybrid``'s decision, no global retrieval).
     ``points``: the map's keyframe feature map (ValueError when the map has none).
     ``hybrid``: ``ransac`` on the head and ``points`` on the feature map, checking each other
     (needs both).
@@ -109,7 +115,7 @@ def make_estimator(name: str, *, short_side: int = 480, scene_map: SceneMap | No
     """
     name = resolve_estimator(name, scene_map)
     backend = options.pop("backend", None)       # of ransac (alone or in hybrid); others: ignored
-    if name in ("points", "hybrid") and (scene_map is None or scene_map.feature_map is None):
+    if name in NEEDS_KEYFRAMES and (scene_map is None or scene_map.feature_map is None):
         raise ValueError(f"estimator '{name}' needs a map with a keyframe feature map (maps of "
                          "format version 1 have none: rebuild the map, or use ransac)")
     if name in NEEDS_HEAD and scene_map is not None and scene_map.head is None:
@@ -125,6 +131,12 @@ def make_estimator(name: str, *, short_side: int = 480, scene_map: SceneMap | No
                              backend=backend)
         points = make_estimator("points", scene_map=scene_map, device=device)
         return HybridEstimator(scr, points, **options)
+    if name in KEYFRAME_REFINED:
+        from .hybrid import HybridEstimator
+        regressor = make_estimator(name[:-len("+kf")], short_side=short_side,
+                                   scene_map=scene_map, device=device, **options)
+        points = make_estimator("points", scene_map=scene_map, device=device)
+        return HybridEstimator(regressor, points, retry_globally=False, name=name)
     options.setdefault("inlier_threshold_px", 10.0 * short_side / 480)
     if name == "ransac":
         if (backend or ("poselib" if torch.device(device).type == "cpu" else "torch")) == "poselib":
@@ -132,9 +144,13 @@ def make_estimator(name: str, *, short_side: int = 480, scene_map: SceneMap | No
             return PoselibRansacEstimator(**options)
         from .ransac import RansacEstimator
         return RansacEstimator(**options)
-    if name in ("marepo", "marepo+refine"):
+    if name in REGRESSORS:
         from .marepo import MarepoEstimator, regressor_for_map
-        if "regressor" not in options:
-            options["regressor"] = regressor_for_map(scene_map, device)  # on the configured device
-        return MarepoEstimator(refine=name == "marepo+refine", **options)
+        kind = name.split("+")[0]
+        translation = options.pop("translation", None)
+        if "regressor" not in options:                                # on the configured device
+            options["regressor"] = regressor_for_map(scene_map, device, kind)
+        if translation is not None:
+            options["regressor"].translation = translation
+        return MarepoEstimator(refine=name.endswith("+refine"), **options)
     raise ValueError(f"unknown estimator '{name}' (available: {', '.join(ESTIMATORS)})")

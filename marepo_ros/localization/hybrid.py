@@ -44,16 +44,24 @@ class HybridEstimator:
     scr: the pose estimator on scene coordinates (``ransac``); points: the ``points``
     estimator on the map's keyframe feature map; agree_m / agree_deg: two poses closer than
     both agree; joint: refine an agreed pose on both sources' inliers (else the feature pose
-    stands); threshold_px: inlier threshold of the joint refinement (full-size image pixels).
+    stands); threshold_px: inlier threshold of the joint refinement (full-size image pixels);
+    retry_globally: look for keyframes by global retrieval when the scene-coordinate pose finds
+    no support near it (off: the ``+kf`` refinement of a regressor, which only looks near the
+    regressed pose); name: what the estimator is called (``hybrid``, ``grr+kf``, ...).
+
+    ``scr`` may be any estimator on scene coordinates: ``ransac`` (``hybrid``) or a pose
+    regressor (``marepo+kf``, ``grr+kf``: GeLoc3r's refinement against database views in the
+    form this map has, keyframes with 3D points).
     """
-    name = "hybrid"
     needs_image = True
 
     def __init__(self, scr: PoseEstimator, points: PointsEstimator, *, agree_m: float = 0.10,
-                 agree_deg: float = 5.0, joint: bool = True, threshold_px: float = 6.0):
+                 agree_deg: float = 5.0, joint: bool = True, threshold_px: float = 6.0,
+                 retry_globally: bool = True, name: str = "hybrid"):
         self.scr, self.points = scr, points
         self.agree_m, self.agree_deg = agree_m, agree_deg
         self.joint, self.threshold_px = joint, threshold_px
+        self.retry_globally, self.name = retry_globally, name
 
     def estimate(self, coords_N3: torch.Tensor, pixels_N2: torch.Tensor, K_small: np.ndarray, *,
                  image: np.ndarray, K: np.ndarray,
@@ -77,7 +85,7 @@ class HybridEstimator:
         if scr is not None:
             near = nearest_keyframes(fm.map_from_cam_K44, scr.map_from_cam, self.points.max_retrieve)
             feat = self.points.estimate_features(features, K, self.points.enough(near), {})
-        if feat is None or not self._agree(scr, feat):           # look again, globally
+        if self.retry_globally and (feat is None or not self._agree(scr, feat)):  # globally
             again = self.points.estimate_features(features, K, self.points.candidates(features), {})
             if again is not None and (feat is None or again.confidence > feat.confidence):
                 feat = again

@@ -1,12 +1,13 @@
-"""Pose estimators built on the marepo regressor: ``marepo`` and ``marepo+refine``.
+"""Pose estimators built on a pose regressor: ``marepo`` / ``marepo+refine`` (marepo's pose
+regression) and ``grr`` / ``grr+refine`` (GRLoc's rays solved in closed form).
 
-``marepo``: one forward pass of the regressor (no hypotheses, no sampling).
-``marepo+refine``: the regressed pose refined by reprojection-error minimisation on the
+``marepo`` / ``grr``: one forward pass of the regressor (no hypotheses, no sampling).
+``...+refine``: the regressed pose refined by reprojection-error minimisation on the
 coordinates that agree with it: a few rounds of ``ransac.refine_on_inliers`` with an inlier
 threshold shrinking from ``initial_threshold_px`` to ``inlier_threshold_px``.
 
-The regressor is the map's own (marepo_S, ``SceneMap.extras["regressor"]``) when the map has
-one, else the shipped scene-agnostic one.
+The ``marepo`` regressor is the map's own (marepo_S, ``SceneMap.extras["regressor"]``) when the
+map has one, else the shipped scene-agnostic one; ``grr`` uses the shipped one.
 """
 from __future__ import annotations
 
@@ -22,22 +23,25 @@ from .estimator import Estimate, check_correspondences
 from .ransac import map_frame_covariance, refine_on_inliers, reprojection_errors
 
 MIN_FIT_POINTS = 6  # fewer inliers than this: the pose is not refined / no covariance fitted
+MAX_CONDITION = 1e3  # grr: a translation system worse conditioned than this is a degenerate view
 
 
-def regressor_for_map(scene_map: SceneMap | None, device: str | torch.device = "cpu"
-                      ) -> PoseRegressor:
-    """The map's fine-tuned regressor (marepo_S) when it carries one, else the shipped one."""
-    if scene_map is not None and "regressor" in scene_map.extras:
-        return regressor_from_dict(scene_map.extras["regressor"]).to(device)
-    return load_regressor(device=device)
+def regressor_for_map(scene_map: SceneMap | None, device: str | torch.device = "cpu",
+                      kind: str = "marepo") -> PoseRegressor:
+    """The map's fine-tuned regressor (marepo_S) when it carries one of ``kind``, else the
+    shipped one of ``kind``."""
+    stored = scene_map.extras.get("regressor") if scene_map is not None else None
+    if stored is not None and stored.get("kind", "marepo") == kind:
+        return regressor_from_dict(stored).to(device)
+    return load_regressor(device=device, kind=kind)
 
 
 class MarepoEstimator:
-    """Map-relative pose regression (``PoseEstimator`` named ``"marepo"`` or, with ``refine``,
-    ``"marepo+refine"``).
+    """Map-relative pose regression (``PoseEstimator`` named after the regressor's kind,
+    ``"marepo"`` or ``"grr"``, with ``"+refine"`` when refined).
 
     Options (keyword-only):
-        regressor: the PoseRegressor (see ``regressor_for_map``).
+        regressor: the PoseRegressor or GeometryRegressor (see ``regressor_for_map``).
         refine: refine the regressed pose on the coordinates that agree with it.
         inlier_threshold_px: reprojection error (pixels) below which a coordinate agrees with a
             pose: counts n_inliers, and is the last refinement threshold.
@@ -57,7 +61,9 @@ class MarepoEstimator:
             Regression only: diag(prior_sigma^2), the regressor's typical error.
         n_inliers: coordinates reprojecting within ``inlier_threshold_px`` of the final pose.
         inlier_ratio: n_inliers / N over all N input correspondences.
-        confidence: inlier_ratio * min(1, n_inliers / min_inliers), in [0, 1].
+        confidence: inlier_ratio * min(1, n_inliers / min_inliers), in [0, 1]; 0 when a grr
+            regressor's translation system is degenerate (condition number > MAX_CONDITION:
+            nearly parallel rays).
         timings_ms: "regress" and, refined, "refine" (milliseconds).
     """
 
@@ -68,7 +74,7 @@ class MarepoEstimator:
                  prior_sigma: tuple[float, float] | None = None):
         if not 0 < inlier_threshold_px <= max_reprojection_error:
             raise ValueError("need 0 < inlier_threshold_px <= max_reprojection_error")
-        self.name = "marepo+refine" if refine else "marepo"
+        self.name = regressor.kind + ("+refine" if refine else "")
         self.regressor = regressor.eval()
         self.refine = refine
         self.inlier_threshold_px = float(inlier_threshold_px)
@@ -96,7 +102,8 @@ class MarepoEstimator:
         if int(finite.sum()) < 4:
             return None
         t0 = time.perf_counter()
-        map_from_cam = regress_pose(self.regressor, coords_N3[finite], pixels_N2[finite], K)
+        map_from_cam, condition = regress_pose(self.regressor, coords_N3[finite],
+                                               pixels_N2[finite], K)
         timings = {"regress": 1e3 * (time.perf_counter() - t0)}
 
         X, x = coords_N3[finite].double().cpu(), pixels_N2[finite].double().cpu()
@@ -120,9 +127,10 @@ class MarepoEstimator:
         if self.refine and n_inliers >= MIN_FIT_POINTS:
             cov = map_frame_covariance(R, t, X[inliers], x[inliers], K64)
         ratio = n_inliers / n_total
+        confidence = ratio * min(1.0, n_inliers / self.min_inliers) if condition <= MAX_CONDITION \
+            else 0.0
         return Estimate(map_from_cam=map_from_cam, covariance=cov, n_inliers=n_inliers,
-                        inlier_ratio=ratio, confidence=ratio * min(1.0, n_inliers / self.min_inliers),
-                        timings_ms=timings)
+                        inlier_ratio=ratio, confidence=confidence, timings_ms=timings)
 
     def _inliers(self, R, t, X, x, K, threshold_px: float) -> torch.Tensor:
         """(N,) bool: points reprojecting within ``threshold_px`` under cam_from_map (R, t)."""

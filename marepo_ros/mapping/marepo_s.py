@@ -22,8 +22,8 @@ from ..io.mapfile import SceneMap
 from ..localization.localizer import Localizer
 from ..models.networks import OUTPUT_SUBSAMPLE, Encoder
 from .frames import MappingCancelled, PosedImage, Progress
-from ..models.regressor import PoseRegressor, load_regressor, pose_loss, regressor_dict, robust_centre, \
-    train_step
+from ..models.regressor import PoseRegressor, load_regressor, regressor_dict
+from ..models.regressor_loss import model_outputs, regression_loss, train_step
 from ..models.regressor_batch import Sample, collate, random_rigid, rigid_jitter
 
 
@@ -57,8 +57,7 @@ def mean_loss(model: PoseRegressor, samples: list[Sample], *, tokens: int | None
     total = 0.0
     for s in samples:
         b = collate([s], tokens, rng)
-        poses = model(b["coords_BN3"], b["pixels_BN2"], b["K_B33"], robust_centre(b["coords_BN3"]))
-        total += pose_loss(poses, b["map_from_cam_B44"])[0].item()
+        total += regression_loss(model_outputs(model, b), b)[0].item()
     return total / len(samples)
 
 

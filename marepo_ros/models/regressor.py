@@ -131,6 +131,13 @@ def gram_schmidt(r6_B6: torch.Tensor) -> torch.Tensor:
     return torch.stack([b1, b2, torch.linalg.cross(b1, b2)], -1)
 
 
+def homogeneous_translation(t4_B4: torch.Tensor) -> torch.Tensor:
+    """(B, 3) = xyz / h of a homogeneous (B, 4) output, h = softplus(.) + 0.25 (1 at 0, as ACE's
+    head)."""
+    h = F.softplus(t4_B4[:, 3:], beta=math.log(2) / (1 - 0.25)) + 0.25
+    return t4_B4[:, :3] / h
+
+
 class LinearAttention(nn.Module):
     """Linear attention with the elu(x) + 1 feature map (Katharopoulos et al.), as LoFTR."""
 
@@ -195,9 +202,7 @@ class PoseHead(nn.Module):
         x = F.relu(x_BNC + self.res2(F.relu(self.res1(x_BNC))))
         x = x.mean(1)
         x = F.relu(self.fc2(F.relu(self.fc1(x))))
-        t4 = self.translation(x)
-        h = F.softplus(t4[:, 3:], beta=math.log(2) / (1 - 0.25)) + 0.25   # 1 at 0, as ACE's head
-        return gram_schmidt(self.rotation(x)), t4[:, :3] / h
+        return gram_schmidt(self.rotation(x)), homogeneous_translation(self.translation(x))
 
 
 class PoseRegressor(nn.Module):
@@ -205,6 +210,8 @@ class PoseRegressor(nn.Module):
 
     ``error_sigma``: (metres, radians) typical per-axis error of the regressed pose, measured on
     held-out data when the weights were exported; the ``marepo`` estimator's covariance."""
+
+    kind = "marepo"
 
     def __init__(self, config: RegressorConfig = CONFIGS["small"]):
         super().__init__()
@@ -233,19 +240,9 @@ class PoseRegressor(nn.Module):
         is exactly equivariant to rotations of the map frame (marepo learns this from ±180°
         jitter over 10 GPU-days, which a CPU budget cannot buy).
         """
-        X = coords_BN3 - centre_B3[:, None]
-        R0 = None
-        if self.config.canonical:
-            R0 = weak_perspective_rotation(coords_BN3, pixels_BN2, K_B33, centre_B3)
-            X = X @ R0
-        x = self.coord_embed(nerf_encoding(X).transpose(1, 2))
-        x = x.transpose(1, 2) + ray_encoding(pixels_BN2, K_B33, self.config.dim)
+        x, _, R0 = self.embed(coords_BN3, pixels_BN2, K_B33, centre_B3)
         poses = []
-        for g, head in enumerate(self.heads):
-            skip = x
-            for layer in self.layers[g * self.config.group:(g + 1) * self.config.group]:
-                x = layer(x)
-            x = x + skip
+        for x, head in zip(self.groups(x), self.heads):
             R, t = head(x)
             if R0 is not None:
                 R, t = R0 @ R, (R0 @ t[..., None])[..., 0]
@@ -253,6 +250,28 @@ class PoseRegressor(nn.Module):
             T[:, :3, :3], T[:, :3, 3] = R, t + centre_B3
             poses.append(T)
         return poses
+
+    def embed(self, coords_BN3: torch.Tensor, pixels_BN2: torch.Tensor, K_B33: torch.Tensor,
+              centre_B3: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(tokens (B, N, dim), the coordinates as encoded (B, N, 3): relative to the centre and,
+        with ``config.canonical``, rotated by R0^T, R0 (B, 3, 3) or None)."""
+        X = coords_BN3 - centre_B3[:, None]
+        R0 = None
+        if self.config.canonical:
+            R0 = weak_perspective_rotation(coords_BN3, pixels_BN2, K_B33, centre_B3)
+            X = X @ R0
+        x = self.coord_embed(nerf_encoding(X).transpose(1, 2))
+        return x.transpose(1, 2) + ray_encoding(pixels_BN2, K_B33, self.config.dim), X, R0
+
+    def groups(self, x_BNC: torch.Tensor):
+        """Yields the tokens (B, N, dim) after each group of blocks (its input added)."""
+        for g in range(self.config.blocks // self.config.group):
+            skip = x_BNC
+            for layer in self.layers[g * self.config.group:(g + 1) * self.config.group]:
+                x_BNC = layer(x_BNC)
+            x_BNC = x_BNC + skip
+            yield x_BNC
 
 
 @torch.no_grad()
@@ -265,31 +284,6 @@ def robust_centre(coords_BN3: torch.Tensor, iterations: int = 10) -> torch.Tenso
         w = 1 / (coords_BN3 - c[:, None]).norm(dim=-1).clamp_min(1e-6)
         c = (w[..., None] * coords_BN3).sum(1) / w.sum(1, keepdim=True)
     return c
-
-
-def pose_loss(poses: list[torch.Tensor], map_from_cam_B44: torch.Tensor
-              ) -> tuple[torch.Tensor, dict[str, float]]:
-    """marepo's loss: sum over the outputs of mean L1 translation error (m) + mean rotation
-    angle (rad); and the last output's mean errors (cm, deg) for logging."""
-    total = 0.0
-    for T in poses:
-        t_err, r_err = pose_errors(T, map_from_cam_B44)
-        total = total + t_err.mean() + r_err.mean()
-    return total, {"t_cm": 100 * t_err.mean().item(), "r_deg": math.degrees(r_err.mean().item())}
-
-
-def train_step(model: PoseRegressor, optimizer: torch.optim.Optimizer,
-               batch: dict[str, torch.Tensor], max_grad_norm: float = 1.0) -> dict[str, float]:
-    """One optimisation step on a ``regressor_data.collate`` batch (centres: ``robust_centre``);
-    returns the loss and the last output's mean errors (cm, deg)."""
-    coords = batch["coords_BN3"]
-    poses = model(coords, batch["pixels_BN2"], batch["K_B33"], robust_centre(coords))
-    loss, info = pose_loss(poses, batch["map_from_cam_B44"])
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-    optimizer.step()
-    return {"loss": loss.item(), **info}
 
 
 def pose_errors(T_B44: torch.Tensor, T_gt_B44: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -317,39 +311,59 @@ def regressor_dict(model: PoseRegressor, *, half: bool = True, **info) -> dict:
     ``regressor_from_dict`` and ``torch.load(..., weights_only=True)``."""
     sd = {k: v.half() if half and v.is_floating_point() else v
           for k, v in model.state_dict().items()}
+    kind = {"kind": "grr", "translation": model.translation, "rounds": model.rounds} \
+        if model.kind == "grr" else {}
     return {"config": asdict(model.config), "state_dict": sd,
-            "error_sigma": list(model.error_sigma), **info}
+            "error_sigma": list(model.error_sigma), **kind, **info}
 
 
 def regressor_from_dict(content: dict) -> PoseRegressor:
-    """A PoseRegressor (fp32, eval mode) from ``regressor_dict``'s dict."""
-    model = PoseRegressor(RegressorConfig(**content["config"]))
+    """A PoseRegressor, or a ``grr.GeometryRegressor`` where ``content["kind"]`` says so (fp32,
+    eval mode), from ``regressor_dict``'s dict."""
+    config = RegressorConfig(**content["config"])
+    if content.get("kind", "marepo") == "grr":
+        from .grr import GeometryRegressor
+        model = GeometryRegressor(config, translation=content["translation"],
+                                  rounds=content["rounds"])
+    else:
+        model = PoseRegressor(config)
     model.load_state_dict({k: v.float() for k, v in content["state_dict"].items()})
     model.error_sigma = tuple(content.get("error_sigma", DEFAULT_ERROR_SIGMA))
     return model.eval()
 
 
-def shipped_regressor_path() -> Path:
-    """Where the shipped ``small`` regressor lies (see weights/REGRESSOR_CARD.md)."""
-    return Path(str(resources.files("marepo_ros.models") / "weights" / "regressor_small.pt"))
+SHIPPED = {"marepo": "regressor_small.pt", "grr": "regressor_grr_small.pt"}
 
 
-def load_regressor(path: str | Path | None = None,
-                   device: str | torch.device = "cpu") -> PoseRegressor:
-    """The regressor stored at ``path`` by ``save_regressor`` (default: the shipped one)."""
-    content = torch.load(path or shipped_regressor_path(), map_location="cpu", weights_only=True)
+def shipped_regressor_path(kind: str = "marepo") -> Path:
+    """Where the shipped ``small`` regressor of a kind (``marepo`` or ``grr``) lies (see
+    weights/REGRESSOR_CARD.md and GRR_CARD.md)."""
+    return Path(str(resources.files("marepo_ros.models") / "weights" / SHIPPED[kind]))
+
+
+def load_regressor(path: str | Path | None = None, device: str | torch.device = "cpu", *,
+                   kind: str = "marepo") -> PoseRegressor:
+    """The regressor stored at ``path`` by ``save_regressor`` (default: the shipped one of
+    ``kind``)."""
+    content = torch.load(path or shipped_regressor_path(kind), map_location="cpu",
+                         weights_only=True)
     return regressor_from_dict(content).to(device)
 
 
 @torch.inference_mode()
 def regress_pose(model: PoseRegressor, coords_N3: torch.Tensor, pixels_N2: torch.Tensor,
-                 K: np.ndarray) -> np.ndarray:
-    """map_from_cam (4x4 float64) of one view from its (N, 3) coordinates (metres, map frame)
-    and (N, 2) pixels under the 3x3 K; the centre is the coordinates' median."""
+                 K: np.ndarray) -> tuple[np.ndarray, float]:
+    """(map_from_cam (4x4 float64), condition number) of one view from its (N, 3) coordinates
+    (metres, map frame) and (N, 2) pixels under the 3x3 K; the centre is the coordinates'
+    ``robust_centre``. The condition number is that of a ``grr`` model's translation system
+    (large: a degenerate view), 1 for marepo, which solves nothing."""
     param = next(model.parameters())
     coords = coords_N3.to(param)[None]
     pixels = pixels_N2.to(param)[None]
     K_133 = torch.as_tensor(np.asarray(K), dtype=param.dtype, device=param.device)[None]
-    T = model(coords, pixels, K_133, robust_centre(coords))[-1][0].double().cpu().numpy()
+    out = model(coords, pixels, K_133, robust_centre(coords))[-1]
+    T, condition = (out, 1.0) if isinstance(out, torch.Tensor) else \
+        (out.poses[model.translation], float(out.condition[0]))
+    T = T[0].double().cpu().numpy()
     T[3] = [0, 0, 0, 1]
-    return T
+    return T, condition

@@ -18,7 +18,8 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from ..geometry import pixel_rays, transform_points
+from ..geometry import pixel_rays, pose_error, transform_points
+from ..localization.pnp import solve_pnp
 from ..models.preprocess import cell_centres
 from ..models.regressor_batch import Sample, random_rigid, rigid_jitter
 from .render import Scene, cast_rays, clearance, look_pose, random_scene
@@ -80,10 +81,12 @@ def random_view(scene: Scene, rng: np.random.Generator, K: np.ndarray, width: in
 
 def corrupt(sample: Sample, rng: np.random.Generator, scene_size: np.ndarray,
             corruption: Corruption = Corruption()) -> Sample:
-    """The sample with head-like errors (see ``Corruption``); pose and pixels unchanged."""
+    """The sample with head-like errors (see ``Corruption``; the exact coordinates kept as
+    ``exact_N3``); pose and pixels unchanged."""
     c = corruption
     if rng.random() < c.clean_prob:
         return sample
+    sample = replace(sample, exact_N3=sample.coords_N3)
     h, w = sample.grid_hw
     X = sample.coords_N3.astype(np.float64)
     z = sample.depth_N.astype(np.float64)[:, None]
@@ -110,17 +113,38 @@ def corrupt(sample: Sample, rng: np.random.Generator, scene_size: np.ndarray,
     return replace(sample, coords_N3=X.astype(np.float32))
 
 
+TEACHER_THRESHOLD = 0.02    # RANSAC inlier threshold of the teacher, in units of the focal length
+TEACHER_AGREES = (0.10, 5.0)  # (m, deg): a teacher pose farther from the ground truth is dropped
+
+
+def with_teacher(sample: Sample) -> Sample:
+    """The sample with GeLoc3r's teacher pose: poselib's LO-RANSAC PnP on its (possibly
+    corrupted) coordinates and pixels, threshold ``TEACHER_THRESHOLD`` x focal; kept only where
+    it agrees with the ground truth (``TEACHER_AGREES``), else ``teacher`` stays None."""
+    f = (sample.K[0, 0] + sample.K[1, 1]) / 2
+    result = solve_pnp(sample.coords_N3, sample.pixels_N2, sample.K,
+                       threshold_px=TEACHER_THRESHOLD * f, max_iterations=1000)
+    if result is None:
+        return sample
+    moved_m, turned_deg = pose_error(result.map_from_cam, sample.map_from_cam)
+    agrees = moved_m <= TEACHER_AGREES[0] and turned_deg <= TEACHER_AGREES[1]
+    return replace(sample, teacher=result.map_from_cam if agrees else None)
+
+
 class SampleStream:
     """Endless training samples: a new scene (seed from ``seeds``, in order from ``start``)
-    every ``views_per_scene`` views; each view corrupted and rigidly jittered (the attributes
-    ``max_rotation_deg`` and ``max_translation_m`` may change between draws: a curriculum).
+    every ``views_per_scene`` views; each view corrupted, given a teacher pose when ``teacher``
+    (``with_teacher``, before the jitter, which then moves it too) and rigidly jittered (the
+    attributes ``max_rotation_deg`` and ``max_translation_m`` may change between draws: a
+    curriculum).
 
     ``state()`` / ``SampleStream(..., start=...)`` resume the scene sequence."""
 
     def __init__(self, *, seeds: range = TRAIN_SEEDS, start: int = 0, views_per_scene: int = 48,
                  corruption: Corruption = Corruption(), max_rotation_deg: float = 180.0,
-                 max_translation_m: float = 1.0, rng_seed: int = 0):
+                 max_translation_m: float = 1.0, rng_seed: int = 0, teacher: bool = False):
         self.seeds, self.next_index = seeds, start
+        self.teacher = teacher
         self.views_per_scene = views_per_scene
         self.corruption = corruption
         self.max_rotation_deg, self.max_translation_m = max_rotation_deg, max_translation_m
@@ -139,6 +163,8 @@ class SampleStream:
         K, w, h = random_intrinsics(self.rng)
         s = corrupt(random_view(self.scene, self.rng, K, w, h), self.rng, self.scene.size,
                     self.corruption)
+        if self.teacher:
+            s = with_teacher(s)
         return rigid_jitter(s, random_rigid(self.rng, max_rotation_deg=self.max_rotation_deg,
                                             max_translation_m=self.max_translation_m))
 
