@@ -37,7 +37,7 @@ from marepo_ros.models.regressor import (CONFIGS, SHIPPED, PoseRegressor, load_r
                                          regress_pose, regressor_from_dict, save_regressor)
 from marepo_ros.models.regressor_loss import GCR, train_step
 from marepo_ros.models.regressor_batch import collate
-from marepo_ros.training.regressor_data import SampleStream, validation_set
+from marepo_ros.training.regressor_data import BatchStream, SampleStream, validation_set
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -136,6 +136,9 @@ def build_model(args) -> tuple[PoseRegressor, str]:
         base = load_regressor()
     elif args.init != "none":
         base = load_regressor(args.init)
+    if base is not None and base.config != config:
+        raise SystemExit(f"--init {args.init}: that regressor has config {base.config}, not the "
+                         f"{args.config} one ({config}); use --init none")
     if args.model == "marepo":
         model = PoseRegressor(config)
         if base is not None:
@@ -175,6 +178,8 @@ def main() -> None:
                          "180 deg (0: ±180° throughout)")
     ap.add_argument("--checkpoint-minutes", type=float, default=5.0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=0,
+                    help="render training views in this many worker processes (for a GPU)")
     ap.add_argument("--val-scenes", type=int, default=20)
     ap.add_argument("--device", default="cpu", help="torch device to train on (cpu, cuda)")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "regressor")
@@ -198,11 +203,25 @@ def main() -> None:
         opt.load_state_dict(ckpt["optimizer"])
         step, elapsed, start = ckpt["step"], ckpt["elapsed"], ckpt["stream"]
         print(f"resumed {ckpt_path}: step {step}, {elapsed / 60:.1f} min")
+    step0 = step
     stream = SampleStream(start=start, views_per_scene=args.views_per_scene,
                           rng_seed=step + 1000 * args.seed, teacher=args.gcr)
     rng = np.random.default_rng([step, args.seed])
+    loader = None
+    if args.workers:                # rendering in worker processes (for a GPU), no curriculum
+        if args.curriculum:
+            raise SystemExit("--curriculum needs --workers 0 (the jitter is set in the main process)")
+        loader = iter(torch.utils.data.DataLoader(
+            BatchStream(batch=args.batch, tokens=args.tokens, start=start, seed=args.seed + step,
+                        views_per_scene=args.views_per_scene, teacher=args.gcr),
+            batch_size=None, num_workers=args.workers, pin_memory=device.type == "cuda"))
     gcr = GCR() if args.gcr else None
     total = args.minutes * 60
+
+    def scenes_done() -> int:
+        """Scenes drawn so far (with workers: estimated from the views consumed)."""
+        return stream.state() if loader is None else \
+            start + math.ceil((step - step0) * args.batch / args.views_per_scene)
 
     def progress() -> float:
         return step / args.steps if args.steps else elapsed / total
@@ -213,7 +232,7 @@ def main() -> None:
 
     def checkpoint():
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                    "elapsed": elapsed, "stream": stream.state(), "init": init,
+                    "elapsed": elapsed, "stream": scenes_done(), "init": init,
                     "args": vars(args) | {"out": str(args.out)},
                     "config": CONFIGS[args.config].__dict__}, ckpt_path.with_suffix(".tmp"))
         ckpt_path.with_suffix(".tmp").replace(ckpt_path)
@@ -227,8 +246,11 @@ def main() -> None:
         t0 = time.time()
         for g in opt.param_groups:
             g["lr"] = lr_at(progress(), args.lr)
-        stream.max_rotation_deg = 180.0 * min(1.0, progress() / (args.curriculum + 1e-9))
-        batch = collate([next(stream) for _ in range(args.batch)], args.tokens, rng)
+        if loader is not None:
+            batch = next(loader)
+        else:
+            stream.max_rotation_deg = 180.0 * min(1.0, progress() / (args.curriculum + 1e-9))
+            batch = collate([next(stream) for _ in range(args.batch)], args.tokens, rng)
         cur = train_step(model, opt, {k: v.to(device) for k, v in batch.items()}, gcr)
         step += 1
         elapsed += time.time() - t0
@@ -280,8 +302,8 @@ def main() -> None:
                      "GRLoc's: L1 camera centre + rotation angle of both translation forms, ray "
                      "cosine, point distance (m)"),
             "parameters": sum(p.numel() for p in model.parameters()), "steps": step,
-            "first_seed": stream.seeds[0], "last_seed": stream.seeds[stream.state() - 1],
-            "scenes": stream.state(), "views_per_scene": a["views_per_scene"],
+            "first_seed": stream.seeds[0], "last_seed": stream.seeds[scenes_done() - 1],
+            "scenes": scenes_done(), "views_per_scene": a["views_per_scene"],
             "image_sizes": "short side 192-320 px, six sizes", "batch": a["batch"],
             "tokens": a["tokens"], "lr": a["lr"], "curriculum": a["curriculum"],
             "hardware": f"{platform.processor() or platform.machine()} {a.get('device', 'cpu')}, "

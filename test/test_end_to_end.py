@@ -12,18 +12,19 @@ from marepo_ros.models.networks import load_encoder
 
 
 STAGES = {"poselib": {"pnp"}, "torch": {"hypotheses", "refine"},
-          "hybrid": {"scr", "extraction", "features"}}
+          "hybrid": {"scr", "extraction", "features"}, "grr+kf": {"scr", "extraction", "features"}}
 
 
-@pytest.mark.parametrize("backend", ["poselib", "torch", "hybrid"])
+@pytest.mark.parametrize("backend", ["poselib", "torch", "hybrid", "grr+kf"])
 def test_map_and_localize_real_frames(redkitchen, kitchen_map, backend):
-    """The head with either RANSAC (poselib: the CPU default; torch: batched, for GPUs), and
-    ``hybrid`` (head + keyframes)."""
+    """The head with either RANSAC (poselib: the CPU default; torch: batched, for GPUs),
+    ``hybrid`` (head + keyframes), and ``grr+kf`` (the grr regressor's pose refined on the
+    keyframes near it)."""
     ds = SceneDataset(redkitchen)
     scene_map = load_map(kitchen_map)
     assert scene_map.stats["frames"] == len(KITCHEN_MAPPING)
-    estimator = (make_estimator("hybrid", short_side=scene_map.short_side, scene_map=scene_map)
-                 if backend == "hybrid" else
+    estimator = (make_estimator(backend, short_side=scene_map.short_side, scene_map=scene_map)
+                 if backend in ("hybrid", "grr+kf") else
                  make_estimator("ransac", short_side=scene_map.short_side, backend=backend))
     localizer = Localizer(scene_map, load_encoder(), estimator)
     errors = []
@@ -38,7 +39,7 @@ def test_map_and_localize_real_frames(redkitchen, kitchen_map, backend):
     print(f"\nmapped {len(KITCHEN_MAPPING)} frames in {scene_map.stats['total_seconds']:.0f} s; "
           "query errors " + ", ".join(f"{t:.1f} cm/{r:.1f} deg" for t, r in zip(t_cm, r_deg)))
     assert np.median(t_cm) < 15 and np.median(r_deg) < 5  # a random encoder gives metres
-    if backend == "hybrid":                                 # the keyframes' accuracy
+    if backend in ("hybrid", "grr+kf"):                     # the keyframes' accuracy
         assert t_cm.max() < 5 and r_deg.max() < 2
 
 

@@ -3,6 +3,8 @@
 repeats with every frame is logged once per period per kind, not once per frame."""
 from __future__ import annotations
 
+import functools
+
 LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -30,3 +32,20 @@ class KindLog:
             logger.info(text, **kw)
         else:
             logger.debug(text, **kw)
+
+
+def guarded(callback):
+    """Wrap a node callback so that an unexpected exception is logged (kind ``callback``) and
+    answered instead of stopping the executor (which would take the whole node down). The node
+    has ``_log`` (a ``KindLog``) and, for Trigger services, ``_answer(response, ok, text)``."""
+    @functools.wraps(callback)
+    def wrapper(self, *args):
+        try:
+            return callback(self, *args)
+        except Exception as exc:  # noqa: BLE001 - the node must survive any one message
+            text = f"{callback.__name__} failed: {type(exc).__name__}: {exc}"
+            self._log("callback", text, level="error")
+            if len(args) == 2 and hasattr(args[1], "success"):  # a Trigger service
+                return self._answer(args[1], False, f"internal error: {text}")
+            return None
+    return wrapper

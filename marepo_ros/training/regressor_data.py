@@ -17,11 +17,12 @@ from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
+import torch
 
 from ..geometry import pixel_rays, pose_error, transform_points
 from ..localization.pnp import solve_pnp
 from ..models.preprocess import cell_centres
-from ..models.regressor_batch import Sample, random_rigid, rigid_jitter
+from ..models.regressor_batch import Sample, collate, random_rigid, rigid_jitter
 from .render import Scene, cast_rays, clearance, look_pose, random_scene
 
 TRAIN_SEEDS = range(1_000_000, 2_000_000)
@@ -170,6 +171,28 @@ class SampleStream:
 
     def __iter__(self):
         return self
+
+
+class BatchStream(torch.utils.data.IterableDataset):
+    """Endless collated training batches (``regressor_batch.collate``) for a DataLoader: each
+    worker runs its own ``SampleStream`` on its share of the seeds (worker k of n takes every
+    n-th seed from ``start``), so rendering runs on n CPU cores while a GPU trains. No
+    curriculum (the jitter stays at ``stream_options``' value)."""
+
+    def __init__(self, *, batch: int, tokens: int, start: int = 0, seed: int = 0,
+                 seeds: range = TRAIN_SEEDS, **stream_options):
+        super().__init__()
+        self.batch, self.tokens, self.start, self.seed = batch, tokens, start, seed
+        self.seeds, self.stream_options = seeds, stream_options
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        k, n = (info.id, info.num_workers) if info is not None else (0, 1)
+        stream = SampleStream(seeds=self.seeds[self.start + k::n], rng_seed=1000 * self.seed + k,
+                              **self.stream_options)
+        rng = np.random.default_rng([self.seed, k, self.start])
+        while True:
+            yield collate([next(stream) for _ in range(self.batch)], self.tokens, rng)
 
 
 def validation_set(n_scenes: int = 20, views_per_scene: int = 5, *, seed: int = 0
