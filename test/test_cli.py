@@ -7,6 +7,8 @@ import pytest
 
 from marepo_ros import cli
 from marepo_ros.evaluation.metrics import THRESHOLDS
+from marepo_ros.models.grr import GeometryRegressor
+from marepo_ros.models.regressor import save_regressor
 from marepo_ros.training.render import random_scene, write_scene_folder
 
 KEYS = {"median_translation_cm", "median_rotation_deg", "ms_per_frame", "n_frames", "n_localized",
@@ -28,6 +30,19 @@ def test_map_build_and_eval_on_other_layouts(tmp_path, fmt, capsys):
     assert len(tum) == metrics["n_localized"] and all(len(line.split()) == 8 for line in tum)
     assert all((tmp_path / "eval" / f).stat().st_size > 0 for f in
                ("report.md", "trajectory.png", "error_cdf.png", "error_over_time.png"))
+    # a regressor file of the estimator's kind; a wrong kind or option is one clear line
+    grr = tmp_path / "grr.pt"
+    save_regressor(GeometryRegressor(), grr)
+    assert cli.main(["eval", str(scene), "--map", str(map_path), "--out", str(tmp_path / "eval_grr"),
+                     "--estimator", "grr+refine", "--regressor", str(grr),
+                     "--grr-translation", "points"]) == 0
+    meta = json.loads((tmp_path / "eval_grr/metrics.json").read_text())
+    assert meta["n_frames"] == 6
+    capsys.readouterr()
+    for wrong, says in ((["--estimator", "marepo", "--regressor", str(grr)], "holds a grr regressor"),
+                        (["--estimator", "ransac", "--grr-translation", "rays"], "grr estimators")):
+        with pytest.raises(SystemExit, match=says):
+            cli.main(["eval", str(scene), "--map", str(map_path), "--out", str(tmp_path / "x"), *wrong])
 
 
 def test_eval_reports_missing_dataset_in_one_line(tmp_path, capsys):
