@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from marepo_ros.evaluation.metrics import frame_errors
+from marepo_ros.evaluation.metrics import frame_errors, published_poses
 from marepo_ros.io.dataset import SceneDataset
 from marepo_ros.io.mapfile import load_map
-from marepo_ros.localization.estimator import make_estimator
+from marepo_ros.localization.estimator import MIN_CONFIDENCE, make_estimator
 from marepo_ros.localization.localizer import Localizer
 from marepo_ros.models.networks import load_encoder
 from marepo_ros.models.regressor import load_regressor
@@ -72,8 +72,10 @@ def rows_of(models: dict[str, list]):
     yield "ransac", "ransac", [None], {}
 
 
-def score(t_cm: np.ndarray, r_deg: np.ndarray, ms: list[float], seed_medians: list) -> dict:
-    return {"median_cm": float(np.median(t_cm)), "median_deg": float(np.median(r_deg)),
+def score(t_cm: np.ndarray, r_deg: np.ndarray, confidence: np.ndarray, ms: list[float],
+          seed_medians: list) -> dict:
+    return {**published_poses(t_cm, r_deg, confidence, MIN_CONFIDENCE),
+            "median_cm": float(np.median(t_cm)), "median_deg": float(np.median(r_deg)),
             "pct_5cm_5deg": float(100 * np.mean((t_cm < 5) & (r_deg < 5))),
             "pct_10cm_5deg": float(100 * np.mean((t_cm < 10) & (r_deg < 5))),
             "pct_gross": float(100 * np.mean((t_cm > GROSS[0]) | (r_deg > GROSS[1]))),
@@ -87,7 +89,7 @@ def run_rows(views: list[dict], models: dict[str, list], scene_map=None, head_ms
     for row, estimator, seeds, options in rows_of(models):
         if estimator.endswith("+kf") and scene_map is None:
             continue
-        t_all, r_all, ms, medians = [], [], [], []
+        t_all, r_all, conf, ms, medians = [], [], [], [], []
         for model in seeds:
             kw = dict(options, **({"regressor": model} if model is not None else {}))
             est = make_estimator(estimator, short_side=views[0]["short_side"], scene_map=scene_map,
@@ -102,11 +104,13 @@ def run_rows(views: list[dict], models: dict[str, list], scene_map=None, head_ms
                     e = est.estimate(v["coords"], v["pixels"], v["K_small"])
                 ms.append(1e3 * (time.perf_counter() - t0) + head_ms)
                 poses.append(None if e is None else e.map_from_cam)
+                conf.append(0.0 if e is None else e.confidence)
             t, r = frame_errors(poses, [v["gt"] for v in views])
             t_all.append(t)
             r_all.append(r)
             medians.append((float(np.median(t)), float(np.median(r))))
-        results[row] = score(np.concatenate(t_all), np.concatenate(r_all), ms, medians)
+        results[row] = score(np.concatenate(t_all), np.concatenate(r_all), np.array(conf), ms,
+                             medians)
         print(f"{desc:10s} {row:28s} {results[row]['median_cm']:8.2f} cm "
               f"{results[row]['median_deg']:6.2f} deg  {results[row]['pct_5cm_5deg']:5.1f} % 5cm/5°  "
               f"{results[row]['ms_per_frame']:6.1f} ms", flush=True)
@@ -136,18 +140,18 @@ def redkitchen_views(data: Path, map_path: Path, every: int) -> tuple[list[dict]
 
 
 def table(rendered: dict, kitchen: dict) -> str:
-    md = ["| method | rendered: median cm / ° (per seed) | 5cm/5° % | 10cm/5° % | gross % | ms "
-          "| redkitchen: median cm / ° (per seed) | 5cm/5° % | 10cm/5° % | gross % | ms/frame |",
-          "|---|---|---|---|---|---|---|---|---|---|---|"]
+    md = ["| method | rendered: median cm / ° (per seed) | 5cm/5° % | 10cm/5° % | gross % | wrong / published | ms "
+          "| redkitchen: median cm / ° (per seed) | 5cm/5° % | 10cm/5° % | gross % | wrong / published | ms/frame |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def cells(r: dict | None) -> str:
         if r is None:
-            return "– | – | – | – | –"
+            return "– | – | – | – | – | –"
         seeds = " / ".join(f"{t:.1f}" for t, _ in r["seed_medians"]) if len(r["seed_medians"]) > 1 else ""
         return (f"{r['median_cm']:.1f} / {r['median_deg']:.2f}" + (f" ({seeds} cm)" if seeds else "")
                 + f" | {r['pct_5cm_5deg']:.1f} | {r['pct_10cm_5deg']:.1f} | {r['pct_gross']:.1f} | "
-                f"{r['ms_per_frame']:.0f}")
-    for row in dict.fromkeys([*rendered, *kitchen]):
+                f"{r['n_wrong_published']} / {r['n_published']} | {r['ms_per_frame']:.0f}")
+    for row in dict.fromkeys([*kitchen, *rendered]):        # kitchen has every row, in order
         md.append(f"| `{row}` | {cells(rendered.get(row))} | {cells(kitchen.get(row))} |")
     return "\n".join(md)
 

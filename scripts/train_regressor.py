@@ -20,6 +20,7 @@ model card.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import platform
@@ -34,7 +35,8 @@ from tqdm import tqdm
 from marepo_ros.geometry import pose_error
 from marepo_ros.models.grr import GeometryRegressor, warm_start
 from marepo_ros.models.regressor import (CONFIGS, SHIPPED, PoseRegressor, load_regressor,
-                                         regress_pose, regressor_from_dict, save_regressor)
+                                         regress_pose, regressor_from_dict, save_regressor,
+                                         shipped_regressor_path)
 from marepo_ros.models.regressor_loss import GCR, train_step
 from marepo_ros.models.regressor_batch import collate
 from marepo_ros.training.regressor_data import BatchStream, SampleStream, validation_set
@@ -149,8 +151,16 @@ def build_model(args) -> tuple[PoseRegressor, str]:
             warm_start(model, base)
     if base is None:
         return model.train(), "from scratch"
-    return model.train(), (f"warm start from the shipped marepo `{SHIPPED['marepo']}`"
-                           if args.init == "shipped" else f"warm start from `{args.init}`")
+    path = shipped_regressor_path() if args.init == "shipped" else Path(args.init)
+    return model.train(), init_text(path)
+
+
+def init_text(path: Path) -> str:
+    """How a warm start is named in the card: the file, its sha256 and its training steps (a
+    shipped file may be replaced later: the hash finds it in the git history)."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+    steps = torch.load(path, map_location="cpu", weights_only=True).get("trained_steps", "?")
+    return f"warm start from `{path.name}` (sha256 {digest}…, itself trained {steps} steps)"
 
 
 def main() -> None:
@@ -310,7 +320,8 @@ def main() -> None:
                         f"{a['threads']} thread(s), torch {torch.__version__}",
             "wall_minutes": ckpt["elapsed"] / 60,
             "command": (f"--model {kind} --config {args.config} --init {a.get('init', 'none')} "
-                        f"--seed {a.get('seed', 0)} {budget}" + (" --gcr" if a.get("gcr") else "")),
+                        f"--seed {a.get('seed', 0)} {budget} --lr {a['lr']} --batch {a['batch']}"
+                        + (" --gcr" if a.get("gcr") else "")),
             "validation": result, "validation_scenes": args.val_scenes, "fp16_delta": delta,
             "error_sigma": model.error_sigma}
     card = out.parent / ("REGRESSOR_CARD.md" if kind == "marepo" else "GRR_CARD.md")
