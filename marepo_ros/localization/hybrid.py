@@ -2,9 +2,10 @@
 checking the other.
 
 1. The head's scene coordinates give a coarse pose (RANSAC).
-2. The keyframes near that pose (``retrieval.nearest_keyframes``; no global retrieval) are
-   matched with the query's XFeat features and solved by PnP (``points``). When the head gave
-   no pose, or the two disagree, global retrieval gets one more try: the head may be wrong.
+2. The keyframes near that pose, even one of confidence 0 (``retrieval.nearest_keyframes``;
+   no global retrieval) are matched with the query's XFeat features and solved by PnP
+   (``points``). When the head gave no pose, or the two disagree, global retrieval gets one
+   more try: the head may be wrong.
 3. Two sources, one decision: when both poses agree (within ``agree_m`` / ``agree_deg``),
    the pose is refined on the feature inliers and the scene coordinates that agree with it,
    and its confidence is the higher of the two. When they disagree, the better-supported one
@@ -77,13 +78,14 @@ class HybridEstimator:
         scr = self.scr.estimate(coords_N3, pixels_N2, K_small)
         t1 = time.perf_counter()
         timings["scr"] = 1e3 * (t1 - t0)
+        prior = scr                      # any pose says where to look, supported or not
         scr = scr if scr is not None and scr.confidence > 0 else None
         features = self.points.features(image, K, distortion)
         timings["extraction"] = 1e3 * (time.perf_counter() - t1)
         fm = self.points.feature_map
         feat = None
-        if scr is not None:
-            near = nearest_keyframes(fm.map_from_cam_K44, scr.map_from_cam, self.points.max_retrieve)
+        if prior is not None:
+            near = nearest_keyframes(fm.map_from_cam_K44, prior.map_from_cam, self.points.max_retrieve)
             feat = self.points.estimate_features(features, K, self.points.enough(near), {})
         if self.retry_globally and (feat is None or not self._agree(scr, feat)):  # globally
             again = self.points.estimate_features(features, K, self.points.candidates(features), {})

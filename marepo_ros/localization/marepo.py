@@ -24,6 +24,11 @@ from .ransac import map_frame_covariance, refine_on_inliers, reprojection_errors
 
 MIN_FIT_POINTS = 6  # fewer inliers than this: the pose is not refined / no covariance fitted
 MAX_CONDITION = 1e3  # grr: a translation system worse conditioned than this is a degenerate view
+# A regressed pose (refined or not) that fewer than this fraction of the coordinates agree with
+# gets confidence 0: refinement from 20-45 cm away can settle where a few coordinates agree. On
+# redkitchen (250 queries, every other one checked) the wrong poses (> 50 cm or 10°) had
+# 0.1-18 % support, the right ones (< 5 cm/5°) 31 % and more (10th percentile).
+MIN_SUPPORT = 0.2
 
 
 def regressor_for_map(scene_map: SceneMap | None, device: str | torch.device = "cpu",
@@ -53,6 +58,7 @@ class MarepoEstimator:
         prior_sigma: (metres, radians) per-axis standard deviation of the regressed pose, used
             as its covariance when it is not refined (default: the regressor's held-out error
             statistics stored with its weights).
+        min_support: inlier ratio below which the estimate gets confidence 0 (``MIN_SUPPORT``).
 
     ``estimate`` returns an ``Estimate`` with:
         map_from_cam: 4x4 float64 camera-to-map pose.
@@ -63,7 +69,7 @@ class MarepoEstimator:
         inlier_ratio: n_inliers / N over all N input correspondences.
         confidence: inlier_ratio * min(1, n_inliers / min_inliers), in [0, 1]; 0 when a grr
             regressor's translation system is degenerate (condition number > MAX_CONDITION:
-            nearly parallel rays).
+            nearly parallel rays) or when inlier_ratio < ``min_support``.
         timings_ms: "regress" and, refined, "refine" (milliseconds).
     """
 
@@ -71,7 +77,8 @@ class MarepoEstimator:
                  inlier_threshold_px: float = 10.0, initial_threshold_px: float | None = None,
                  rounds_per_threshold: int = 3, min_inliers: int = 100,
                  max_reprojection_error: float = 100.0,
-                 prior_sigma: tuple[float, float] | None = None):
+                 prior_sigma: tuple[float, float] | None = None,
+                 min_support: float = MIN_SUPPORT):
         if not 0 < inlier_threshold_px <= max_reprojection_error:
             raise ValueError("need 0 < inlier_threshold_px <= max_reprojection_error")
         self.name = regressor.kind + ("+refine" if refine else "")
@@ -84,6 +91,7 @@ class MarepoEstimator:
         self.rounds_per_threshold = rounds_per_threshold
         self.min_inliers = max(int(min_inliers), 1)
         self.prior_sigma = tuple(prior_sigma or regressor.error_sigma)
+        self.min_support = float(min_support)
 
     def thresholds(self) -> list[float]:
         """The refinement thresholds (pixels), halving down to ``inlier_threshold_px``."""
@@ -127,8 +135,8 @@ class MarepoEstimator:
         if self.refine and n_inliers >= MIN_FIT_POINTS:
             cov = map_frame_covariance(R, t, X[inliers], x[inliers], K64)
         ratio = n_inliers / n_total
-        confidence = ratio * min(1.0, n_inliers / self.min_inliers) if condition <= MAX_CONDITION \
-            else 0.0
+        trusted = condition <= MAX_CONDITION and ratio >= self.min_support
+        confidence = ratio * min(1.0, n_inliers / self.min_inliers) if trusted else 0.0
         return Estimate(map_from_cam=map_from_cam, covariance=cov, n_inliers=n_inliers,
                         inlier_ratio=ratio, confidence=confidence, timings_ms=timings)
 
