@@ -276,6 +276,10 @@ def test_bad_inputs_are_reported_and_the_node_keeps_running(running, kitchen, ki
     send_frame(client, kitchen, KITCHEN_QUERIES[1], 3005.0)
     client.pose_at(3005.0)
     assert client.status()["estimator"] == "marepo+refine"
+    assert client.set_params(estimator="grr+kf")[0].successful   # regressor + keyframes
+    send_frame(client, kitchen, KITCHEN_QUERIES[1], 3006.0)
+    client.pose_at(3006.0)
+    assert client.status()["estimator_active"] == "grr+kf"
     assert client.set_params(estimator="ransac")[0].successful
     assert node.alive()
 
