@@ -142,9 +142,7 @@ def build_model(args) -> tuple[PoseRegressor, str]:
         raise SystemExit(f"--init {args.init}: that regressor has config {base.config}, not the "
                          f"{args.config} one ({config}); use --init none")
     if args.model == "marepo":
-        model = PoseRegressor(config)
-        if base is not None:
-            model.load_state_dict(base.state_dict())
+        model = base if base is not None else PoseRegressor(config)
     else:
         model = GeometryRegressor(config, translation=args.translation)
         if base is not None:

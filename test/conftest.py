@@ -17,6 +17,21 @@ REDKITCHEN = Path(os.environ.get(
     "MAREPO_REDKITCHEN", Path(__file__).resolve().parents[1].parent / "shared/data/7scenes-redkitchen"))
 
 
+def jittered_views(scene, seed: int, n: int) -> list:
+    """n exact regressor samples of a rendered scene: random intrinsics and view, then marepo's
+    rigid jitter (``training.regressor_data``)."""
+    import numpy as np
+    from marepo_ros.models.regressor_batch import random_rigid, rigid_jitter
+    from marepo_ros.training.regressor_data import random_intrinsics, random_view
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        K, w, h = random_intrinsics(rng)
+        out.append(rigid_jitter(random_view(scene, rng, K, w, h), random_rigid(rng)))
+    return out
+
+
 @pytest.fixture(scope="session")
 def redkitchen() -> Path:
     if not (REDKITCHEN / "rgb").is_dir():

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import jittered_views
 from scipy.spatial.transform import Rotation
 
 from marepo_ros.geometry import invert_pose, pose_error, transform_points
@@ -16,8 +17,7 @@ from marepo_ros.models.regressor import (load_regressor, regress_pose, regressor
                                          regressor_from_dict, robust_centre)
 from marepo_ros.models.regressor_batch import collate, random_rigid, rigid_jitter
 from marepo_ros.models.regressor_loss import GCR, gcr_term, pose_term, reprojection_term, train_step
-from marepo_ros.training.regressor_data import (VALIDATION_SEEDS, SampleStream, random_intrinsics,
-                                               random_view)
+from marepo_ros.training.regressor_data import VALIDATION_SEEDS, SampleStream
 from marepo_ros.training.render import random_scene
 
 K = np.array([[300.0, 0, 160], [0, 310.0, 120], [0, 0, 1]])
@@ -119,13 +119,7 @@ def test_solver_gradients_stay_finite_for_a_symmetric_square_view():
 
 @pytest.fixture(scope="module")
 def views():
-    scene = random_scene(VALIDATION_SEEDS[-2])
-    rng = np.random.default_rng(5)
-    out = []
-    for _ in range(3):
-        Kv, w, h = random_intrinsics(rng)
-        out.append(rigid_jitter(random_view(scene, rng, Kv, w, h), random_rigid(rng)))
-    return out
+    return jittered_views(random_scene(VALIDATION_SEEDS[-2]), 5, 3)
 
 
 def forward(model, sample, translations=None):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import jittered_views
 from scipy.spatial.transform import Rotation
 
 from marepo_ros.geometry import invert_pose, is_valid_pose, pose_error, rotation_angle, transform_points
@@ -35,12 +36,7 @@ def scene():
 
 @pytest.fixture(scope="module")
 def views(scene):
-    rng = np.random.default_rng(7)
-    out = []
-    for _ in range(4):
-        K, w, h = random_intrinsics(rng)
-        out.append(rigid_jitter(random_view(scene, rng, K, w, h), random_rigid(rng)))
-    return out
+    return jittered_views(scene, 7, 4)
 
 
 def tensors(sample):

@@ -28,34 +28,28 @@ import torch.nn.functional as F
 from torch import nn
 
 from .ray_solver import bearings, solve_pose
-from .regressor import CONFIGS, PoseRegressor, RegressorConfig, homogeneous_translation
+from .regressor import (CONFIGS, PooledHead, PoseRegressor, RegressorConfig,
+                        homogeneous_translation)
 
 TRANSLATIONS = ("points", "rays")
 WEIGHT_BIAS = math.log(math.e - 1)   # softplus(WEIGHT_BIAS) = 1
 
 
-class RayHead(nn.Module):
+class RayHead(PooledHead):
     """Tokens -> (per-token camera centres c_i (B, N, 3), ray corrections delta_i (B, N, 3),
-    weights w_i (B, N)), relative to the tokens' centre. The residual block and the pooled
-    translation branch have ``regressor.PoseHead``'s layout and names."""
+    weights w_i (B, N)), relative to the tokens' centre: ``PooledHead``'s centre plus per-token
+    outputs (offsets, corrections and weights start at 0, 0 and 1)."""
 
     def __init__(self, dim: int):
-        super().__init__()
-        self.res1 = nn.Linear(dim, dim)
-        self.res2 = nn.Linear(dim, dim)
-        self.fc1 = nn.Linear(dim, dim)
-        self.fc2 = nn.Linear(dim, dim)
-        self.translation = nn.Linear(dim, 4)
+        super().__init__(dim)
         self.token1 = nn.Linear(dim, dim)
         self.token2 = nn.Linear(dim, 7)
         with torch.no_grad():
-            self.translation.bias.zero_()
             self.token2.weight.zero_()
             self.token2.bias.zero_()
 
     def forward(self, x_BNC: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = F.relu(x_BNC + self.res2(F.relu(self.res1(x_BNC))))
-        g = F.relu(self.fc2(F.relu(self.fc1(x.mean(1)))))
+        x, g = self.features(x_BNC)
         out = self.token2(F.relu(self.token1(x)))
         centres = homogeneous_translation(self.translation(g))[:, None] + out[..., :3]
         return centres, out[..., 3:6], F.softplus(out[..., 6] + WEIGHT_BIAS)

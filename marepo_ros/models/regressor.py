@@ -179,10 +179,11 @@ class AttentionLayer(nn.Module):
         return x_BNC + msg
 
 
-class PoseHead(nn.Module):
-    """Tokens -> camera pose relative to the tokens' centre: residual 1x1 conv block (per-token
-    Linear layers), average pooling, two Linear(d, d), a homogeneous translation (4) and a 6D
-    rotation (6)."""
+class PooledHead(nn.Module):
+    """The layers a pose head reads tokens with: a residual 1x1 conv block (per-token Linear
+    layers), average pooling, two Linear(d, d) and a homogeneous translation (4), starting at 0.
+    ``PoseHead`` adds a rotation, ``grr.RayHead`` per-token outputs; the shared names let a
+    marepo head warm-start a grr one."""
 
     def __init__(self, dim: int):
         super().__init__()
@@ -191,18 +192,30 @@ class PoseHead(nn.Module):
         self.fc1 = nn.Linear(dim, dim)
         self.fc2 = nn.Linear(dim, dim)
         self.translation = nn.Linear(dim, 4)
-        self.rotation = nn.Linear(dim, 6)
-        with torch.no_grad():  # start at the identity rotation, translation 0
-            self.rotation.bias.copy_(torch.tensor([1.0, 0, 0, 0, 1.0, 0]))
+        with torch.no_grad():
             self.translation.bias.zero_()
+
+    def features(self, x_BNC: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokens (B, N, C) -> (per-token features (B, N, C), pooled features (B, C))."""
+        x = F.relu(x_BNC + self.res2(F.relu(self.res1(x_BNC))))
+        return x, F.relu(self.fc2(F.relu(self.fc1(x.mean(1)))))
+
+
+class PoseHead(PooledHead):
+    """Tokens -> camera pose relative to the tokens' centre: ``PooledHead`` plus a 6D rotation
+    (6), starting at the identity."""
+
+    def __init__(self, dim: int):
+        super().__init__(dim)
+        self.rotation = nn.Linear(dim, 6)
+        with torch.no_grad():
+            self.rotation.bias.copy_(torch.tensor([1.0, 0, 0, 0, 1.0, 0]))
 
     def forward(self, x_BNC: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Tokens (B, N, C) -> (rotation R_B33 of map_from_cam, camera centre t_B3 in metres
         relative to the tokens' centre)."""
-        x = F.relu(x_BNC + self.res2(F.relu(self.res1(x_BNC))))
-        x = x.mean(1)
-        x = F.relu(self.fc2(F.relu(self.fc1(x))))
-        return gram_schmidt(self.rotation(x)), homogeneous_translation(self.translation(x))
+        _, g = self.features(x_BNC)
+        return gram_schmidt(self.rotation(g)), homogeneous_translation(self.translation(g))
 
 
 class PoseRegressor(nn.Module):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .grr import TRANSLATIONS
 from .ray_solver import bearings
 from .regressor import PoseRegressor, pose_errors, robust_centre
 
@@ -67,7 +68,7 @@ def regression_loss(outputs: list, batch: dict[str, torch.Tensor], gcr: GCR | No
     """(loss, the last output's mean errors of its first pose in cm and degrees) for a model's
     outputs (``PoseRegressor``: list of (B, 4, 4); ``GeometryRegressor``: list of ``RayOutput``)."""
     T_gt = batch["map_from_cam_B44"]
-    total = 0.0
+    total, a = 0.0, None
     for out in outputs:
         poses = [out] if isinstance(out, torch.Tensor) else list(out.poses.values())
         for T in poses:
@@ -75,7 +76,8 @@ def regression_loss(outputs: list, batch: dict[str, torch.Tensor], gcr: GCR | No
             if gcr is not None:
                 total = total + gcr_term(T, batch, gcr)
         if not isinstance(out, torch.Tensor):
-            a = bearings(batch["pixels_BN2"], batch["K_B33"]) @ T_gt[:, :3, :3].transpose(1, 2)
+            if a is None:          # the true rays R_gt b_i, the same for every output
+                a = bearings(batch["pixels_BN2"], batch["K_B33"]) @ T_gt[:, :3, :3].transpose(1, 2)
             total = total + (1 - (out.directions * a).sum(-1)).mean()
             total = total + (out.points - T_gt[:, None, :3, 3] - a).norm(dim=-1).mean()
     t_err, r_err = pose_errors(poses[0], T_gt)
@@ -86,7 +88,7 @@ def model_outputs(model: PoseRegressor, batch: dict[str, torch.Tensor]) -> list:
     """The model's outputs on a batch (``robust_centre`` centres; a ``grr`` model solves both
     translation forms, so both are trained)."""
     args = (batch["coords_BN3"], batch["pixels_BN2"], batch["K_B33"], robust_centre(batch["coords_BN3"]))
-    return model(*args, translations=("points", "rays")) if model.kind == "grr" else model(*args)
+    return model(*args, translations=TRANSLATIONS) if model.kind == "grr" else model(*args)
 
 
 def train_step(model: PoseRegressor, optimizer: torch.optim.Optimizer,
