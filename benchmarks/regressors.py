@@ -13,8 +13,8 @@ against ``ransac`` on the same scene coordinates.
 
 Models: ``--runs`` holds the ablation (``ab-<variant>-s<seed>/model.pt``, variants marepo,
 marepo-gcr, grr, grr-gcr; ``scripts/train_regressor.py`` writes them); every seed found counts
-(errors pooled; the median of each seed shown too); ``long-<variant>/model.pt``: longer runs,
-one row each. Without them the shipped marepo and grr
+(errors pooled; the median of each seed shown too); ``long*-<variant>/model.pt``: longer runs,
+one row each, named by their steps in all. Without them the shipped marepo and grr
 are compared. ms/frame: the estimator's wall time on this machine's cores (torch's default
 threads, as the node runs); for redkitchen plus the encoder and head (median, measured here). Writes OUT/results.json,
 OUT/results.md and the `bench:regressors` table in docs/results.md.
@@ -55,9 +55,9 @@ def find_models(runs: Path) -> dict[str, list]:
         if paths:
             found[label] = [load_regressor(p) for p in paths]
     for key, label in VARIANTS.items():     # longer single runs (the shipped weights' runs)
-        if (path := runs / f"long-{key}" / "model.pt").exists():
-            model = load_regressor(path)
-            found[f"{label}, {torch.load(path, weights_only=True)['trained_steps']} steps"] = [model]
+        for path in sorted(runs.glob(f"long*-{key}/model.pt")):
+            steps = torch.load(path, weights_only=True)["trained_steps"]
+            found[f"{label}, {steps} steps"] = [load_regressor(path)]
     return found or {"marepo": [load_regressor()], "grr": [load_regressor(kind="grr")]}
 
 

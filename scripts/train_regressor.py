@@ -113,7 +113,7 @@ Shipped as `{info['file']}` (fp16 state dict + config; loads with
   exact ray casting, random intrinsics (fx != fy, {info['image_sizes']}), head-like corruption
   (depth-proportional noise, smooth distortion, outliers, wrong-depth regions; 20 % left exact)
   and marepo's rigid jitter (±1 m, {jitter}). No 7-Scenes frame, no real image.
-- Training: {info['init']}; {info['steps']} steps, batch {info['batch']} x {info['tokens']} random cells, AdamW (peak lr
+- Training: {info['init']}; {info['steps']} steps{f" ({info['init_steps'] + info['steps']} in all)" if info['init_steps'] else ""}, batch {info['batch']} x {info['tokens']} random cells, AdamW (peak lr
   {info['lr']}, weight decay 0.01), warm-up then cosine decay over the budget, seed {info['seed']}; loss
   {info['loss']}{gcr}, summed over the intermediate outputs.
 - Hardware: {info['hardware']}; wall time {info['wall_minutes']:.1f} min.
@@ -130,8 +130,9 @@ Shipped as `{info['file']}` (fp16 state dict + config; loads with
 """)
 
 
-def build_model(args) -> tuple[PoseRegressor, str]:
-    """The model to train and a line on how it was initialised."""
+def build_model(args) -> tuple[PoseRegressor, str, int]:
+    """The model to train, a line on how it was initialised and the steps its warm start was
+    trained (0 from scratch)."""
     config = CONFIGS[args.config]
     base = None
     if args.init == "shipped":
@@ -148,16 +149,21 @@ def build_model(args) -> tuple[PoseRegressor, str]:
         if base is not None:
             warm_start(model, base)
     if base is None:
-        return model.train(), "from scratch"
+        return model.train(), "from scratch", 0
     path = shipped_regressor_path() if args.init == "shipped" else Path(args.init)
-    return model.train(), init_text(path)
+    return model.train(), init_text(path), base_steps(path)
+
+
+def base_steps(path: Path) -> int:
+    """Training steps in all (warm starts included) of a saved regressor; 0 if not recorded."""
+    return int(torch.load(path, map_location="cpu", weights_only=True).get("trained_steps", 0))
 
 
 def init_text(path: Path) -> str:
     """How a warm start is named in the card: the file, its sha256 and its training steps (a
     shipped file may be replaced later: the hash finds it in the git history)."""
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    steps = torch.load(path, map_location="cpu", weights_only=True).get("trained_steps", "?")
+    steps = base_steps(path) or "?"
     return f"warm start from `{path.name}` (sha256 {digest}…, itself trained {steps} steps)"
 
 
@@ -201,7 +207,7 @@ def main() -> None:
     ckpt_path = run_dir / "last.pt"
     device = torch.device(args.device)
 
-    model, init = build_model(args)
+    model, init, init_steps = build_model(args)
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     step, elapsed, start = 0, 0.0, 0
@@ -284,7 +290,7 @@ def main() -> None:
     # per-axis sigma of the pose from the corrupted views: the estimator's covariance
     model.error_sigma = (result["corrupted"]["rms_m"] / math.sqrt(3),
                          result["corrupted"]["rms_rad"] / math.sqrt(3))
-    save_regressor(model.cpu(), run_dir / "model.pt", trained_steps=step)
+    save_regressor(model.cpu(), run_dir / "model.pt", trained_steps=init_steps + step)
     (run_dir / "validation.json").write_text(json.dumps(result, indent=1))
     print(f"held-out validation ({len(val_clean)} views, {args.val_scenes} unseen scenes):\n"
           f"  exact coordinates     {result['clean']}\n  corrupted coordinates {result['corrupted']}\n"
@@ -294,7 +300,7 @@ def main() -> None:
     kind = args.model
     out = ROOT / "marepo_ros" / "models" / "weights" / (SHIPPED[kind] if args.config == "small"
                                                        else f"regressor_{kind}_{args.config}.pt")
-    save_regressor(model, out, trained_steps=step)
+    save_regressor(model, out, trained_steps=init_steps + step)
     shipped = regressor_from_dict(torch.load(out, weights_only=True))
     half = validate(shipped, val_clean)
     delta = (f"{half['median_cm'] - result['clean']['median_cm']:+.2f} cm / "
@@ -309,7 +315,7 @@ def main() -> None:
             "loss": ("L1 camera centre (m) + rotation angle (rad)" if kind == "marepo" else
                      "GRLoc's: L1 camera centre + rotation angle of both translation forms, ray "
                      "cosine, point distance (m)"),
-            "parameters": sum(p.numel() for p in model.parameters()), "steps": step,
+            "parameters": sum(p.numel() for p in model.parameters()), "steps": step, "init_steps": init_steps,
             "first_seed": stream.seeds[0], "last_seed": stream.seeds[scenes_done() - 1],
             "scenes": scenes_done(), "views_per_scene": a["views_per_scene"],
             "image_sizes": "short side 192-320 px, six sizes", "batch": a["batch"],

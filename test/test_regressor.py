@@ -262,3 +262,25 @@ def test_training_stream_moves_through_scenes():
     samples = [next(stream) for _ in range(3)]
     assert stream.state() == 7  # scenes 5 and 6 used; a resumed stream starts at 7
     assert all(is_valid_pose(s.map_from_cam) for s in samples)
+
+
+@pytest.mark.parametrize("model", ["marepo", "grr"])
+def test_training_script_warm_starts_and_counts_steps(tmp_path, model):
+    """scripts/train_regressor.py end to end for 2 steps from a saved marepo: the run's
+    model.pt loads as the requested kind and records the steps in all (warm start's + its own)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from marepo_ros.models.regressor import save_regressor
+    base = tmp_path / "base.pt"
+    save_regressor(PoseRegressor(CONFIGS["small"]), base, trained_steps=5)
+    script = Path(__file__).resolve().parents[1] / "scripts" / "train_regressor.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--model", model, "--init", str(base), "--steps", "2",
+         "--batch", "2", "--tokens", "32", "--val-scenes", "1", "--views-per-scene", "2",
+         "--out", str(tmp_path), "--name", "run"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    saved = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    assert saved["trained_steps"] == 7
+    assert load_regressor(tmp_path / "run" / "model.pt").kind == model

@@ -4,7 +4,9 @@ regression) and ``grr`` / ``grr+refine`` (GRLoc's rays solved in closed form).
 ``marepo`` / ``grr``: one forward pass of the regressor (no hypotheses, no sampling).
 ``...+refine``: the regressed pose refined by reprojection-error minimisation on the
 coordinates that agree with it: a few rounds of ``ransac.refine_on_inliers`` with an inlier
-threshold shrinking from ``initial_threshold_px`` to ``inlier_threshold_px``.
+threshold shrinking from ``initial_threshold_px`` to ``inlier_threshold_px``, at which it runs
+to convergence as ``ransac``'s final refinement does (with 3 rounds there instead, 64.0 instead
+of 73.6 % of redkitchen queries within 5 cm/5°, every other one, grr of 4000 steps; ransac 76.8).
 
 The ``marepo`` regressor is the map's own (marepo_S, ``SceneMap.extras["regressor"]``) when the
 map has one, else the shipped scene-agnostic one; ``grr`` uses the shipped one.
@@ -52,7 +54,9 @@ class MarepoEstimator:
             pose: counts n_inliers, and is the last refinement threshold.
         initial_threshold_px: the first refinement threshold (pixels); the thresholds halve
             from it down to ``inlier_threshold_px``, a few LM rounds each.
-        rounds_per_threshold: selection + LM rounds per threshold.
+        rounds_per_threshold: selection + LM rounds per threshold but the last.
+        final_rounds: at most this many rounds at the last threshold (stops when the inlier set
+            repeats), as ``ransac``'s final refinement.
         min_inliers: inlier count from which the confidence equals the inlier ratio.
         max_reprojection_error: errors are clamped at this (pixels).
         prior_sigma: (metres, radians) per-axis standard deviation of the regressed pose, used
@@ -75,7 +79,7 @@ class MarepoEstimator:
 
     def __init__(self, *, regressor: PoseRegressor, refine: bool = False,
                  inlier_threshold_px: float = 10.0, initial_threshold_px: float | None = None,
-                 rounds_per_threshold: int = 3, min_inliers: int = 100,
+                 rounds_per_threshold: int = 3, final_rounds: int = 100, min_inliers: int = 100,
                  max_reprojection_error: float = 100.0,
                  prior_sigma: tuple[float, float] | None = None,
                  min_support: float = MIN_SUPPORT):
@@ -88,7 +92,7 @@ class MarepoEstimator:
         self.max_reprojection_error = float(max_reprojection_error)
         self.initial_threshold_px = min(float(initial_threshold_px or 8 * inlier_threshold_px),
                                         self.max_reprojection_error)
-        self.rounds_per_threshold = rounds_per_threshold
+        self.rounds_per_threshold, self.final_rounds = rounds_per_threshold, final_rounds
         self.min_inliers = max(int(min_inliers), 1)
         self.prior_sigma = tuple(prior_sigma or regressor.error_sigma)
         self.min_support = float(min_support)
@@ -121,13 +125,15 @@ class MarepoEstimator:
         cov = np.diag([self.prior_sigma[0] ** 2] * 3 + [self.prior_sigma[1] ** 2] * 3)
         if self.refine:
             t0 = time.perf_counter()
-            for thr in self.thresholds():
+            thresholds = self.thresholds()
+            for i, thr in enumerate(thresholds):
                 agree = self._inliers(R, t, X, x, K64, thr)
                 if int(agree.sum()) < MIN_FIT_POINTS:
                     break
                 R, t, _ = refine_on_inliers(R, t, X, x, K64, threshold_px=thr,
                                             max_error_px=self.max_reprojection_error,
-                                            max_rounds=self.rounds_per_threshold)
+                                            max_rounds=self.final_rounds if i == len(thresholds) - 1
+                                            else self.rounds_per_threshold)
             map_from_cam = invert_pose(make_pose(R.numpy(), t.numpy()))
             timings["refine"] = 1e3 * (time.perf_counter() - t0)
         inliers = self._inliers(R, t, X, x, K64, self.inlier_threshold_px)
