@@ -17,7 +17,8 @@ marepo-gcr, grr, grr-gcr; ``scripts/train_regressor.py`` writes them); every see
 one row each, named by their steps in all. Without them the shipped marepo and grr
 are compared. ms/frame: the estimator's wall time on this machine's cores (torch's default
 threads, as the node runs); for redkitchen plus the encoder and head (median, measured here). Writes OUT/results.json,
-OUT/results.md and the `bench:regressors` table in docs/results.md.
+OUT/results.md, OUT/training.png (the long runs' held-out checks against steps) and the
+`bench:regressors` table in docs/results.md.
 """
 from __future__ import annotations
 
@@ -59,6 +60,43 @@ def find_models(runs: Path) -> dict[str, list]:
             steps = torch.load(path, weights_only=True)["trained_steps"]
             found[f"{label}, {steps} steps"] = [load_regressor(path)]
     return found or {"marepo": [load_regressor()], "grr": [load_regressor(kind="grr")]}
+
+
+def plot_training(runs: Path, out: Path) -> Path | None:
+    """The held-out quick check (median cm and degrees on 40 views of unseen scenes, exact and
+    corrupted mixed) against steps in all, for every ``long*-<variant>`` run (a continued run
+    is placed after its warm start: offset = its model's recorded steps - its own); a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    curves = {}
+    for key, label in VARIANTS.items():
+        for path in sorted(runs.glob(f"long*-{key}/log.jsonl")):
+            log = [json.loads(line) for line in path.read_text().splitlines()]
+            total = torch.load(path.parent / "model.pt", weights_only=True)["trained_steps"]
+            offset = total - log[-1]["step"]
+            curves.setdefault(label, []).append(
+                [(offset + e["step"], e["quick_val"]["median_cm"], e["quick_val"]["median_deg"])
+                 for e in log])
+    if not curves:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for (label, parts), colour in zip(curves.items(), ("C0", "C1", "C2", "C3")):
+        for i, part in enumerate(sorted(parts)):
+            steps, cm, deg = np.array(part).T
+            axes[0].plot(steps, cm, "o-", color=colour, ms=3, label=label if i == 0 else None)
+            axes[1].plot(steps, deg, "o-", color=colour, ms=3)
+    for ax, unit in zip(axes, ("median error (cm)", "median error (°)")):
+        ax.set_xlabel("training steps (batch 16; a continued run after its warm start's)")
+        ax.set_ylabel(unit)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle("held-out quick check during training (40 views of unseen rendered rooms)")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
 
 
 def rows_of(models: dict[str, list]):
@@ -170,6 +208,8 @@ def main() -> None:
         raise SystemExit(f"{args.map} not found: run benchmarks/redkitchen.py first (make bench does)")
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    if (png := plot_training(args.runs, args.out / "training.png")) is not None:
+        print(f"wrote {png}")
     models = find_models(args.runs)
     print("models:", {k: len(v) for k, v in models.items()})
     rendered = run_rows(rendered_views(args.val_scenes), models, desc="rendered")
