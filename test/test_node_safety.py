@@ -279,6 +279,29 @@ def test_tf_map_to_odom_is_republished_over_dds(redkitchen, kitchen_map, tmp_pat
     assert np.allclose(map_from_odom @ odom_from_cam, map_from_cam, atol=1e-6)
 
 
+def test_a_mapping_image_before_any_camera_info_becomes_a_keyframe(redkitchen, tmp_path):
+    """The first mapping image arrives before any CameraInfo (DDS delivers the topics
+    independently): it waits for its CameraInfo instead of being refused."""
+    kitchen = SceneDataset(redkitchen)
+    domain = fresh_domain()
+    node = NodeProcess(tmp_path / "node.log", domain_id=domain, params={"status_period": 0.2})
+    client = Client(domain=domain)
+    try:
+        client.wait_ready()
+        assert client.trigger("start_mapping").success
+        name, stamp = KITCHEN_QUERIES[0], 60.0
+        client.send_mapping_pose(stamp, kitchen.frame(name).map_from_cam)
+        client.send_image(stamp, kitchen.frame(name).load_image())
+        time.sleep(0.3)                        # the image is in, no CameraInfo anywhere yet
+        client.send_camera_info(stamp, kitchen.K, *kitchen.image_size)
+        wait_for(lambda: client.statuses[-1]["mapping"]["keyframes"] == 1, 20, "the keyframe")
+        assert client.status()["mapping"]["counts"].get("bad_images", 0) == 0
+        assert client.trigger("cancel_mapping").success and node.alive()
+    finally:
+        client.close()
+        node.stop()
+
+
 def test_mapping_keeps_aligned_depth_with_the_keyframes(redkitchen, tmp_path):
     """mapping_depth_topic: each keyframe keeps the depth of its stamp; a depth of another
     size is refused with the reason and the keyframe kept without it."""

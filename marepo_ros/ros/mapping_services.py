@@ -26,6 +26,9 @@ from .conversions import InputError, depth_from_msg, pose_from_msg, seconds
 from .kind_log import guarded
 
 CAMERA_INFO_WAIT_S = 0.05  # the worker waits this long for the CameraInfo of an image's stamp
+# A mapping keyframe waits this long for the CameraInfo of its stamp (DDS delivers the two topics
+# independently: the first image can come before any CameraInfo), then takes the latest one.
+KEYFRAME_INFO_WAIT_S = 1.0
 DEPTH_STAMP_TOLERANCE_S = 0.005  # aligned depth carries its colour image's stamp
 
 
@@ -40,7 +43,8 @@ class MappingServices:
     """The mapping half of the node (see the module doc). State, set up by the node:
     ``_mapping_lock`` (RLock), ``_mapping_state``, ``_collector``, ``_build``,
     ``_mapping_message``, ``_mapping_error``, ``_depths`` (StampedBuffer of depth messages),
-    ``_base_from_camera`` (4x4)."""
+    ``_base_from_camera`` (4x4); ``_awaiting_info``: keyframe images waiting for their
+    CameraInfo, (message, map_from_cam, monotonic deadline)."""
 
     @guarded
     def _on_mapping_pose(self, header: Header, pose) -> None:
@@ -72,16 +76,32 @@ class MappingServices:
         self._collector.add_pose(seconds(header.stamp), pose_from_transform(tr.transform))
 
     def _collect_keyframes(self) -> None:
-        """Decode the images that became keyframes (called with the mapping lock held)."""
-        for msg, map_from_cam in self._collector.ready():
+        """Queue the images that became keyframes and decode those that can be (called with the
+        mapping lock held)."""
+        deadline = time.monotonic() + KEYFRAME_INFO_WAIT_S
+        self._awaiting_info.extend((msg, pose, deadline) for msg, pose in self._collector.ready())
+        self._decode_keyframes(time.monotonic())
+
+    def _decode_keyframes(self, now: float) -> None:
+        """Decode the queued keyframe images whose CameraInfo of the same stamp is here, or
+        whose wait is over at ``now`` (then the latest usable CameraInfo, as localizing does),
+        and keep them. Called (mapping lock held) from the image, pose and CameraInfo callbacks
+        and the 4 Hz build poll: the callbacks share one executor thread, so an image cannot
+        wait for its CameraInfo inside one of them."""
+        waiting = []
+        for msg, map_from_cam, deadline in self._awaiting_info:
+            if now < deadline and not self._camera_for(msg.header)[1]:
+                waiting.append((msg, map_from_cam, deadline))
+                continue
             try:
-                image, K, _, _ = self._decode(msg, wait_s=CAMERA_INFO_WAIT_S)  # as localizing does
+                image, K, _, _ = self._decode(msg)
             except InputError as exc:
                 self._collector.counts["bad_images"] += 1
                 self._mapping_error = f"mapping image refused: {exc}"
                 self._log("mapping_image", self._mapping_error)
                 continue
             self._collector.keep(image, K, map_from_cam, self._depth_for(msg.header, image.shape[:2]))
+        self._awaiting_info = waiting
 
     def _depth_for(self, header: Header, shape_hw: tuple[int, int]) -> np.ndarray | None:
         """The aligned depth of a mapping image (same stamp and size), or None (counted)."""
@@ -124,6 +144,7 @@ class MappingServices:
                     pose_tolerance_s=s.mapping_pose_tolerance,
                     store_short_side=round(1.5 * preset(s.mapping_preset).short_side))
                 self._mapping_state, self._mapping_error = MappingState.COLLECTING, ""
+                self._awaiting_info = []
                 source = ("TF" if s.mapping_pose_type == "tf"
                           else self.resolve_topic_name(s.mapping_pose_topic))
                 ok, msg = True, f"collecting keyframes from {self._image_topic} with poses from {source}"
@@ -140,6 +161,7 @@ class MappingServices:
             if self._mapping_state != MappingState.COLLECTING:
                 return self._answer(response, False, "not collecting keyframes: call "
                                     "~/start_mapping first")
+            self._decode_keyframes(float("inf"))        # no more waiting for CameraInfo
             collector = self._collector
             n, need = len(collector.keyframes), s.min_keyframes
             if n < need:
@@ -187,6 +209,8 @@ class MappingServices:
     @guarded
     def _poll_build(self) -> None:
         with self._mapping_lock:
+            if self._mapping_state == MappingState.COLLECTING:
+                self._decode_keyframes(time.monotonic())
             if self._mapping_state != MappingState.BUILDING:
                 return
             status = self._build.poll()

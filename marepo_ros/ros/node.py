@@ -129,6 +129,7 @@ class RelocalizationNode(MappingServices, LifecycleNode):
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._mapping_state = MappingState.IDLE
         self._collector: KeyframeCollector | None = None
+        self._awaiting_info: list = []  # keyframe images waiting for their CameraInfo
         self._build: BackgroundMapBuild | None = None
         self._mapping_message = ""
         self._mapping_error = ""
@@ -407,6 +408,9 @@ class RelocalizationNode(MappingServices, LifecycleNode):
         self._infos.add(seconds(msg.header.stamp), camera, key=msg.header.frame_id)
         if not isinstance(camera, InputError):
             self._valid_infos[msg.header.frame_id] = camera
+        with self._mapping_lock:     # keyframe images waiting for this CameraInfo
+            if self._mapping_state == MappingState.COLLECTING:
+                self._decode_keyframes(time.monotonic())
 
     def _camera_for(self, header: Header, wait_s: float = 0.0) -> tuple[object, bool]:
         """(camera, paired): the CameraInfo of the image's stamp (waiting up to ``wait_s`` for
