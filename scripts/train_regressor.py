@@ -151,7 +151,8 @@ def build_model(args) -> tuple[PoseRegressor, str, int]:
     if base is None:
         return model.train(), "from scratch", 0
     path = shipped_regressor_path() if args.init == "shipped" else Path(args.init)
-    return model.train(), init_text(path), base_steps(path)
+    steps = base_steps(path)
+    return model.train(), init_text(path, steps), steps
 
 
 def base_steps(path: Path) -> int:
@@ -159,12 +160,11 @@ def base_steps(path: Path) -> int:
     return int(torch.load(path, map_location="cpu", weights_only=True).get("trained_steps", 0))
 
 
-def init_text(path: Path) -> str:
+def init_text(path: Path, steps: int) -> str:
     """How a warm start is named in the card: the file, its sha256 and its training steps (a
     shipped file may be replaced later: the hash finds it in the git history)."""
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    steps = base_steps(path) or "?"
-    return f"warm start from `{path.name}` (sha256 {digest}…, itself trained {steps} steps)"
+    return f"warm start from `{path.name}` (sha256 {digest}…, itself trained {steps or '?'} steps)"
 
 
 def main() -> None:

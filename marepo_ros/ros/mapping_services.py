@@ -78,9 +78,10 @@ class MappingServices:
     def _collect_keyframes(self) -> None:
         """Queue the images that became keyframes and decode those that can be (called with the
         mapping lock held)."""
-        deadline = time.monotonic() + KEYFRAME_INFO_WAIT_S
-        self._awaiting_info.extend((msg, pose, deadline) for msg, pose in self._collector.ready())
-        self._decode_keyframes(time.monotonic())
+        now = time.monotonic()
+        self._awaiting_info.extend((msg, pose, now + KEYFRAME_INFO_WAIT_S)
+                                   for msg, pose in self._collector.ready())
+        self._decode_keyframes(now)
 
     def _decode_keyframes(self, now: float) -> None:
         """Decode the queued keyframe images whose CameraInfo of the same stamp is here, or

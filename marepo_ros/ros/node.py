@@ -408,9 +408,10 @@ class RelocalizationNode(MappingServices, LifecycleNode):
         self._infos.add(seconds(msg.header.stamp), camera, key=msg.header.frame_id)
         if not isinstance(camera, InputError):
             self._valid_infos[msg.header.frame_id] = camera
-        with self._mapping_lock:     # keyframe images waiting for this CameraInfo
-            if self._mapping_state == MappingState.COLLECTING:
-                self._decode_keyframes(time.monotonic())
+        if self._awaiting_info:      # keyframe images waiting for a CameraInfo (no lock otherwise)
+            with self._mapping_lock:
+                if self._mapping_state == MappingState.COLLECTING:
+                    self._decode_keyframes(time.monotonic())
 
     def _camera_for(self, header: Header, wait_s: float = 0.0) -> tuple[object, bool]:
         """(camera, paired): the CameraInfo of the image's stamp (waiting up to ``wait_s`` for
