@@ -19,9 +19,9 @@ import marepo_ros  # noqa: F401  (before torch: sets how its OpenMP threads wait
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from marepo_ros.camera import Camera
 from marepo_ros.io.dataset import SceneDataset
-from marepo_ros.localization.estimator import make_estimator
-from marepo_ros.localization.localizer import Localizer
+from marepo_ros.localization.pipeline import Pipeline, PipelineConfig
 from marepo_ros.mapping.build import build_map, preset
 from marepo_ros.mapping.frames import posed_images_from_dataset
 
@@ -36,11 +36,10 @@ def errors_and_covariances(every: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     """(translation errors N3 m, rotation errors N3 rad (map frame), covariances N66, t_err_cm N)."""
     ds = SceneDataset(SCENE)
     scene_map = build_map(posed_images_from_dataset(ds, "mapping"), None, preset("fast", head=False))
-    estimator = make_estimator("points", short_side=scene_map.short_side, scene_map=scene_map, device="cpu")
-    localizer = Localizer(scene_map, None, estimator)
+    pipeline = Pipeline(scene_map, PipelineConfig("points"))
     e_t, e_r, covs = [], [], []
     for frame in ds.frames("query")[::every]:
-        est = localizer.localize(frame.load_image(), ds.K)
+        est = pipeline.localize(frame.load_image(), Camera(ds.K))
         if est is None or not np.all(np.isfinite(est.covariance)):
             continue
         gt = frame.map_from_cam

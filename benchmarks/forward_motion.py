@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Depth-free mapping of forward motion: a rendered 40 m corridor driven forward, no depth.
 
-Renders ``training.render.corridor_scene`` into a scene folder (``write_drive_folder``: mapping
+Renders ``synthetic.scene.corridor_scene`` into a scene folder (``write_drive_folder``: mapping
 frames from a drive along the centre line, query frames from a second drive 0.3 m to the side
 with its own sway and heading jitter, no depth/), then maps and evaluates it through the CLI,
 each way a user without depth can:
@@ -33,7 +33,8 @@ import numpy as np
 
 from marepo_ros import cli
 from marepo_ros.io.mapfile import read_header
-from marepo_ros.training.render import corridor_scene, write_drive_folder
+from marepo_ros.synthetic.folders import write_drive_folder
+from marepo_ros.synthetic.scene import corridor_scene
 
 from bench_docs import replace_block, run_stamp  # noqa: E402  (beside this script)
 

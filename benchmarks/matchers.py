@@ -28,7 +28,7 @@ from marepo_ros.geometry import pose_error
 from marepo_ros.io.dataset import SceneDataset
 from marepo_ros.io.feature_map import dequantize
 from marepo_ros.io.mapfile import load_map
-from marepo_ros.localization.estimator import make_estimator
+from marepo_ros.localization.registry import make_estimator
 from marepo_ros.localization.pnp import solve_pnp
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,10 +18,11 @@ import numpy as np
 import torch
 
 from marepo_ros.geometry import pose_error
-from marepo_ros.localization.estimator import make_estimator
+from marepo_ros.localization.registry import make_estimator
+from marepo_ros.synthetic.paths import default_intrinsics
+from marepo_ros.synthetic.scene import random_scene
 from marepo_ros.training.regressor_data import (VALIDATION_SEEDS, Corruption, corrupt,
                                        random_view)
-from marepo_ros.training.render import default_intrinsics, random_scene
 
 
 def main() -> None:

@@ -35,10 +35,10 @@ from tqdm import tqdm
 from marepo_ros.evaluation.metrics import frame_errors, published_poses
 from marepo_ros.io.dataset import SceneDataset
 from marepo_ros.io.mapfile import load_map
-from marepo_ros.localization.estimator import MIN_CONFIDENCE, make_estimator
-from marepo_ros.localization.localizer import Localizer
-from marepo_ros.models.networks import load_encoder
-from marepo_ros.models.regressor import load_regressor
+from marepo_ros.localization.estimate import MIN_CONFIDENCE
+from marepo_ros.localization.pipeline import Pipeline, PipelineConfig
+from marepo_ros.localization.registry import ESTIMATORS, make_estimator
+from marepo_ros.models.regressor_file import load_regressor
 from marepo_ros.training.regressor_data import validation_set
 
 from bench_docs import replace_block, run_stamp  # noqa: E402  (beside this script)
@@ -135,7 +135,7 @@ def run_rows(views: list[dict], models: dict[str, list], scene_map=None, head_ms
             poses = []
             for v in tqdm(views, desc=f"{desc} {row}", unit="view", leave=False):
                 t0 = time.perf_counter()
-                if getattr(est, "needs_image", False):
+                if ESTIMATORS[estimator].inputs == "both":
                     e = est.estimate(v["coords"], v["pixels"], v["K_small"], image=v["image"](),
                                      K=v["K"])
                 else:
@@ -165,13 +165,14 @@ def redkitchen_views(data: Path, map_path: Path, every: int) -> tuple[list[dict]
     """Scene coordinates of every ``every``-th query (computed once), the map, and the median
     encoder + head time (ms)."""
     scene_map = load_map(map_path)
-    loc = Localizer(scene_map, load_encoder(scene_map.encoder or None), None)
+    head = Pipeline(scene_map, PipelineConfig("ransac")).head   # the map's encoder and head
     ds = SceneDataset(data)
     views, head_ms = [], []
     for fr in tqdm(ds.frames("query")[::every], desc="redkitchen scene coordinates", unit="img"):
-        coords, pixels, K_small, timings = loc.scene_coordinates(fr.load_image(), ds.K)
-        head_ms.append(sum(timings.values()))
-        views.append({"coords": coords, "pixels": pixels, "K_small": K_small, "gt": fr.map_from_cam,
+        view = head(fr.load_image(), ds.K)
+        head_ms.append(sum(view.timings_ms.values()))
+        views.append({"coords": view.coords_N3, "pixels": view.pixels_N2, "K_small": view.K_small,
+                      "gt": fr.map_from_cam,
                       "image": fr.load_image, "K": np.asarray(ds.K, np.float64),
                       "short_side": scene_map.short_side})
     return views, scene_map, float(np.median(head_ms))

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Synthetic room renderer cost per view on CPU: 640 x 480 vs a small 160 x 120 render.
 
-Renders the same view of one ``training.render.random_scene`` room at both sizes (after one
+Renders the same view of one ``synthetic.scene.random_scene`` room at both sizes (after one
 warm-up render each) and prints the median ms per render and their ratio, beside the ratio of
 pixel counts (16x): how far the cost scales with the pixels.
 
@@ -14,7 +14,9 @@ import time
 
 import numpy as np
 
-from marepo_ros.training.render import default_intrinsics, random_camera_path, random_scene, render
+from marepo_ros.synthetic.paths import default_intrinsics, random_camera_path
+from marepo_ros.synthetic.raycast import render
+from marepo_ros.synthetic.scene import random_scene
 
 SIZES = ((640, 480), (160, 120))
 

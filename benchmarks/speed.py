@@ -20,6 +20,7 @@ On CUDA, `ransac` is the torch RANSAC on the GPU (poselib is CPU-only).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from pathlib import Path
@@ -28,12 +29,10 @@ import marepo_ros  # noqa: F401  (before torch: sets how its OpenMP threads wait
 import numpy as np
 import torch
 
+from marepo_ros.camera import Camera
 from marepo_ros.evaluation.sift_baseline import SiftPnPBaseline
 from marepo_ros.io.dataset import SceneDataset
-from marepo_ros.io.mapfile import load_map
-from marepo_ros.localization.estimator import make_estimator
-from marepo_ros.localization.localizer import Localizer
-from marepo_ros.models.networks import load_encoder
+from marepo_ros.localization.pipeline import Pipeline, PipelineConfig
 
 from bench_docs import replace_block, run_stamp  # noqa: E402  (beside this script)
 
@@ -45,30 +44,25 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def make_localizer(map_path: Path, name: str, device: str) -> Localizer:
-    """A Localizer of the map with one estimator ("ransac/torch": ransac on the torch backend)."""
-    scene_map = load_map(map_path, device)
-    options = {}
-    if name.endswith("/torch"):
-        name, options = name.split("/")[0], {"backend": "torch"}
-    estimator = make_estimator(name, short_side=scene_map.short_side, scene_map=scene_map,
-                               device=device, **options)
-    encoder = None if hasattr(estimator, "localize") else load_encoder(scene_map.encoder or None, device)
-    return Localizer(scene_map, encoder, estimator, device=device)
+def make_pipeline(map_path: Path, name: str, device: str) -> Pipeline:
+    """The Pipeline of the map with one estimator ("ransac/torch": ransac on the torch backend)."""
+    name, _, backend = name.partition("/")
+    return Pipeline.from_file(map_path, PipelineConfig(name, {"backend": backend} if backend else {},
+                                                       device))
 
 
-def time_method(method, images: list, K: np.ndarray, device: str) -> dict:
-    """Median ms per stage and in total, and fps, of one method (an object with
-    ``localize(image, K)``) over the images after two warm-up frames, as a node running that
-    one estimator would see them. (Taking turns frame by frame was tried: whichever method
+def time_method(localize, images: list, device: str) -> dict:
+    """Median ms per stage and in total, and fps, of one method (``localize(image)`` ->
+    Estimate or None) over the images after two warm-up frames, as a node running that one
+    estimator would see them. (Taking turns frame by frame was tried: whichever method
     followed `points` paid 15-55 ms more, SIFT included, so the figures depended on the order.)"""
     for image in images[:2]:
-        method.localize(image, K)
+        localize(image)
     stages, totals = {}, []
     for image in images:
         _sync(device)
         t0 = time.perf_counter()
-        est = method.localize(image, K)
+        est = localize(image)
         _sync(device)
         totals.append(1e3 * (time.perf_counter() - t0))
         for k, v in (est.timings_ms.items() if est else ()):
@@ -102,14 +96,17 @@ def main() -> None:
         print("no CUDA device: CPU only")
     results = {}
     for device in devices:
-        methods = {name: make_localizer(args.map, name, device) for name in args.estimators
+        camera = Camera(ds.K)
+        methods = {name: functools.partial(make_pipeline(args.map, name, device).localize,
+                                           camera=camera)
+                   for name in args.estimators
                    if not (device == "cuda" and name == "ransac/torch")}  # the same as ransac there
         if device == "cpu" and not args.no_sift:
             sift = SiftPnPBaseline()
             sift.build(ds.frames("mapping"), ds.K, ds.depth_K)
-            methods["sift"] = sift
+            methods["sift"] = functools.partial(sift.localize, K=ds.K)
         for name, method in methods.items():
-            results[f"{device} {name}"] = r = time_method(method, images, ds.K, device)
+            results[f"{device} {name}"] = r = time_method(method, images, device)
             print(f"{device:4s} {name:13s} {r['total_ms']:6.1f} ms  {r['fps']:5.1f} fps  "
                   + ", ".join(f"{k} {v:.1f}" for k, v in r["stages_ms"].items()), flush=True)
     for device in devices:

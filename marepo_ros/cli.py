@@ -131,65 +131,55 @@ def cmd_map_info(args) -> int:
 
 def cmd_eval(args) -> int:
     from .io.bag import is_bag
-    from .io.mapfile import load_map
-    from .localization.estimator import make_estimator
-    from .localization.localizer import Localizer
-    from .models.networks import load_encoder
+    from .localization.pipeline import Pipeline, PipelineConfig
 
     device = _device(args.device)
-    scene_map = load_map(args.map, device)
-    frames, total, source = (_bag_frames if is_bag(args.dataset) else _folder_frames)(args)
+    options = {"backend": args.ransac_backend} if args.ransac_backend else {}
     try:
-        options = {"backend": args.ransac_backend} if args.ransac_backend else {}
         if args.grr_translation:
-            if not args.estimator.startswith("grr"):
-                raise ValueError(f"--grr-translation is for the grr estimators, not '{args.estimator}'")
             options["translation"] = args.grr_translation
         if args.regressor:
-            options["regressor"] = _regressor(args.regressor, args.estimator, device)
-        estimator = make_estimator(args.estimator, short_side=scene_map.short_side,
-                                   scene_map=scene_map, device=str(device), **options)
+            options["regressor"] = _regressor(args.regressor, device)
+        pipeline = Pipeline.from_file(args.map, PipelineConfig(
+            args.estimator, options, str(device), encoder=args.encoder))
     except ValueError as exc:
+        if isinstance(exc, _load_user_errors()):
+            raise
         raise SystemExit(f"marepo-ros: error: {args.map}: {exc}") from None
-    encoder = (None if hasattr(estimator, "localize")
-               else load_encoder(args.encoder or scene_map.encoder or None, device))
-    localizer = Localizer(scene_map, encoder, estimator, device=device)
+    frames, total, source = (_bag_frames if is_bag(args.dataset) else _folder_frames)(args)
     options["regressor"] = str(args.regressor) if args.regressor else None
-    meta = {"estimator": args.estimator, "map": str(args.map), "device": str(device), **options, **source}
-    _evaluate(frames, total, localizer, Path(args.out), meta, args.min_confidence)
+    meta = {"estimator": args.estimator, "estimator_active": pipeline.name, "map": str(args.map),
+            "device": str(device), **options, **source}
+    _evaluate(frames, total, pipeline, Path(args.out), meta, args.min_confidence)
     return 0
 
 
-def _regressor(path: Path, estimator: str, device):
-    """The regressor file ``--regressor`` names, checked against the estimator's kind."""
-    from .models.regressor import load_regressor
-    kind = estimator.split("+")[0]
-    if kind not in ("marepo", "grr"):
-        raise ValueError(f"--regressor is for the marepo and grr estimators, not '{estimator}'")
+def _regressor(path: Path, device):
+    """The regressor file ``--regressor`` names (its kind is checked by the estimator)."""
+    from .models.regressor_file import load_regressor
     try:
-        model = load_regressor(path, device)
+        return load_regressor(path, device)
     except (OSError, RuntimeError, KeyError) as exc:
         raise ValueError(f"cannot load regressor {path}: {exc}") from None
-    if model.kind != kind:
-        raise ValueError(f"{path} holds a {model.kind} regressor; estimator '{estimator}' needs {kind}")
-    return model
 
 
 def _folder_frames(args):
-    """(iterator of (name, stamp s, image, K, gt map_from_cam), count, metadata) of the frames
-    of a scene folder's split; stamps as ``marepo-ros bag export`` writes them."""
+    """(iterator of (name, stamp s, image, Camera, gt map_from_cam), count, metadata) of the
+    frames of a scene folder's split; stamps as ``marepo-ros bag export`` writes them."""
+    from .camera import Camera
     from .io.bag import BagError, scene_stamps
     from .io.dataset import SceneDataset
 
-    flags = [f"--{k.replace('_', '-')}" for k in ("image_topic", "camera_info_topic", "gt_topic", "gt_tf")
-             if getattr(args, k)]
+    flags = [f"--{k.replace('_', '-')}" for k in ("image_topic", "camera_info_topic", "gt_topic", "gt_tf",
+                                                   "rectified_images") if getattr(args, k)]
     if flags:
         raise BagError(f"{args.dataset}: not a bag (no metadata.yaml, not a .bag, .mcap or .db3 "
                        f"file), but {', '.join(flags)} given")
     dataset = SceneDataset(args.dataset)
     frames = dataset.frames(args.split)
     stamps = scene_stamps(dataset, [fr.name for fr in frames]) / 1e9
-    items = ((fr.name, s, fr.load_image(), dataset.K, fr.map_from_cam) for fr, s in zip(frames, stamps))
+    camera = Camera(dataset.K)
+    items = ((fr.name, s, fr.load_image(), camera, fr.map_from_cam) for fr, s in zip(frames, stamps))
     return items, len(frames), {"split": args.split, "dataset": str(dataset.root)}
 
 
@@ -203,11 +193,11 @@ def _bag_frames(args):
                        f"or --gt-tf PARENT:CHILD")
     bag = BagFrames(args.dataset, image_topic=args.image_topic, camera_info_topic=args.camera_info_topic,
                     gt_topic=args.gt_topic, gt_tf=args.gt_tf and parse_gt_tf(args.gt_tf),
-                    max_dt=args.max_dt)
+                    max_dt=args.max_dt, rectified=args.rectified_images)
     if bag.n_matched < len(bag):
         print(f"note: {len(bag) - bag.n_matched} of {len(bag)} images have no ground truth within "
               f"{args.max_dt:g} s and are not scored", file=sys.stderr)
-    items = ((f"{fr.stamp:.6f}", fr.stamp, fr.image, fr.K, fr.map_from_cam)
+    items = ((f"{fr.stamp:.6f}", fr.stamp, fr.image, fr.camera, fr.map_from_cam)
              for fr in bag.frames(only_with_gt=True))
     return items, bag.n_matched, {"bag": str(args.dataset), "image_topic": bag.image_topic,
                                   "camera_info_topic": bag.camera_info_topic,
@@ -215,9 +205,9 @@ def _bag_frames(args):
                                   "images_in_bag": len(bag)}
 
 
-def _evaluate(frames, total: int, localizer, out: Path, meta: dict, min_confidence: float) -> None:
-    """Localize ``frames`` ((name, stamp s, image, K, gt map_from_cam) tuples, ``total`` of
-    them) and write metrics.json, estimate.tum, groundtruth.tum, per_frame.csv, the plots and
+def _evaluate(frames, total: int, pipeline, out: Path, meta: dict, min_confidence: float) -> None:
+    """Localize ``frames`` ((name, stamp s, image, Camera, gt map_from_cam) tuples, ``total`` of
+    them) with the ``Pipeline`` and write metrics.json, estimate.tum, groundtruth.tum, per_frame.csv, the plots and
     report.md into ``out``."""
     import numpy as np
     from tqdm import tqdm
@@ -226,10 +216,10 @@ def _evaluate(frames, total: int, localizer, out: Path, meta: dict, min_confiden
     from .evaluation.report import write_evaluation
 
     names, stamps, gts, results, times = [], [], [], [], []
-    for name, stamp, image, K, gt in tqdm(frames, total=total, desc="localize", unit="img",
-                                          dynamic_ncols=True):
+    for name, stamp, image, camera, gt in tqdm(frames, total=total, desc="localize", unit="img",
+                                               dynamic_ncols=True):
         t0 = time.perf_counter()
-        results.append(localizer.localize(image, K))
+        results.append(pipeline.localize(image, camera))
         times.append(1e3 * (time.perf_counter() - t0))
         names.append(name)
         stamps.append(stamp)
@@ -291,7 +281,7 @@ def cmd_replay(args) -> int:
     metrics = replay.replay(args.bag, args.map, args.out, rate=args.rate, image_topic=args.image_topic,
                             camera_info_topic=args.camera_info_topic, gt_topic=args.gt_topic,
                             gt_tf=args.gt_tf and parse_gt_tf(args.gt_tf), max_dt=args.max_dt,
-                            attach=args.attach, clock=args.clock)
+                            attach=args.attach, clock=args.clock, rectified=args.rectified_images)
     print(summary_text(metrics, Path(args.out)))
     return 0 if metrics["frames"]["adds_up"] else 1
 
@@ -340,14 +330,19 @@ def _add_bag_input(group, *, gt_required: bool) -> None:
     gt = group.add_mutually_exclusive_group(required=gt_required)
     gt.add_argument("--gt-topic", help="ground truth: PoseStamped, PoseWithCovarianceStamped, "
                     "Odometry or TransformStamped topic")
-    gt.add_argument("--gt-tf", metavar="PARENT:CHILD", help="ground truth: the direct transform "
-                    "PARENT -> CHILD (camera optical frame) on /tf or /tf_static")
+    gt.add_argument("--gt-tf", metavar="PARENT:CHILD", help="ground truth: the transform PARENT -> "
+                    "CHILD (camera optical frame) through the TF tree of /tf and /tf_static (e.g. "
+                    "map -> odom -> base_link -> camera optical frame), interpolated at each image stamp")
     group.add_argument("--max-dt", type=float, default=0.02, help="largest image-to-ground-truth "
                        "stamp difference in seconds (default 0.02)")
+    group.add_argument("--rectified-images", action="store_true", help="the images are rectified "
+                       "(image_rect): their camera is CameraInfo's P, without distortion (default: "
+                       "K and D, distorted pixels are undistorted, as the node does)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .localization.estimator import ESTIMATORS, MIN_CONFIDENCE
+    from .localization.estimate import MIN_CONFIDENCE
+    from .localization.registry import NAMES
     from .mapping.build import PRESETS
 
     ap = argparse.ArgumentParser(prog="marepo-ros", description="Visual relocalization: map a "
@@ -393,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "ROS 1 .bag)")
     e.add_argument("--map", type=Path, required=True)
     e.add_argument("--out", type=Path, required=True, help="output folder")
-    e.add_argument("--estimator", default="auto", choices=ESTIMATORS,
+    e.add_argument("--estimator", default="auto", choices=NAMES,
                    help="auto (default): points when the map has keyframes, else ransac")
     e.add_argument("--ransac-backend", choices=["poselib", "torch"], default=None,
                    help="RANSAC on the head's coordinates (ransac, hybrid): poselib (C++, the "

@@ -34,9 +34,9 @@ from tqdm import tqdm
 
 from marepo_ros.geometry import pose_error
 from marepo_ros.models.grr import GeometryRegressor, warm_start
-from marepo_ros.models.regressor import (CONFIGS, SHIPPED, PoseRegressor, load_regressor,
-                                         regress_pose, regressor_from_dict, save_regressor,
-                                         shipped_regressor_path)
+from marepo_ros.models.regressor import CONFIGS, PoseRegressor, regress_pose
+from marepo_ros.models.regressor_file import (SHIPPED, load_regressor, regressor_from_dict,
+                                              save_regressor, shipped_regressor_path)
 from marepo_ros.models.regressor_loss import GCR, train_step
 from marepo_ros.models.regressor_batch import collate
 from marepo_ros.training.regressor_data import BatchStream, SampleStream, validation_set
@@ -105,10 +105,10 @@ def write_card(path: Path, info: dict) -> None:
     path.write_text(f"""# Pose regressor `{info['kind']}` `{info['config_name']}` (trained by us)
 
 Shipped as `{info['file']}` (fp16 state dict + config; loads with
-`marepo_ros.models.regressor.load_regressor`).
+`marepo_ros.models.regressor_file.load_regressor`).
 
 - Architecture: {what}
-- Data: rendered rooms only (`marepo_ros.training.render.random_scene`, seeds {info['first_seed']}..{info['last_seed']},
+- Data: rendered rooms only (`marepo_ros.synthetic.scene.random_scene`, seeds {info['first_seed']}..{info['last_seed']},
   {info['scenes']} scenes, {info['views_per_scene']} views each), scene coordinates of the 1/8 cells from
   exact ray casting, random intrinsics (fx != fy, {info['image_sizes']}), head-like corruption
   (depth-proportional noise, smooth distortion, outliers, wrong-depth regions; 20 % left exact)

@@ -18,7 +18,8 @@ from marepo_ros.io.bag import (BagError, BagFrames, associate, decode_image, exp
                             scene_stamps)
 from marepo_ros.geometry import quat_from_pose
 from marepo_ros.io.dataset import SceneDataset, read_image
-from marepo_ros.training.render import random_scene, write_scene_folder
+from marepo_ros.synthetic.folders import write_scene_folder
+from marepo_ros.synthetic.scene import random_scene
 
 TS = get_typestore(Stores.ROS2_JAZZY)
 
@@ -54,7 +55,7 @@ def test_round_trip_keeps_images_intrinsics_poses(scenes, tmp_path, ext, compres
         for fr, src in zip(frames, dataset.frames("all")):
             assert fr.image.ndim == (2 if ext == "png" else 3)      # grey stays mono8
             assert np.array_equal(fr.image, src.load_image())
-            assert np.array_equal(fr.K, dataset.K)
+            assert np.array_equal(fr.camera.K, dataset.K)
             assert np.allclose(fr.map_from_cam, src.map_from_cam, atol=1e-8)
     stamps = np.array([fr.stamp for fr in frames])
     assert np.allclose(stamps, np.arange(6) / 30.0)
@@ -185,7 +186,7 @@ def test_ros1_bag(scenes, tmp_path):
     frames = list(BagFrames(path, gt_tf=parse_gt_tf("map:cam")).frames())
     assert [round(f.stamp, 3) for f in frames] == [1.0, 1.1, 1.2, 1.3, 1.4, 1.5]
     for fr, src in zip(frames, ds.frames("all")):
-        assert np.array_equal(fr.image, src.load_image()) and np.array_equal(fr.K, ds.K)
+        assert np.array_equal(fr.image, src.load_image()) and np.array_equal(fr.camera.K, ds.K)
         assert np.allclose(fr.map_from_cam, src.map_from_cam, atol=1e-8)
 
 

@@ -8,8 +8,9 @@ import pytest
 from marepo_ros import cli
 from marepo_ros.evaluation.metrics import THRESHOLDS
 from marepo_ros.models.grr import GeometryRegressor
-from marepo_ros.models.regressor import save_regressor
-from marepo_ros.training.render import random_scene, write_scene_folder
+from marepo_ros.models.regressor_file import save_regressor
+from marepo_ros.synthetic.folders import write_scene_folder
+from marepo_ros.synthetic.scene import random_scene
 
 KEYS = {"median_translation_cm", "median_rotation_deg", "ms_per_frame", "n_frames", "n_localized",
         *(name for name, _, _ in THRESHOLDS)}
@@ -39,8 +40,9 @@ def test_map_build_and_eval_on_other_layouts(tmp_path, fmt, capsys):
     meta = json.loads((tmp_path / "eval_grr/metrics.json").read_text())
     assert meta["n_frames"] == 6
     capsys.readouterr()
-    for wrong, says in ((["--estimator", "marepo", "--regressor", str(grr)], "holds a grr regressor"),
-                        (["--estimator", "ransac", "--grr-translation", "rays"], "grr estimators")):
+    for wrong, says in ((["--estimator", "marepo", "--regressor", str(grr)], "is a grr regressor"),
+                        (["--estimator", "ransac", "--grr-translation", "rays"],
+                         "estimator 'ransac' has no option 'translation'")):
         with pytest.raises(SystemExit, match=says):
             cli.main(["eval", str(scene), "--map", str(map_path), "--out", str(tmp_path / "x"), *wrong])
 

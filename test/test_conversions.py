@@ -9,10 +9,10 @@ import pytest
 from geometry_msgs.msg import Pose
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from marepo_ros.camera import CameraError, camera_from_info
 from marepo_ros.geometry import pose_from_quat
-from marepo_ros.ros.conversions import (InputError, camera_from_info, check_image_size,
-                                        image_from_compressed, image_from_msg, pose_from_msg,
-                                        pose_to_msg, seconds, stamp_from_seconds)
+from marepo_ros.ros.conversions import (InputError, image_from_compressed, image_from_msg,
+                                        pose_from_msg, pose_to_msg, seconds, stamp_from_seconds)
 
 RNG = np.random.default_rng(0)
 RGB = RNG.integers(0, 256, (6, 5, 3), dtype=np.uint8)
@@ -57,15 +57,17 @@ def test_compressed_images_decode_like_opencv(ext):
 def test_camera_info_checks():
     info = CameraInfo(width=640, height=480)
     info.k = [500.0, 0.0, 320.0, 0.0, 510.0, 240.0, 0.0, 0.0, 1.0]
-    K, w, h, distortion = camera_from_info(info)
-    assert (w, h) == (640, 480) and K[1, 1] == 510 and distortion is None
-    with pytest.raises(InputError, match="is 640x480 but its CameraInfo is 320x240"):
-        check_image_size(np.zeros((480, 640), np.uint8), 320, 240)
+    camera = camera_from_info(info)
+    assert (camera.width, camera.height) == (640, 480) and camera.K[1, 1] == 510
+    assert camera.distortion is None
+    camera.check_image(np.zeros((480, 640), np.uint8))
+    with pytest.raises(CameraError, match="is 320x240 but its CameraInfo is 640x480"):
+        camera.check_image(np.zeros((240, 320), np.uint8))
     info.k = [0.0] * 9
-    with pytest.raises(InputError, match="K all zeros"):
+    with pytest.raises(CameraError, match="K all zeros"):
         camera_from_info(info)
     info.k = [500.0, 0.0, 900.0, 0.0, 500.0, 240.0, 0.0, 0.0, 1.0]
-    with pytest.raises(InputError, match="outside"):
+    with pytest.raises(CameraError, match="outside"):
         camera_from_info(info)
 
 
@@ -74,15 +76,15 @@ def test_rectified_images_use_the_3x3_part_of_p():
     info.k = [500.0, 0.0, 320.0, 0.0, 510.0, 240.0, 0.0, 0.0, 1.0]  # the raw camera
     info.d = [-0.3, 0.1, 0.0, 0.0, 0.0]
     info.p = [480.0, 0.0, 318.0, 0.0, 0.0, 480.0, 236.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-    assert camera_from_info(info)[0][0, 0] == 500.0
-    K, w, h, distortion = camera_from_info(info, rectified=True)
-    np.testing.assert_array_equal(K, [[480, 0, 318], [0, 480, 236], [0, 0, 1]])
-    assert distortion is None                                     # rectified: no distortion
+    assert camera_from_info(info).K[0, 0] == 500.0
+    rectified = camera_from_info(info, rectified=True)
+    np.testing.assert_array_equal(rectified.K, [[480, 0, 318], [0, 480, 236], [0, 0, 1]])
+    assert rectified.distortion is None                           # rectified: no distortion
     info.p = [0.0] * 12
-    with pytest.raises(InputError, match="P all zeros"):
+    with pytest.raises(CameraError, match="P all zeros"):
         camera_from_info(info, rectified=True)
     info.p = [480.0, 0.0, math.nan, 0.0, 0.0, 480.0, 236.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-    with pytest.raises(InputError, match="P contains NaN"):
+    with pytest.raises(CameraError, match="P contains NaN"):
         camera_from_info(info, rectified=True)
 
 
@@ -90,16 +92,16 @@ def test_raw_images_with_distortion_carry_the_model_and_unknown_models_are_refus
     info = CameraInfo(width=640, height=480, distortion_model="plumb_bob")
     info.k = [500.0, 0.0, 320.0, 0.0, 510.0, 240.0, 0.0, 0.0, 1.0]
     info.d = [-0.3, 0.1, 0.001, 0.0, 0.0]
-    distortion = camera_from_info(info)[3]
+    distortion = camera_from_info(info).distortion
     assert distortion.model == "plumb_bob" and distortion.coefficients == (-0.3, 0.1, 0.001, 0.0, 0.0)
     info.distortion_model = "equidistant"
     info.d = [0.1, 0.01, 0.0, 0.0]
-    assert camera_from_info(info)[3].model == "equidistant"
+    assert camera_from_info(info).distortion.model == "equidistant"
     info.distortion_model = "double_sphere"
-    with pytest.raises(InputError, match="model 'double_sphere' is not supported"):
+    with pytest.raises(CameraError, match="model 'double_sphere' is not supported"):
         camera_from_info(info)
     info.distortion_model, info.d = "plumb_bob", [0.1, math.nan, 0.0, 0.0, 0.0]
-    with pytest.raises(InputError, match="not finite"):
+    with pytest.raises(CameraError, match="not finite"):
         camera_from_info(info)
 
 

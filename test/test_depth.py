@@ -141,3 +141,16 @@ def test_sift_baseline_localizes_real_frames():
         assert 0 < est.confidence <= 1
         assert est.covariance.shape == (6, 6) and np.all(np.linalg.eigvalsh(est.covariance) > 0)
         assert set(est.timings_ms) >= {"sift", "match", "pnp", "total"}
+
+
+def test_scene_depth_of_65535_is_invalid_as_zero(redkitchen):
+    """7-Scenes marks missing depth with 65535 (mm), not 0; read as 0, never as a point 65.5 m
+    away. The real frames have such pixels."""
+    from marepo_ros.io.dataset import SceneDataset
+    import cv2
+    frame = SceneDataset(redkitchen).frame("frame-000033")
+    raw = cv2.imread(str(frame.depth_path), cv2.IMREAD_UNCHANGED)
+    depth = frame.load_depth()
+    assert (raw == 65535).any() and not (depth > 60).any()
+    assert np.array_equal(depth[raw == 65535], np.zeros((raw == 65535).sum(), np.float32))
+    assert np.array_equal(depth[raw < 65535], raw[raw < 65535].astype(np.float32) / 1000)

@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 from conftest import KITCHEN_MAPPING, KITCHEN_QUERIES
 
+from marepo_ros.camera import Camera
 from marepo_ros.geometry import pose_error
 from marepo_ros.io.dataset import SceneDataset
 from marepo_ros.io.mapfile import load_map
-from marepo_ros.localization.estimator import make_estimator
-from marepo_ros.localization.localizer import Localizer
+from marepo_ros.localization.pipeline import Pipeline, PipelineConfig
 from marepo_ros.models.networks import load_encoder
 
 
@@ -23,14 +23,13 @@ def test_map_and_localize_real_frames(redkitchen, kitchen_map, backend):
     ds = SceneDataset(redkitchen)
     scene_map = load_map(kitchen_map)
     assert scene_map.stats["frames"] == len(KITCHEN_MAPPING)
-    estimator = (make_estimator(backend, short_side=scene_map.short_side, scene_map=scene_map)
-                 if backend in ("hybrid", "grr+kf") else
-                 make_estimator("ransac", short_side=scene_map.short_side, backend=backend))
-    localizer = Localizer(scene_map, load_encoder(), estimator)
+    config = (PipelineConfig(backend) if backend in ("hybrid", "grr+kf") else
+              PipelineConfig("ransac", {"backend": backend}))
+    pipeline = Pipeline(scene_map, config)
     errors = []
     for name in KITCHEN_QUERIES:
         fr = ds.frame(name)
-        est = localizer.localize(fr.load_image(), ds.K)
+        est = pipeline.localize(fr.load_image(), Camera(ds.K))
         assert est is not None, name
         assert set(est.timings_ms) >= {"encoder", "head", "total"} | STAGES[backend]
         errors.append(pose_error(est.map_from_cam, fr.map_from_cam))
@@ -43,13 +42,15 @@ def test_map_and_localize_real_frames(redkitchen, kitchen_map, backend):
         assert t_cm.max() < 5 and r_deg.max() < 2
 
 
-def test_localizer_refuses_map_of_another_encoder(tmp_path):
+def test_pipeline_refuses_map_of_another_encoder(tmp_path):
     from marepo_ros.io.mapfile import MapFileError, SceneMap
     from marepo_ros.models.networks import Encoder, Head
 
     m = SceneMap(head=Head(), encoder_id="0000000000000000", short_side=480)
     with pytest.raises(MapFileError, match="encoder"):
-        Localizer(m, Encoder(), make_estimator("ransac"))
+        Pipeline(m, PipelineConfig("ransac"), encoder=Encoder())
+    with pytest.raises(MapFileError, match="encoder"):   # the map's own (ace) is not this one
+        Pipeline(m, PipelineConfig("ransac"))
 
 
 def test_a_head_on_the_xfeat_encoder_localizes_and_other_encoders_are_refused(redkitchen, tmp_path):
@@ -67,13 +68,12 @@ def test_a_head_on_the_xfeat_encoder_localizes_and_other_encoders_are_refused(re
     save_map(build_map(images, load_encoder("xfeat"), cfg), tmp_path / "xfeat.map")
     scene_map = load_map(tmp_path / "xfeat.map")
     assert scene_map.encoder == "xfeat" and scene_map.head.res3_conv1.in_channels == 64
-    localizer = Localizer(scene_map, load_encoder("xfeat"),
-                          make_estimator("ransac", short_side=scene_map.short_side))
-    errors = [pose_error(localizer.localize(ds.frame(n).load_image(), ds.K).map_from_cam,
+    pipeline = Pipeline(scene_map, PipelineConfig("ransac"))    # the map names its encoder
+    errors = [pose_error(pipeline.localize(ds.frame(n).load_image(), Camera(ds.K)).map_from_cam,
                          ds.frame(n).map_from_cam) for n in KITCHEN_QUERIES]
     print("xfeat encoder: " + ", ".join(f"{100 * t:.1f} cm/{r:.1f} deg" for t, r in errors))
     # 25 frames, 585 steps: 9-25 cm here (a random encoder gives metres; redkitchen in full:
     # docs/results.md)
     assert np.median([t for t, _ in errors]) < 0.3 and np.median([r for _, r in errors]) < 5
     with pytest.raises(MapFileError, match="built with encoder xfeat .* loaded encoder is ace"):
-        Localizer(scene_map, load_encoder(), make_estimator("ransac"))
+        Pipeline(scene_map, PipelineConfig("ransac", encoder="ace"))

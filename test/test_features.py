@@ -13,7 +13,7 @@ from marepo_ros.geometry import invert_pose, make_pose, pose_error, project, tra
 from marepo_ros.io.dataset import SceneDataset
 from marepo_ros.io.feature_map import FeatureMap
 from marepo_ros.io.mapfile import MapFileError, SceneMap, load_map, save_map
-from marepo_ros.localization.estimator import make_estimator
+from marepo_ros.localization.registry import make_estimator
 from marepo_ros.localization import matching
 from marepo_ros.localization.matching import match_points
 from marepo_ros.localization.pnp import solve_pnp
@@ -256,7 +256,7 @@ def test_confidence_rises_with_inliers():
 def test_distorted_images_localize_once_their_pixels_are_undistorted(kitchen_frames, kitchen_map):
     """Real queries warped through strong barrel distortion (plumb_bob k1 -0.4, k2 0.15: pixels
     move up to 135 px at the corners): with their Distortion the poses are as good as the
-    pinhole images'; used as if pinhole they are worse. The same through the Localizer with the
+    pinhole images'; used as if pinhole they are worse. The same through the Pipeline with the
     head (pixels of the scene coordinates).
 
     The head of this 25-frame map is itself good to about 5 cm, and its figures move by a few
@@ -265,9 +265,9 @@ def test_distorted_images_localize_once_their_pixels_are_undistorted(kitchen_fra
     asserted > 1.5x."""
     import cv2
 
+    from marepo_ros.camera import Camera
     from marepo_ros.geometry import Distortion, undistort_pixels
-    from marepo_ros.localization.localizer import Localizer
-    from marepo_ros.models.networks import load_encoder
+    from marepo_ros.localization.pipeline import Pipeline, PipelineConfig
 
     ds, frames = kitchen_frames
     distortion = Distortion("plumb_bob", (-0.4, 0.15, 0.0, 0.0, 0.0))
@@ -275,16 +275,17 @@ def test_distorted_images_localize_once_their_pixels_are_undistorted(kitchen_fra
     source = undistort_pixels(np.stack([u.ravel(), v.ravel()], 1), ds.K, distortion).astype(np.float32)
     scene_map = load_map(kitchen_map)
     points = make_estimator("points", scene_map=scene_map)
-    head = Localizer(scene_map, load_encoder(), make_estimator("ransac", short_side=scene_map.short_side))
+    head = Pipeline(scene_map, PipelineConfig("ransac"))
     warped = {name: cv2.remap(frames[name][1].load_image(), source[:, 0].reshape(480, 640),
                               source[:, 1].reshape(480, 640), cv2.INTER_LINEAR)
               for name in KITCHEN_QUERIES}
-    for localize, limit_cm in ((points.localize, 3.0), (head.localize, 15.0)):
+    for localize, limit_cm in ((lambda im, d: points.localize(im, ds.K, d), 3.0),
+                               (lambda im, d: head.localize(im, Camera(ds.K, 640, 480, d)), 15.0)):
         ok, bad = [], []
         for name in KITCHEN_QUERIES:
             gt = frames[name][1].map_from_cam
-            ok.append(pose_error(localize(warped[name], ds.K, distortion).map_from_cam, gt))
-            as_pinhole = localize(warped[name], ds.K, None)
+            ok.append(pose_error(localize(warped[name], distortion).map_from_cam, gt))
+            as_pinhole = localize(warped[name], None)
             bad.append(pose_error(as_pinhole.map_from_cam, gt) if as_pinhole else (np.inf, np.inf))
             print(f"{name}: undistorted {100 * ok[-1][0]:.1f} cm / {ok[-1][1]:.2f} deg, as pinhole "
                   f"{100 * bad[-1][0]:.1f} cm / {bad[-1][1]:.2f} deg")

@@ -10,15 +10,15 @@ from conftest import jittered_views
 from scipy.spatial.transform import Rotation
 
 from marepo_ros.geometry import invert_pose, pose_error, transform_points
-from marepo_ros.localization.estimator import make_estimator
+from marepo_ros.localization.registry import make_estimator
 from marepo_ros.models.grr import GeometryRegressor, warm_start
 from marepo_ros.models.ray_solver import bearings, kabsch_rotation, solve_pose
-from marepo_ros.models.regressor import (load_regressor, regress_pose, regressor_dict,
-                                         regressor_from_dict, robust_centre)
+from marepo_ros.models.regressor import regress_pose, robust_centre
+from marepo_ros.models.regressor_file import load_regressor, regressor_dict, regressor_from_dict
 from marepo_ros.models.regressor_batch import collate, random_rigid, rigid_jitter
 from marepo_ros.models.regressor_loss import GCR, gcr_term, pose_term, reprojection_term, train_step
+from marepo_ros.synthetic.scene import random_scene
 from marepo_ros.training.regressor_data import VALIDATION_SEEDS, SampleStream
-from marepo_ros.training.render import random_scene
 
 K = np.array([[300.0, 0, 160], [0, 310.0, 120], [0, 0, 1]])
 

@@ -5,7 +5,8 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from marepo_ros.geometry import invert_pose, make_pose, pose_error, project, transform_points
-from marepo_ros.localization.estimator import Estimate, make_estimator
+from marepo_ros.localization.estimate import Estimate
+from marepo_ros.localization.registry import make_estimator
 from marepo_ros.localization.hybrid import HybridEstimator, pixels_between
 from marepo_ros.localization.pnp import PoselibRansacEstimator
 from marepo_ros.localization.ransac import RansacEstimator

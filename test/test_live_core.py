@@ -14,7 +14,9 @@ from marepo_ros.localization.streams import LatestSlot, RateMeter, StampedBuffer
 from marepo_ros.mapping.background import BackgroundMapBuild
 from marepo_ros.mapping.build import preset
 from marepo_ros.mapping.keyframes import KeyframeCollector
-from marepo_ros.training.render import default_intrinsics, random_camera_path, random_scene, render
+from marepo_ros.synthetic.paths import default_intrinsics, random_camera_path
+from marepo_ros.synthetic.raycast import render
+from marepo_ros.synthetic.scene import random_scene
 
 
 def test_stamped_buffer_nearest_latest_and_capacity():

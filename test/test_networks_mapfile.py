@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from marepo_ros.io.mapfile import MapFileError, SceneMap, load_map, read_header, save_map
-from marepo_ros.models.networks import Encoder, EncoderError, Head, load_encoder, state_dict_hash
+from marepo_ros.models.identity import state_dict_hash
+from marepo_ros.models.networks import Encoder, EncoderError, Head, load_encoder
 
 # Niantic's ace_encoder_pretrained.pt: exactly these keys and shapes, no prefix.
 ACE_ENCODER_SHAPES = {

@@ -12,15 +12,17 @@ from scipy.spatial.transform import Rotation
 
 from marepo_ros.geometry import invert_pose, is_valid_pose, pose_error, rotation_angle, transform_points
 from marepo_ros.io.mapfile import SceneMap, load_map, read_header, save_map
-from marepo_ros.localization.estimator import ESTIMATORS, make_estimator
-from marepo_ros.models.networks import Encoder, Head, state_dict_hash
+from marepo_ros.localization.registry import ESTIMATORS, make_estimator
+from marepo_ros.models.identity import state_dict_hash
+from marepo_ros.models.networks import Encoder, Head
 from marepo_ros.models.regressor import (CONFIGS, PoseRegressor, RegressorConfig, gram_schmidt,
-                                  load_regressor, nerf_encoding, ray_encoding, regress_pose,
-                                  regressor_from_dict, robust_centre, rotation_angles,
-                                  weak_perspective_rotation)
+                                         nerf_encoding, ray_encoding, regress_pose, robust_centre,
+                                         rotation_angles, weak_perspective_rotation)
+from marepo_ros.models.regressor_file import load_regressor, regressor_from_dict
+from marepo_ros.synthetic.raycast import render
+from marepo_ros.synthetic.scene import random_scene
 from marepo_ros.training.regressor_data import (VALIDATION_SEEDS, Corruption, SampleStream, corrupt,
                                        random_intrinsics, random_rigid, random_view, rigid_jitter)
-from marepo_ros.training.render import random_scene, render
 
 # The shipped small regressor on exact coordinates of held-out views: regression alone is
 # coarse (REGRESSOR_CARD.md: median 9.6 cm / 2.7° on 100 held-out views; these four views: 9-34 cm,
@@ -272,7 +274,7 @@ def test_training_script_warm_starts_and_counts_steps(tmp_path, model):
     import sys
     from pathlib import Path
 
-    from marepo_ros.models.regressor import save_regressor
+    from marepo_ros.models.regressor_file import save_regressor
     base = tmp_path / "base.pt"
     save_regressor(PoseRegressor(CONFIGS["small"]), base, trained_steps=5)
     script = Path(__file__).resolve().parents[1] / "scripts" / "train_regressor.py"

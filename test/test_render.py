@@ -4,17 +4,17 @@ import numpy as np
 import pytest
 
 from marepo_ros.io.dataset import SceneDataset
-from marepo_ros.training import render as R
+from marepo_ros.synthetic import folders, paths, raycast, scene as S, textures
 from marepo_ros.geometry import (backproject, invert_pose, is_valid_pose, pose_error, project,
                                  transform_points)
 
 W, H = 160, 120
-K = R.default_intrinsics(W, H)
+K = paths.default_intrinsics(W, H)
 
 
 @pytest.fixture(scope="module")
 def scene():
-    return R.random_scene(7)
+    return S.random_scene(7)
 
 
 def pixel_grid(width=W, height=H):
@@ -27,24 +27,24 @@ def map_points(depth, T):
     return transform_points(T, backproject(K, pixel_grid(*depth.shape[::-1]), depth.astype(float)))
 
 
-@pytest.mark.parametrize("kind", R.TEXTURE_KINDS)
+@pytest.mark.parametrize("kind", textures.TEXTURE_KINDS)
 def test_textures(kind):
-    tex = R.make_texture(kind, 3)
-    assert tex.shape == (R.TEX, R.TEX, 3) and tex.dtype == np.float32
+    tex = textures.make_texture(kind, 3)
+    assert tex.shape == (textures.TEX, textures.TEX, 3) and tex.dtype == np.float32
     assert 0 <= tex.min() and tex.max() <= 1 and tex.std() > 0.005
-    assert not np.array_equal(tex, R.make_texture(kind, 4))
+    assert not np.array_equal(tex, textures.make_texture(kind, 4))
 
 
 def test_photos_load_offline():
-    assert len(R._photos("photo")) >= 5 and len(R._photos("surface")) >= 2
+    assert len(textures._photos("photo")) >= 5 and len(textures._photos("surface")) >= 2
 
 
 def test_empty_room_depth_is_exact():
-    room = R.random_scene(1, n_objects=(0, 0))
+    room = S.random_scene(1, n_objects=(0, 0))
     assert len(room.boxes) == 1
-    Kc = R.default_intrinsics(W + 1, H + 1)  # odd size: the centre pixel looks straight ahead
-    T = R.look_pose(np.array([0.3, -0.2, 1.5]), yaw=0.0, pitch=0.0)
-    _, depth = R.render(room, Kc, T, W + 1, H + 1)
+    Kc = paths.default_intrinsics(W + 1, H + 1)  # odd size: the centre pixel looks straight ahead
+    T = paths.look_pose(np.array([0.3, -0.2, 1.5]), yaw=0.0, pitch=0.0)
+    _, depth = raycast.render(room, Kc, T, W + 1, H + 1)
     assert depth[H // 2, W // 2] == pytest.approx(room.size[0] / 2 - 0.3, abs=1e-5)
     pts = transform_points(T, backproject(Kc, pixel_grid(W + 1, H + 1), depth.astype(float)))
     lo = np.array([-room.size[0] / 2, -room.size[1] / 2, 0])
@@ -56,19 +56,19 @@ def test_empty_room_depth_is_exact():
 
 def test_depth_lies_on_surfaces(scene):
     on_objects = 0
-    for T in R.random_camera_path(scene, 40, 0)[::8]:
-        _, depth = R.render(scene, K, T, W, H)
+    for T in paths.random_camera_path(scene, 40, 0)[::8]:
+        _, depth = raycast.render(scene, K, T, W, H)
         pts = map_points(depth, T).reshape(-1, 3)
-        assert np.abs(R.clearance(scene, pts)).max() < 1e-4
-        on_objects += np.sum(R.clearance(R.Scene(scene.size, scene.boxes[:1], scene.textures,
+        assert np.abs(raycast.clearance(scene, pts)).max() < 1e-4
+        on_objects += np.sum(raycast.clearance(S.Scene(scene.size, scene.boxes[:1], scene.textures,
                                                  scene.lighting), pts) > 1e-3)
     assert on_objects > 100  # the views see furniture, not only walls
 
 
 def test_two_views_agree(scene):
-    Ta, Tb = R.random_view_pair(scene, 5)
-    _, da = R.render(scene, K, Ta, W, H)
-    _, db = R.render(scene, K, Tb, W, H)
+    Ta, Tb = paths.random_view_pair(scene, 5)
+    _, da = raycast.render(scene, K, Ta, W, H)
+    _, db = raycast.render(scene, K, Tb, W, H)
     pb = transform_points(invert_pose(Tb), map_points(da, Ta)).reshape(-1, 3)
     z = pb[:, 2]
     uv = project(K, np.where(z[:, None] > 0.05, pb, [0, 0, 1.0]))
@@ -87,31 +87,31 @@ def test_two_views_agree(scene):
 
 
 def test_deterministic_and_seeds_differ():
-    a, b, c = R.random_scene(3), R.random_scene(3), R.random_scene(4)
-    Ta = R.random_camera_path(a, 5, 1)
-    assert all(np.array_equal(x, y) for x, y in zip(Ta, R.random_camera_path(b, 5, 1)))
-    rgb_a, depth_a = R.render(a, K, Ta[2], W, H)
-    rgb_b, depth_b = R.render(b, K, Ta[2], W, H)
+    a, b, c = S.random_scene(3), S.random_scene(3), S.random_scene(4)
+    Ta = paths.random_camera_path(a, 5, 1)
+    assert all(np.array_equal(x, y) for x, y in zip(Ta, paths.random_camera_path(b, 5, 1)))
+    rgb_a, depth_a = raycast.render(a, K, Ta[2], W, H)
+    rgb_b, depth_b = raycast.render(b, K, Ta[2], W, H)
     assert np.array_equal(rgb_a, rgb_b) and np.array_equal(depth_a, depth_b)
     assert not np.allclose(a.size, c.size)
-    rgb_c, _ = R.render(c, K, R.random_camera_path(c, 5, 1)[2], W, H)
+    rgb_c, _ = raycast.render(c, K, paths.random_camera_path(c, 5, 1)[2], W, H)
     assert np.abs(rgb_a.astype(int) - rgb_c).mean() > 10
 
 
 def test_lighting_changes_colour_not_depth(scene):
-    T = R.random_camera_path(scene, 3, 2)[1]
-    rgb, depth = R.render(scene, K, T, W, H)
-    rgb2, depth2 = R.render(scene, K, T, W, H, lighting=R.vary_lighting(scene.lighting, 1))
+    T = paths.random_camera_path(scene, 3, 2)[1]
+    rgb, depth = raycast.render(scene, K, T, W, H)
+    rgb2, depth2 = raycast.render(scene, K, T, W, H, lighting=S.vary_lighting(scene.lighting, 1))
     assert np.array_equal(depth, depth2) and not np.array_equal(rgb, rgb2)
     assert rgb.shape == (H, W, 3) and rgb.dtype == np.uint8 and depth.dtype == np.float32
     assert 30 < rgb.mean() < 220 and rgb.std() > 10
 
 
 def test_camera_path_is_smooth_and_clear(scene):
-    poses = R.random_camera_path(scene, 120, 4)
+    poses = paths.random_camera_path(scene, 120, 4)
     assert len(poses) == 120 and all(is_valid_pose(T) for T in poses)
     centres = np.array([T[:3, 3] for T in poses])
-    assert R.clearance(scene, centres).min() >= 0.3
+    assert raycast.clearance(scene, centres).min() >= 0.3
     assert centres[:, 2].min() >= 0.8 - 1e-9 and centres[:, 2].max() <= 1.9 + 1e-9
     steps = np.array([pose_error(a, b) for a, b in zip(poses[:-1], poses[1:])])
     assert steps[:, 0].max() < 0.12 and steps[:, 1].max() < 7.0
@@ -122,25 +122,25 @@ def test_camera_path_is_smooth_and_clear(scene):
 
 def test_view_pair(scene):
     for seed in range(5):
-        Ta, Tb = R.random_view_pair(scene, seed)
+        Ta, Tb = paths.random_view_pair(scene, seed)
         dt, dr = pose_error(Ta, Tb)
         assert 0.05 - 1e-9 <= dt <= 1.0 + 1e-9 and dr <= 30.0
-        assert R.clearance(scene, np.array([Ta[:3, 3], Tb[:3, 3]])).min() >= 0.3
+        assert raycast.clearance(scene, np.array([Ta[:3, 3], Tb[:3, 3]])).min() >= 0.3
 
 
 def test_query_mask():
-    m = R.query_mask(750, 250)
+    m = folders.query_mask(750, 250)
     assert m.sum() == 250 and len(m) == 1000 and not m[0] and not m[-1]
     starts = np.flatnonzero(np.diff(m.astype(int)) == 1)
     assert 5 <= len(starts) <= 20  # query blocks interleaved along the trajectory
-    assert R.query_mask(5, 0).sum() == 0 and R.query_mask(0, 3).sum() == 3
+    assert folders.query_mask(5, 0).sum() == 0 and folders.query_mask(0, 3).sum() == 3
 
 
 @pytest.mark.parametrize("grey,ext,with_depth", [(False, ".png", True), (True, ".png", False),
                                                  (False, ".jpg", True)])
 def test_write_scene_folder(tmp_path, scene, grey, ext, with_depth):
     w, h = 80, 60
-    root = R.write_scene_folder(scene, tmp_path / "scene", n_mapping=6, n_query=4, width=w,
+    root = folders.write_scene_folder(scene, tmp_path / "scene", n_mapping=6, n_query=4, width=w,
                                 height=h, seed=2, grey=grey, image_ext=ext,
                                 with_depth=with_depth)
     ds = SceneDataset(root)
@@ -148,9 +148,9 @@ def test_write_scene_folder(tmp_path, scene, grey, ext, with_depth):
     assert len(mapping) == 6 and len(query) == 4
     assert {f.name for f in mapping} | {f.name for f in query} == set(ds.names)
     assert ds.names[0] == "frame-000000"
-    np.testing.assert_allclose(ds.K, R.default_intrinsics(w, h), atol=1e-9)
+    np.testing.assert_allclose(ds.K, paths.default_intrinsics(w, h), atol=1e-9)
     assert (root / "depth").is_dir() == with_depth
-    expected = R.random_camera_path(scene, 10, 2)
+    expected = paths.random_camera_path(scene, 10, 2)
     for f in mapping + query:
         i = int(f.name.split("-")[1])
         np.testing.assert_allclose(f.map_from_cam, expected[i], atol=1e-8)
@@ -158,7 +158,7 @@ def test_write_scene_folder(tmp_path, scene, grey, ext, with_depth):
         raw = cv2.imread(str(f.image_path), cv2.IMREAD_UNCHANGED)
         assert raw.ndim == (2 if grey else 3) and f.image_path.name.endswith(f".color{ext}")
         if with_depth:
-            _, depth = R.render(scene, ds.K, f.map_from_cam, w, h)
+            _, depth = raycast.render(scene, ds.K, f.map_from_cam, w, h)
             np.testing.assert_allclose(f.load_depth(), depth, atol=1e-3)
         else:
             assert f.depth_path is None

@@ -18,7 +18,8 @@ from marepo_ros.mapping.build import build_map, preset
 from marepo_ros.mapping.frames import posed_images_from_dataset
 from marepo_ros.models.networks import load_encoder
 from marepo_ros.ros.replay import NodeProcess, ReplayError, replay
-from marepo_ros.training.render import random_scene, write_scene_folder
+from marepo_ros.synthetic.folders import write_scene_folder
+from marepo_ros.synthetic.scene import random_scene
 
 N_QUERY = 12
 BAG_RATE_HZ = 5.0  # stamps 0.2 s apart; played at REPLAY_RATE x that

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from ..geometry import invert_pose, make_pose
 from ..io.dataset import Frame
 from ..io.depth import register_depth
-from ..localization.estimator import Estimate
+from ..localization.estimate import Estimate
 from ..localization.matching import distinct_ratio_test
 from ..localization.points import inlier_confidence
 from ..localization.ransac import map_frame_covariance

@@ -11,14 +11,15 @@ Stamps are synthesized: a frame's stamp is its index among all the scene's frame
 name) divided by ``rate_hz`` (default 30 Hz, the 7-Scenes Kinect rate), so a split keeps its
 gaps in time; ``scene_stamps`` gives the same stamps to the folder evaluation.
 
-``BagFrames`` reads an image topic back: each image decoded to uint8, its K from the
-CameraInfo of the same stamp (else the latest before it, else the first), and the ground-truth
-pose nearest in time within ``max_dt`` from a pose topic or from TF. Every problem with a bag
-is a ``BagError`` with a one-line message.
+``BagFrames`` reads an image topic back: each image decoded to uint8, its ``Camera`` (K, size,
+distortion; P for rectified images: ``camera.camera_from_info``, as the node) from the
+CameraInfo of the same stamp (else the latest before it, else the first), and its ground truth:
+the pose nearest in time within ``max_dt`` on a pose topic, or the transform PARENT -> CHILD
+chained through the TF tree (/tf and /tf_static, ``tf_tree.TransformTree``) and interpolated at
+the image stamp. Every problem with a bag is a ``BagError`` with a one-line message.
 """
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,9 +32,11 @@ from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from rosbags.typesys import Stores, get_typestore
 from tqdm import tqdm
 
+from ..camera import Camera, CameraError, camera_from_info
 from ..geometry import pose_from_quat, quat_from_pose
 from .dataset import SceneDataset, read_image
 from .images import ImageError, decode_compressed, decode_raw, from_opencv
+from .tf_tree import TransformError, TransformTree
 
 IMAGE_TOPIC = "/camera/image_raw"
 COMPRESSED_TOPIC = "/camera/image_raw/compressed"
@@ -221,13 +224,13 @@ def pose_from_transform(tf) -> np.ndarray:
 class BagFrame:
     """One camera image from a bag.
 
-    stamp: header stamp in seconds; image: HxWx3 RGB or HxW grey uint8; K: 3x3 float64;
-    map_from_cam: 4x4 float64 ground truth (camera to the ground truth's parent frame), or None
-    when no ground-truth stamp lies within ``max_dt``.
+    stamp: header stamp in seconds; image: HxWx3 RGB or HxW grey uint8; camera: its Camera
+    (K, size, distortion); map_from_cam: 4x4 float64 ground truth (camera to the ground truth's
+    parent frame), or None when the image has none.
     """
     stamp: float
     image: np.ndarray
-    K: np.ndarray
+    camera: Camera
     map_from_cam: np.ndarray | None
 
 
@@ -238,10 +241,13 @@ class BagFrames:
     image_topic: Image or CompressedImage topic; None takes the bag's only image topic.
     camera_info_topic: default ``camera_info`` beside the image topic (``/cam/image_raw`` and
         ``/cam/image_raw/compressed`` -> ``/cam/camera_info``).
-    gt_topic: PoseStamped, PoseWithCovarianceStamped, Odometry or TransformStamped topic;
-        or gt_tf: (parent, child) frames of a direct transform on /tf or /tf_static. Neither:
-        no ground truth.
-    max_dt: seconds; an image gets the ground-truth pose nearest to its stamp within it.
+    gt_topic: PoseStamped, PoseWithCovarianceStamped, Odometry or TransformStamped topic (the
+        pose nearest to an image's stamp within ``max_dt``); or gt_tf: (parent, child) frames,
+        chained through the TF tree of /tf and /tf_static and interpolated at the image's stamp
+        (images up to ``max_dt`` outside a transform's recorded span get its end value).
+        Neither: no ground truth.
+    max_dt: seconds.
+    rectified: the images are rectified: their camera is CameraInfo's P (``camera_from_info``).
 
     Construction reads everything but the image pixels and raises BagError for missing
     topics, wrong types, a missing camera_info, or ground truth that never matches in time.
@@ -252,9 +258,10 @@ class BagFrames:
 
     def __init__(self, path: str | Path, *, image_topic: str | None = None,
                  camera_info_topic: str | None = None, gt_topic: str | None = None,
-                 gt_tf: tuple[str, str] | None = None, max_dt: float = DEFAULT_MAX_DT):
+                 gt_tf: tuple[str, str] | None = None, max_dt: float = DEFAULT_MAX_DT,
+                 rectified: bool = False):
         self.path = Path(path)
-        self.max_dt = max_dt
+        self.max_dt, self.rectified = max_dt, rectified
         with self._open() as reader:
             self.topics = {name: info.msgtype for name, info in reader.topics.items()}
             self.image_topic = self._image_topic(image_topic)
@@ -263,7 +270,7 @@ class BagFrames:
             self.gt_source = gt_topic or (f"TF {gt_tf[0]} -> {gt_tf[1]}" if gt_tf else None)
             gt_topic = gt_topic and self._topic(gt_topic, "--gt-topic", GT_TYPES)
             self._read_metadata(reader, gt_topic, gt_tf)
-        self._match_ground_truth()
+        self._match_ground_truth(gt_tf)
 
     def __len__(self) -> int:
         return len(self.stamps_ns)
@@ -307,69 +314,89 @@ class BagFrames:
 
     def _read_metadata(self, reader: AnyReader, gt_topic: str | None,
                        gt_tf: tuple[str, str] | None) -> None:
-        """One pass over all but the image pixels: image stamps, camera infos, ground truth."""
+        """One pass over all but the image pixels: image stamps, cameras, ground truth."""
         tf_topics = [n for n, t in self.topics.items() if t == TF_MESSAGE] if gt_tf else []
         wanted = {self.image_topic, self.camera_info_topic, gt_topic, *tf_topics}
-        stamps, infos, gt, tf_pairs = [], [], [], set()
+        stamps, infos, gt = [], [], []
+        self._tree = TransformTree(max_extrapolation_ns=round(self.max_dt * 1e9))
         for conn, _, raw in reader.messages([c for c in reader.connections if c.topic in wanted]):
             msg = reader.deserialize(raw, conn.msgtype)
             if conn.topic == self.image_topic:
                 stamps.append(stamp_ns(msg.header))
             elif conn.topic == self.camera_info_topic:
-                infos.append((stamp_ns(msg.header), _camera_info(msg)))
+                infos.append((stamp_ns(msg.header), self._camera(msg)))
             elif conn.topic == gt_topic:
                 gt.append((stamp_ns(msg.header), _pose_of(msg, conn.msgtype)))
             else:
                 static = conn.topic.endswith("tf_static")
                 for tf in msg.transforms:
-                    pair = (tf.header.frame_id.strip("/"), tf.child_frame_id.strip("/"))
-                    tf_pairs.add(pair)
-                    if pair == gt_tf:
-                        gt.append((-1 if static else stamp_ns(tf.header),
-                                   pose_from_transform(tf.transform)))
+                    try:
+                        self._tree.add(tf.header.frame_id, tf.child_frame_id,
+                                       pose_from_transform(tf.transform),
+                                       None if static else stamp_ns(tf.header))
+                    except TransformError as exc:
+                        raise BagError(f"{self.path}: {conn.topic}: {exc}") from None
         if not stamps:
             raise BagError(f"{self.path}: image topic '{self.image_topic}' has no messages")
         if not infos:
             raise BagError(f"{self.path}: camera_info topic '{self.camera_info_topic}' has no messages")
-        if gt_tf and not gt:
+        if gt_tf and not {*gt_tf} <= set(self._tree.frames()):
             raise BagError(f"{self.path}: no transform {gt_tf[0]} -> {gt_tf[1]} on "
                            f"{', '.join(tf_topics) or 'any TF topic'}; transforms in the bag: "
-                           f"{', '.join(f'{p}:{c}' for p, c in sorted(tf_pairs)) or 'none'}")
+                           f"{', '.join(f'{p}:{c}' for p, c in self._tree.edges()) or 'none'}")
         self.stamps_ns = np.array(stamps, dtype=np.int64)
         infos.sort(key=lambda item: item[0])
         self._info_stamps = np.array([s for s, _ in infos], dtype=np.int64)
-        self._infos = [info for _, info in infos]
+        self._cameras = [camera for _, camera in infos]
         self._gt = gt
-        if not all(np.any(K) for K, _, _ in self._infos):
-            raise BagError(f"{self.path}: {self.camera_info_topic} carries an all-zero K "
-                           f"(camera not calibrated)")
-        if any(np.any(d != 0) for _, _, d in self._infos):
-            warnings.warn(f"{self.path}: camera_info has non-zero distortion; images are used "
-                          f"without undistortion", stacklevel=3)
+        if all(isinstance(camera, CameraError) for camera in self._cameras):
+            raise BagError(f"{self.path}: {self.camera_info_topic}: {self._cameras[0]}")
 
-    def _match_ground_truth(self) -> None:
-        """self.map_from_cam: per image a 4x4 pose or None; -1 stamps (tf_static) match all."""
-        static = [T for s, T in self._gt if s == -1]
-        timed = [(s, T) for s, T in self._gt if s != -1]
-        if static and not timed:
-            self.map_from_cam = [static[-1]] * len(self)
+    def _camera(self, msg) -> Camera | CameraError:
+        """The Camera of a CameraInfo message, or the CameraError that says why it is unusable."""
+        try:
+            return camera_from_info(msg, rectified=self.rectified)
+        except CameraError as exc:
+            return exc
+
+    def _match_ground_truth(self, gt_tf: tuple[str, str] | None) -> None:
+        """self.map_from_cam: per image a 4x4 pose or None."""
+        if gt_tf:
+            self.map_from_cam = [self._tree.lookup(*gt_tf, int(ns))
+                                 if self._tree.can_transform(*gt_tf, int(ns)) else None
+                                 for ns in self.stamps_ns]
+            gt_stamps = []
         else:
-            idx = associate(self.stamps_ns, np.array([s for s, _ in timed], dtype=np.int64), self.max_dt)
-            self.map_from_cam = [timed[i][1] if i >= 0 else None for i in idx]
+            gt_stamps = [s for s, _ in self._gt]
+            idx = associate(self.stamps_ns, np.array(gt_stamps, dtype=np.int64), self.max_dt)
+            self.map_from_cam = [self._gt[i][1] if i >= 0 else None for i in idx]
         self.n_matched = sum(T is not None for T in self.map_from_cam)
         if self.gt_source and self.n_matched == 0:
+            why = (f"a ground-truth stamp of {self.gt_source} ({_span(gt_stamps)}) within "
+                   f"{self.max_dt:g} s (--max-dt)" if not gt_tf else
+                   f"a ground truth of {self.gt_source}: {self._why_not(gt_tf, int(self.stamps_ns[0]))}")
             raise BagError(f"{self.path}: no image stamp of {self.image_topic} "
-                           f"({_span(self.stamps_ns)}) has a ground-truth stamp of {self.gt_source} "
-                           f"({_span([s for s, _ in timed])}) within {self.max_dt:g} s (--max-dt)")
+                           f"({_span(self.stamps_ns)}) has {why}")
 
-    def _K_for(self, ns: int, width: int, height: int) -> np.ndarray:
-        """K of the CameraInfo with stamp ``ns``, else the latest before it, else the first."""
+    def _why_not(self, gt_tf: tuple[str, str], ns: int) -> str:
+        try:
+            self._tree.lookup(*gt_tf, ns)
+        except TransformError as exc:
+            return str(exc)
+        return "ok"
+
+    def _camera_for(self, ns: int, image: np.ndarray) -> Camera:
+        """The Camera of the CameraInfo with stamp ``ns``, else the latest before it, else the
+        first; BagError when it is unusable or does not fit the image."""
         i = max(int(np.searchsorted(self._info_stamps, ns, side="right")) - 1, 0)
-        K, size, _ = self._infos[i]
-        if size != (0, 0) and size != (width, height):
-            raise BagError(f"{self.path}: image is {width}x{height} but {self.camera_info_topic} "
-                           f"says {size[0]}x{size[1]}")
-        return K
+        camera = self._cameras[i]
+        try:
+            if isinstance(camera, CameraError):
+                raise camera
+            camera.check_image(image)
+        except CameraError as exc:
+            raise BagError(f"{self.path}: {self.camera_info_topic} at {ns / 1e9:.3f} s: {exc}") from None
+        return camera
 
     def frames(self, *, only_with_gt: bool = False) -> Iterator[BagFrame]:
         """BagFrames in bag order; ``only_with_gt`` skips (without decoding) images that have
@@ -385,15 +412,7 @@ class BagFrames:
                     image = decode_image(reader.deserialize(raw, conn.msgtype), conn.msgtype)
                 except BagError as exc:
                     raise BagError(f"{self.path}: {self.image_topic} at {ns / 1e9:.3f} s: {exc}") from None
-                K = self._K_for(ns, image.shape[1], image.shape[0])
-                yield BagFrame(ns / 1e9, image, K, gt)
-
-
-def _camera_info(msg) -> tuple[np.ndarray, tuple[int, int], np.ndarray]:
-    """(K 3x3, (width, height), distortion coefficients) of a CameraInfo (ROS 2 or ROS 1)."""
-    K, D = (msg.k, msg.d) if hasattr(msg, "k") else (msg.K, msg.D)
-    return (np.asarray(K, dtype=np.float64).reshape(3, 3), (int(msg.width), int(msg.height)),
-            np.asarray(D, dtype=np.float64))
+                yield BagFrame(ns / 1e9, image, self._camera_for(ns, image), gt)
 
 
 def _camera_info_beside(image_topic: str) -> str:

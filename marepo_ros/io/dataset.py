@@ -1,7 +1,7 @@
 """Reader for the generic scene folder layout.
 
     SCENE/rgb/<name>.color.jpg|png      images, any size, colour or grey
-    SCENE/depth/<name>.depth.png        optional uint16 depth in millimetres, 0 = invalid
+    SCENE/depth/<name>.depth.png        optional uint16 depth in millimetres, 0 (or 65535) = invalid
     SCENE/poses/<name>.pose.txt         4x4 camera-to-world (= map_from_cam), metres
     SCENE/intrinsics.txt                3x3 K of the rgb camera
     SCENE/depth_intrinsics.txt          optional 3x3 K of the depth camera (default: K)
@@ -19,6 +19,7 @@ from ..geometry import check_intrinsics, is_valid_pose, nearest_rotation
 from .images import from_opencv
 
 IMAGE_SUFFIXES = (".color.jpg", ".color.png", ".jpg", ".png")
+INVALID_DEPTH_MM = 65535  # as 0: no depth (the 7-Scenes Kinect recordings use it)
 
 
 class DatasetError(ValueError):
@@ -44,7 +45,9 @@ class Frame:
         raw = cv2.imread(str(self.depth_path), cv2.IMREAD_UNCHANGED)
         if raw is None:
             raise DatasetError(f"{self.depth_path}: cannot read depth image")
-        return raw.astype(np.float32) / 1000.0
+        depth = raw.astype(np.float32) / 1000.0
+        depth[raw == INVALID_DEPTH_MM] = 0.0       # 7-Scenes marks missing depth so, not with 0
+        return depth
 
 
 def read_image(path: Path) -> np.ndarray:

@@ -47,7 +47,7 @@ class SceneMap:
 
     head: the scene-coordinate head, or None (a map of keyframes only).
     encoder / encoder_id: name and weights hash of the encoder the head was trained on
-        (``networks.state_dict_hash``); empty without a head.
+        (``models.identity.state_dict_hash``); empty without a head.
     short_side: image short side (pixels) used for mapping; localization uses the same.
     feature_map: the keyframe feature map, or None (maps of format version 1).
     stats: mapping statistics (frames, iterations, final loss, seconds, device, ...).

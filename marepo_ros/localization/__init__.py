@@ -1,2 +1,3 @@
-"""Image -> pose at run time: the ``Localizer``, the estimator interface and registry, RANSAC
-(P3P), the marepo estimator, stream pairing. May import: ``geometry``, ``models``, ``io``."""
+"""Image -> pose at run time: the ``Pipeline`` (the one way to build a localizer), the estimate
+types, the table of estimators (``registry``), RANSAC (P3P, poselib), the regressors' estimator,
+the keyframe estimators, stream pairing. May import: ``geometry``, ``camera``, ``models``, ``io``."""

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..geometry import Distortion, pose_error
-from .estimator import Estimate, PoseEstimator, check_correspondences
+from .estimate import Estimate, PoseEstimator, check_correspondences
 from .pnp import refine_pnp
 from .points import PointsEstimator
 from .retrieval import nearest_keyframes
@@ -39,8 +39,8 @@ def pixels_between(K_from: np.ndarray, K_to: np.ndarray, pixels_N2: np.ndarray) 
 
 
 class HybridEstimator:
-    """Pose from scene coordinates *and* the image (``Localizer`` passes both, see
-    ``needs_image``).
+    """Pose from scene coordinates *and* the image (the ``Pipeline`` passes both: its table
+    entries have inputs "both").
 
     scr: the pose estimator on scene coordinates (``ransac``); points: the ``points``
     estimator on the map's keyframe feature map; agree_m / agree_deg: two poses closer than
@@ -54,8 +54,6 @@ class HybridEstimator:
     regressor (``marepo+kf``, ``grr+kf``: GeLoc3r's refinement against database views in the
     form this map has, keyframes with 3D points).
     """
-    needs_image = True
-
     def __init__(self, scr: PoseEstimator, points: PointsEstimator, *, agree_m: float = 0.10,
                  agree_deg: float = 5.0, joint: bool = True, threshold_px: float = 6.0,
                  retry_globally: bool = True, name: str = "hybrid"):

@@ -20,8 +20,9 @@ import torch
 
 from ..geometry import invert_pose, make_pose
 from ..io.mapfile import SceneMap
-from ..models.regressor import PoseRegressor, load_regressor, regress_pose, regressor_from_dict
-from .estimator import Estimate, check_correspondences
+from ..models.regressor import PoseRegressor, regress_pose
+from ..models.regressor_file import load_regressor, regressor_from_dict
+from .estimate import Estimate, check_correspondences
 from .ransac import map_frame_covariance, refine_on_inliers, reprojection_errors
 
 MIN_FIT_POINTS = 6  # fewer inliers than this: the pose is not refined / no covariance fitted

@@ -13,7 +13,7 @@ import poselib
 import torch
 
 from ..geometry import invert_pose, make_pose, pixel_rays, transform_points
-from .estimator import Estimate, check_correspondences
+from .estimate import Estimate, check_correspondences
 from .ransac import map_frame_covariance
 
 

@@ -14,7 +14,7 @@ from ..io.feature_map import FeatureMap, dequantize
 from ..models.preprocess import to_grey
 from ..models.threads import cpu_threads
 from ..models.xfeat import ImageFeatures, XFeatExtractor
-from .estimator import Estimate
+from .estimate import Estimate
 from .matching import match_points
 from .pnp import solve_pnp
 from .retrieval import top_k, vlad

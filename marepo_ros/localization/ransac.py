@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..geometry import invert_pose, make_pose
-from .estimator import Estimate, check_correspondences
+from .estimate import Estimate, check_correspondences
 from .p3p import p3p
 
 _FIRST_ROUND_PER_HYPOTHESIS = 4  # minimal sets drawn per wanted hypothesis in the first round

@@ -30,7 +30,8 @@ from torch import nn
 from ..geometry import backproject, invert_pose, transform_points
 from ..io.feature_map import FeatureMap
 from ..io.mapfile import SceneMap
-from ..models.networks import Head, state_dict_hash
+from ..models.identity import state_dict_hash
+from ..models.networks import Head
 from ..models.preprocess import GREY_MEAN, GREY_STD, cell_centres, target_size, to_grey
 from ..models.xfeat import XFeatExtractor
 from .feature_map import FeatureMapConfig, build_feature_map

@@ -19,10 +19,11 @@ import torch
 
 from ..geometry import invert_pose, transform_points
 from ..io.mapfile import SceneMap
-from ..localization.localizer import Localizer
+from ..localization.pipeline import SceneCoordinateHead
 from ..models.networks import OUTPUT_SUBSAMPLE, Encoder
 from .frames import MappingCancelled, PosedImage, Progress
-from ..models.regressor import PoseRegressor, load_regressor, regressor_dict
+from ..models.regressor import PoseRegressor
+from ..models.regressor_file import load_regressor, regressor_dict
 from ..models.regressor_loss import model_outputs, regression_loss, train_step
 from ..models.regressor_batch import Sample, collate, random_rigid, rigid_jitter
 
@@ -32,12 +33,13 @@ def head_samples(scene_map: SceneMap, images: list[PosedImage], encoder: Encoder
                  cancel: Callable[[], bool] | None = None) -> list[Sample]:
     """One Sample per image: the map's scene coordinates of it (what localization sees), its
     cell pixels and K at the map's resolution, and its known map_from_cam."""
-    coords_of = Localizer(scene_map, encoder, estimator=None, device=device).scene_coordinates
+    coords_of = SceneCoordinateHead(scene_map, encoder, device)
     out = []
     for i, item in enumerate(images):
         if cancel is not None and cancel():
             raise MappingCancelled("mapping cancelled while computing marepo_S coordinates")
-        coords, pixels, K, _ = coords_of(item.load_image(), item.K)
+        view = coords_of(item.load_image(), item.K)
+        coords, pixels, K = view.coords_N3, view.pixels_N2, view.K_small
         X = coords.double().cpu().numpy()
         depth = transform_points(invert_pose(item.map_from_cam), X)[:, 2]
         h = int(pixels[-1, 1].item() // OUTPUT_SUBSAMPLE) + 1  # rows of the row-major cell grid

@@ -6,7 +6,6 @@ A state dict in Niantic's ``ace_encoder_pretrained.pt`` format (keys ``conv1.wei
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 from importlib import resources
@@ -131,16 +130,6 @@ class Head(nn.Module):
 
 class EncoderError(ValueError):
     """Encoder weights that cannot be loaded; the message names the file."""
-
-
-def state_dict_hash(module: nn.Module) -> str:
-    """Short sha256 of a module's parameters and buffers (names, shapes and values)."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        h.update(name.encode())
-        h.update(str(tuple(tensor.shape)).encode())
-        h.update(tensor.detach().cpu().float().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def shipped_encoder_path() -> Path:

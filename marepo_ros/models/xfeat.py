@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .networks import state_dict_hash
+from .identity import state_dict_hash
 from .threads import cpu_threads
 
 NAME = "xfeat"

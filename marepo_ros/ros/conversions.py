@@ -6,7 +6,7 @@ import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Pose
 
-from ..geometry import DISTORTION_MODELS, Distortion, check_intrinsics, pose_from_quat, quat_from_pose
+from ..geometry import pose_from_quat, quat_from_pose
 from ..io.images import ENCODINGS, ImageError, UnsupportedEncoding, decode_compressed, decode_raw
 
 class InputError(ValueError):
@@ -63,45 +63,6 @@ def depth_from_msg(msg) -> np.ndarray:
     depth = rows.copy().view(dtype).reshape(h, w).astype(np.float32) * np.float32(to_metres)
     depth[~np.isfinite(depth) | (depth < 0)] = 0.0
     return depth
-
-
-def camera_from_info(msg, *, rectified: bool = False
-                     ) -> tuple[np.ndarray, int, int, Distortion | None]:
-    """sensor_msgs/CameraInfo -> (K 3x3 float64, width, height, lens distortion or None);
-    InputError when unusable. ``rectified``: the images are rectified (image_rect), whose camera
-    is the 3x3 left part of P, not K (which describes the raw, distorted image), and has no
-    distortion. Raw images with a non-zero D get it (plumb_bob, rational_polynomial,
-    equidistant; other models are refused)."""
-    K = (np.asarray(msg.p, np.float64).reshape(3, 4)[:, :3] if rectified
-         else np.asarray(msg.k, np.float64).reshape(3, 3))
-    name = "P" if rectified else "K"
-    if not np.any(K):
-        raise InputError(f"CameraInfo has {name} all zeros (uncalibrated camera)")
-    problem = check_intrinsics(K, msg.width or None, msg.height or None)
-    if problem:
-        raise InputError(f"CameraInfo: {problem.replace('K ', name + ' ', 1)}")
-    distortion = None
-    if not rectified and has_distortion(msg):
-        model, d = msg.distortion_model or "plumb_bob", [float(v) for v in msg.d]  # "": unset
-        if model not in DISTORTION_MODELS:
-            raise InputError(f"CameraInfo distortion model '{model}' is not supported (use "
-                             f"{', '.join(DISTORTION_MODELS)}, or rectified images with "
-                             f"rectified_images:=true)")
-        if not np.all(np.isfinite(d)) or len(d) < (4 if model == "equidistant" else 5):
-            raise InputError(f"CameraInfo D has {len(d)} values, not finite or too few for {model}")
-        distortion = Distortion(model, tuple(d))
-    return K, int(msg.width), int(msg.height), distortion
-
-
-def check_image_size(image: np.ndarray, width: int, height: int) -> None:
-    """InputError when the image and its CameraInfo disagree on the size."""
-    h, w = image.shape[:2]
-    if (w, h) != (width, height):
-        raise InputError(f"image is {w}x{h} but its CameraInfo is {width}x{height}")
-
-
-def has_distortion(msg) -> bool:
-    return any(abs(d) > 1e-9 for d in msg.d)
 
 
 def pose_to_msg(map_from_cam: np.ndarray) -> Pose:

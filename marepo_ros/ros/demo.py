@@ -23,7 +23,8 @@ from tqdm import tqdm
 from ..evaluation.scoring import summary_text
 from ..io.bag import CAMERA_INFO_TOPIC, IMAGE_TOPIC, POSE_TOPIC, BagFrames, export_bag
 from ..io.dataset import SceneDataset
-from ..training.render import random_scene, write_scene_folder
+from ..synthetic.folders import write_scene_folder
+from ..synthetic.scene import random_scene
 from .replay import (BagPlayer, NodeLink, NodeProcess, ReplayError, RosSession, fresh_domain_id,
                      node_inputs, play_and_score, wait_until_accounted)
 

@@ -95,13 +95,14 @@ class MappingServices:
                 waiting.append((msg, map_from_cam, deadline))
                 continue
             try:
-                image, K, _, _ = self._decode(msg)
+                image, camera, _ = self._decode(msg)
             except InputError as exc:
                 self._collector.counts["bad_images"] += 1
                 self._mapping_error = f"mapping image refused: {exc}"
                 self._log("mapping_image", self._mapping_error)
                 continue
-            self._collector.keep(image, K, map_from_cam, self._depth_for(msg.header, image.shape[:2]))
+            self._collector.keep(image, camera.K, map_from_cam,
+                                 self._depth_for(msg.header, image.shape[:2]))
         self._awaiting_info = waiting
 
     def _depth_for(self, header: Header, shape_hw: tuple[int, int]) -> np.ndarray | None:

@@ -46,19 +46,18 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
-from ..geometry import Distortion, pose_from_quat
+from ..camera import Camera, CameraError, camera_from_info
+from ..geometry import pose_from_quat
 from ..io.bag import pose_from_transform
 from ..io.mapfile import MapFileError, load_map
-from ..localization.estimator import NEEDS_HEAD, make_estimator
 from ..localization.gaps import SequenceGaps
-from ..localization.localizer import Localizer
+from ..localization.pipeline import Pipeline, PipelineConfig, shared_encoder
 from ..localization.rep105 import map_from_base, map_from_odom
 from ..localization.streams import LatestSlot, RateMeter, StampedBuffer
 from ..mapping.background import BackgroundMapBuild
 from ..mapping.keyframes import KeyframeCollector
-from ..models.networks import EncoderError, load_encoder
-from .conversions import (InputError, camera_from_info, check_image_size,
-                          image_from_compressed, image_from_msg, pose_to_msg, seconds)
+from ..models.networks import EncoderError
+from .conversions import InputError, image_from_compressed, image_from_msg, pose_to_msg, seconds
 from .diagnostics import diagnostic_status
 from .inputs import InputSubscriptions
 from .kind_log import KindLog, guarded
@@ -124,7 +123,7 @@ class RelocalizationNode(MappingServices, LifecycleNode):
         self.device = torch.device(s.device)
         self.encoder = None
         self._map_path = ""
-        self._localizer: Localizer | None = None
+        self._pipeline: Pipeline | None = None
         self._map_error = ""
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._mapping_state = MappingState.IDLE
@@ -158,17 +157,17 @@ class RelocalizationNode(MappingServices, LifecycleNode):
                 raise RuntimeError("device 'cuda' requested but CUDA is not available")
             if s.inference_threads:
                 torch.set_num_threads(s.inference_threads)
-            self.encoder = load_encoder(self.encoder_path, self.device)
+            self.encoder = shared_encoder(self.encoder_path, str(self.device))
         except (EncoderError, RuntimeError) as exc:
             self.start_error = str(exc)
             self._log("lifecycle", f"configure failed: {exc}", level="error", throttle=False)
             return TransitionCallbackReturn.FAILURE
-        self._map_path, self._localizer, self._map_error = s.map_path, None, ""
+        self._map_path, self._pipeline, self._map_error = s.map_path, None, ""
         if s.map_path:
             try:
-                self._localizer = self._make_localizer(s.map_path, s.estimator)
+                self._pipeline = self._make_pipeline(s.map_path, s.estimator)
                 self.get_logger().info(f"map loaded: {self._map_path}")
-            except (MapFileError, ValueError) as exc:
+            except (MapFileError, ValueError, EncoderError) as exc:
                 self._map_error = str(exc)
                 self.get_logger().error(f"cannot load map_path: {exc}; waiting for a valid map")
         self._setup_tf()
@@ -186,7 +185,7 @@ class RelocalizationNode(MappingServices, LifecycleNode):
         self.get_logger().info(
             f"active: {self._image_topic} + {self._inputs.camera_info.topic_name} -> "
             f"{self._pose_pub.topic_name}; estimator {s.estimator} on {self.device}; "
-            f"map {'loaded' if self._localizer else 'none (set map_path or use ~/start_mapping)'}")
+            f"map {'loaded' if self._pipeline else 'none (set map_path or use ~/start_mapping)'}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -236,7 +235,7 @@ class RelocalizationNode(MappingServices, LifecycleNode):
             else:
                 self.destroy_timer(entity)
         self._outputs = []
-        self._localizer = self.encoder = None
+        self._pipeline = self.encoder = None
         self._tf_broadcaster = self._tf_buffer = None
 
     def _stop_worker(self) -> None:
@@ -338,16 +337,14 @@ class RelocalizationNode(MappingServices, LifecycleNode):
                 self.destroy_subscription(sub)
         self._mapping_pose_sub = self._depth_sub = None
 
-    def _make_localizer(self, map_path: str, estimator: str, scene_map=None) -> Localizer:
-        """A complete Localizer for the map file (raises MapFileError / ValueError). A map of
-        keyframes only (no head yet, e.g. while a build trains it) gets ``points`` instead of
-        an estimator that needs the head; ``Localizer.estimator.name`` says which runs."""
+    def _make_pipeline(self, map_path: str, estimator: str, scene_map=None) -> Pipeline:
+        """A complete Pipeline for the map file (raises MapFileError / ValueError /
+        EncoderError). A map of keyframes only (no head yet, e.g. while a build trains it) gets
+        ``points`` instead of an estimator that needs the head; ``Pipeline.name`` says which
+        runs."""
         scene_map = scene_map or load_map(Path(map_path).expanduser(), self.device)
-        if estimator in NEEDS_HEAD and scene_map.head is None and scene_map.feature_map is not None:
-            estimator = "points"
-        estimator = make_estimator(estimator, short_side=scene_map.short_side, scene_map=scene_map,
-                                   device=str(self.device))
-        return Localizer(scene_map, self.encoder, estimator, device=self.device)
+        return Pipeline(scene_map, PipelineConfig(estimator, device=str(self.device),
+                                                  encoder=self.encoder_path, head_fallback=True))
 
     # ---- parameters ---------------------------------------------------------------------
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
@@ -364,28 +361,28 @@ class RelocalizationNode(MappingServices, LifecycleNode):
             problem = value_problem(name, value)
             if problem:
                 return SetParametersResult(successful=False, reason=problem)
-        localizer = self._localizer
+        pipeline = self._pipeline
         map_path = new.get("map_path", self._map_path)
         estimator = new.get("estimator", self.settings.estimator)
         if self.encoder is None:  # unconfigured: configure loads the map
             pass
         elif "map_path" in new or "estimator" in new:
             if not map_path:
-                localizer = None
+                pipeline = None
             else:
                 try:
-                    reuse = localizer.scene_map if (localizer and "map_path" not in new) else None
-                    localizer = self._make_localizer(map_path, estimator, reuse)
-                except (MapFileError, ValueError) as exc:
+                    reuse = pipeline.scene_map if (pipeline and "map_path" not in new) else None
+                    pipeline = self._make_pipeline(map_path, estimator, reuse)
+                except (MapFileError, ValueError, EncoderError) as exc:
                     self._log("map", f"refused map_path change: {exc}", level="error")
                     return SetParametersResult(successful=False, reason=str(exc))
         if "base_from_camera" in new:
             v = new["base_from_camera"]
             self._base_from_camera = pose_from_quat(v[:3], v[3:])
-        if localizer is not self._localizer:
-            self._localizer, self._map_path, self._map_error = localizer, map_path, ""
+        if pipeline is not self._pipeline:
+            self._pipeline, self._map_path, self._map_error = pipeline, map_path, ""
             self.get_logger().info(f"map swapped in: {map_path or '(none)'} (estimator "
-                                   f"{localizer.estimator.name if localizer else estimator})")
+                                   f"{pipeline.name if pipeline else estimator})")
         self.settings = self.settings.updated(new)
         return SetParametersResult(successful=True)
 
@@ -394,13 +391,13 @@ class RelocalizationNode(MappingServices, LifecycleNode):
     def _on_camera_info(self, msg: CameraInfo) -> None:
         try:
             camera = camera_from_info(msg, rectified=self.settings.rectified_images)
-        except InputError as exc:
-            camera = exc
-        if (not isinstance(camera, InputError) and camera[3] is not None
+        except CameraError as exc:
+            camera = InputError(str(exc))
+        if (not isinstance(camera, InputError) and camera.distortion is not None
                 and not self._warned_distortion):
             self._warned_distortion = True
             self.get_logger().info(
-                f"CameraInfo has {camera[3].model} distortion: keypoint and scene-coordinate "
+                f"CameraInfo has {camera.distortion.model} distortion: keypoint and scene-coordinate "
                 f"pixels are undistorted before the pose is solved (mapping keyframes are used "
                 f"as if rectified: map from image_rect with rectified_images:=true for best maps)")
         with self._lock:
@@ -416,8 +413,8 @@ class RelocalizationNode(MappingServices, LifecycleNode):
     def _camera_for(self, header: Header, wait_s: float = 0.0) -> tuple[object, bool]:
         """(camera, paired): the CameraInfo of the image's stamp (waiting up to ``wait_s`` for
         it; paired True), else the latest usable one of the same frame id (DDS may deliver a
-        CameraInfo after its image), else the latest unusable one; camera is (K, width,
-        height) or an InputError saying why not."""
+        CameraInfo after its image), else the latest unusable one; camera is a ``Camera`` or
+        an InputError saying why not."""
         stamp, deadline = seconds(header.stamp), time.monotonic() + wait_s
         camera = self._infos.nearest(stamp, 1e-6)
         while camera is None and time.monotonic() < deadline:
@@ -448,16 +445,18 @@ class RelocalizationNode(MappingServices, LifecycleNode):
             if self._slot.put((msg, now)):
                 self.counts["dropped_stale"] += 1
 
-    def _decode(self, msg, *, wait_s: float = 0.0) -> tuple[np.ndarray, np.ndarray, Distortion | None, bool]:
-        """(image, K, distortion, paired with the CameraInfo of its stamp) of a frame, or
+    def _decode(self, msg, *, wait_s: float = 0.0) -> tuple[np.ndarray, Camera, bool]:
+        """(image, its Camera, paired with the CameraInfo of its stamp) of a frame, or
         InputError."""
         camera, paired = self._camera_for(msg.header, wait_s)
         if isinstance(camera, InputError):
             raise camera
         image = image_from_compressed(msg) if isinstance(msg, CompressedImage) else image_from_msg(msg)
-        K, width, height, distortion = camera
-        check_image_size(image, width, height)
-        return image, K, distortion, paired
+        try:
+            camera.check_image(image)
+        except CameraError as exc:
+            raise InputError(str(exc)) from None
+        return image, camera, paired
 
     # ---- localization (worker thread) ----------------------------------------------------
     def _work(self) -> None:
@@ -474,26 +473,26 @@ class RelocalizationNode(MappingServices, LifecycleNode):
     def _localize(self, msg, received: float) -> None:
         """Decode, localize, publish, TF: each step guarded; a failure rejects this frame
         (counted, on ~/status, /diagnostics ERROR, throttled log) and the next one is taken."""
-        localizer = self._localizer  # one map for the whole frame, even if swapped meanwhile
+        pipeline = self._pipeline  # one map for the whole frame, even if swapped meanwhile
         tracking = self._tracking
         odom = tracking.odom_at(seconds(msg.header.stamp))
         if tracking.skip(odom):
             return self._reject("standing still (update_min_d / update_min_a)", kind="still",
                                 level="debug")
         try:
-            image, K, distortion, paired = self._decode(msg, wait_s=CAMERA_INFO_WAIT_S)
+            image, camera, paired = self._decode(msg, wait_s=CAMERA_INFO_WAIT_S)
         except InputError as exc:
             return self._reject(str(exc), kind="input")
         except Exception as exc:  # noqa: BLE001
             return self._fail("decode", exc)
         with self._lock:
             self.counts["paired" if paired else "info_fallback"] += 1
-        if localizer is None:
+        if pipeline is None:
             return self._reject("no map loaded: set map_path or build one with ~/start_mapping"
                                 + (f" (last map error: {self._map_error})" if self._map_error else ""),
                                 kind="no_map")
         try:
-            est = localizer.localize(image, K, distortion)
+            est = pipeline.localize(image, camera)
         except Exception as exc:  # noqa: BLE001
             return self._fail("localize", exc)
         if est is None:
@@ -611,10 +610,10 @@ class RelocalizationNode(MappingServices, LifecycleNode):
             if self._build is not None:
                 mapping["progress"] = round(self._build.status.progress, 4)
         return {
-            "localized": last["localized"], "map_loaded": self._localizer is not None,
+            "localized": last["localized"], "map_loaded": self._pipeline is not None,
             "map_path": self._map_path, "map_error": self._map_error,
             "estimator": self.settings.estimator,
-            "estimator_active": self._localizer.estimator.name if self._localizer else None,
+            "estimator_active": self._pipeline.name if self._pipeline else None,
             "input_rate_hz": round(self._rate.rate(), 2),
             "latency_ms": last["latency_ms"], "latency_ms_mean": mean,
             "stamp_latency_ms": last["stamp_latency_ms"], "inlier_ratio": last["inlier_ratio"],

@@ -8,7 +8,8 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from ..localization.estimator import ESTIMATORS, MIN_CONFIDENCE
+from ..localization.estimate import MIN_CONFIDENCE
+from ..localization.registry import NAMES
 from ..mapping.build import PRESETS
 
 
@@ -32,11 +33,12 @@ PARAMS: tuple[Param, ...] = (
     Param("map_path", "", "Map file to localize in (empty: none yet). Setting it at run time "
           "swaps the map without a restart; a missing, damaged or incompatible file is refused "
           "and the current map stays."),
-    Param("encoder_path", "", "The head's encoder: empty or ace (the shipped weights), xfeat "
-          "(XFeat's dense features), or a file of ACE-format weights. A map's head only works "
-          "with the encoder it was built with.", read_only=True),
+    Param("encoder_path", "", "The head's encoder: empty (localizing: the encoder the map names; "
+          "mapping: ace), ace (the shipped weights), xfeat (XFeat's dense features), or a file of "
+          "ACE-format weights (a map built on one names only its hash: give the file here). A "
+          "map's head only works with the encoder it was built with.", read_only=True),
     Param("estimator", "auto", "Pose estimator; auto: points when the map has keyframes, else ransac.",
-          choices=ESTIMATORS),
+          choices=NAMES),
     Param("device", "cpu", "Torch device for inference and mapping: cpu or cuda.",
           read_only=True, choices=("cpu", "cuda")),
     Param("inference_threads", 0, "Torch CPU threads for inference (0: torch's default).",

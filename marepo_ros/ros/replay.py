@@ -392,7 +392,8 @@ def node_inputs(bag: BagFrames) -> tuple[dict, dict]:
     reliable QoS deep enough for bursts."""
     compressed = bag.topics[bag.image_topic] == COMPRESSED
     params = {"qos_reliability": "reliable", "qos_depth": QOS_DEPTH, "status_period": STATUS_PERIOD_S,
-              "image_transport": "compressed" if compressed else "raw"}
+              "image_transport": "compressed" if compressed else "raw",
+              "rectified_images": bag.rectified}
     remaps = {"image/compressed" if compressed else "image": bag.image_topic,
               "camera_info": bag.camera_info_topic}
     return params, remaps
@@ -402,21 +403,23 @@ def replay(bag_path: str | Path, map_path: str | Path | None, out: str | Path, *
            rate: float = 1.0, image_topic: str | None = None, camera_info_topic: str | None = None,
            gt_topic: str | None = None, gt_tf: tuple[str, str] | None = None,
            max_dt: float = 0.02, attach: bool = False, progress: bool = True,
-           node_timeout: float | None = None, clock: bool = False) -> dict:
+           node_timeout: float | None = None, clock: bool = False, rectified: bool = False) -> dict:
     """Live evaluation of a bag (see the module docstring): by default a node is started with
     ``map_path`` in a fresh ROS domain (log in ``out/node.log``); with ``attach`` the running
     /relocalization_node of the current domain is used as it is (``map_path``, if given, must
     be the map it has loaded). ``node_timeout``: seconds to wait for the node's first status
     (default 120 for a node started here, which loads torch and the map; 30 when attaching,
     a running node publishes one every ``status_period``). ``clock``: publish the bag's time on
-    /clock (a node started here gets use_sim_time). Returns the metrics."""
+    /clock (a node started here gets use_sim_time). ``rectified``: the bag's images are
+    rectified (their camera is CameraInfo's P; a node started here gets rectified_images).
+    Returns the metrics."""
     if not (gt_topic or gt_tf):
         raise BagError(f"{bag_path}: scoring a replay needs ground truth: --gt-topic TOPIC or "
                        f"--gt-tf PARENT:CHILD")
     if not rate > 0:
         raise BagError(f"--rate must be positive, got {rate}")
     bag = BagFrames(bag_path, image_topic=image_topic, camera_info_topic=camera_info_topic,
-                    gt_topic=gt_topic, gt_tf=gt_tf, max_dt=max_dt)
+                    gt_topic=gt_topic, gt_tf=gt_tf, max_dt=max_dt, rectified=rectified)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if node_timeout is None:

@@ -1,3 +1,3 @@
-"""Offline training of the shipped networks (``scripts/`` calls these): the room renderer, encoder
-training, regressor training data. May import every core room; nothing imports it but ``ros``
-(the demo renders a room) and the CLI."""
+"""Offline training of the shipped networks (``scripts/`` calls these): encoder training and
+regressor training data, on rooms rendered by ``synthetic``. May import every core room; nothing
+in the package imports it."""

@@ -22,7 +22,9 @@ import torch.nn.functional as F
 from ..geometry import backproject, invert_pose, make_pose, project, transform_points
 from ..models.networks import OUTPUT_SUBSAMPLE, Encoder
 from ..models.preprocess import normalise
-from .render import random_scene, random_view_pair, render, vary_lighting
+from ..synthetic.paths import random_view_pair
+from ..synthetic.raycast import render
+from ..synthetic.scene import random_scene, vary_lighting
 
 WIDTH, HEIGHT = 160, 120  # training render size (pixels)
 BASE_FOCAL = 525.0 * WIDTH / 640  # Kinect-like field of view at this size

@@ -1,7 +1,7 @@
 """Training samples for the pose regressor, generated on the fly from rendered rooms.
 
 A sample is what a head would give the regressor for one image: the scene coordinates of the
-image's 1/8-resolution cells (exact, by ray casting ``render.random_scene`` geometry from a
+image's 1/8-resolution cells (exact, by ray casting ``synthetic.scene.random_scene`` geometry from a
 random pose with random intrinsics, fx != fy, several image sizes), corrupted the way a real
 head errs (``corrupt``), then moved by marepo's rigid jitter (``rigid_jitter``: one random
 rigid transform, up to ±1 m and ±180°, applied to the coordinates and to the pose alike), so
@@ -23,7 +23,9 @@ from ..geometry import pixel_rays, pose_error, transform_points
 from ..localization.pnp import solve_pnp
 from ..models.preprocess import cell_centres
 from ..models.regressor_batch import Sample, collate, random_rigid, rigid_jitter
-from .render import Scene, cast_rays, clearance, look_pose, random_scene
+from ..synthetic.paths import look_pose
+from ..synthetic.raycast import cast_rays, clearance
+from ..synthetic.scene import Scene, random_scene
 
 TRAIN_SEEDS = range(1_000_000, 2_000_000)
 VALIDATION_SEEDS = range(9_000_000, 9_001_000)
