@@ -40,6 +40,7 @@ bench: setup
 	$(PY) benchmarks/regressors.py
 	$(PY) benchmarks/speed.py
 	$(PY) benchmarks/forward_motion.py
+	$(PY) benchmarks/bag_parity.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

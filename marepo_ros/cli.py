@@ -246,18 +246,38 @@ def _evaluate(frames, total: int, pipeline, out: Path, meta: dict, min_confidenc
 
 
 def cmd_bag_export(args) -> int:
-    from .io.bag import CAMERA_INFO_TOPIC, COMPRESSED_TOPIC, IMAGE_TOPIC, POSE_TOPIC, TF_TOPIC, export_bag
+    from .io.bag import (CAMERA_FRAME, CAMERA_INFO_TOPIC, COMPRESSED_TOPIC, IMAGE_TOPIC, MAP_FRAME,
+                         POSE_TOPIC, TF_TOPIC, export_bag)
     from .io.dataset import SceneDataset
 
     t0 = time.time()
     n = export_bag(SceneDataset(args.dataset), args.out, split=args.split, compressed=args.compressed,
-                   storage=args.storage, rate_hz=args.rate)
+                   storage=args.storage, rate_hz=args.rate, tf_tree=args.tf_tree,
+                   distortion=args.distortion)
     image_topic = COMPRESSED_TOPIC if args.compressed else IMAGE_TOPIC
+    tf = (f"{TF_TOPIC} and /tf_static (map -> odom -> base_link -> camera_link -> {CAMERA_FRAME})"
+          if args.tf_tree else TF_TOPIC)
     print(f"bag written: {args.out} ({n} {args.split} frames at {args.rate:g} Hz, {args.storage}, "
           f"{time.time() - t0:.0f} s)\n  topics: {image_topic}, {CAMERA_INFO_TOPIC}, {POSE_TOPIC} "
-          f"(ground truth), {TF_TOPIC}\n  evaluate: marepo-ros eval {args.out} --map MAP "
-          f"--image-topic {image_topic} --gt-topic {POSE_TOPIC} --out DIR")
+          f"(ground truth), {tf}\n  evaluate: marepo-ros eval {args.out} --map MAP "
+          f"--image-topic {image_topic} --gt-topic {POSE_TOPIC} --out DIR"
+          f"   (or --gt-tf {MAP_FRAME}:{CAMERA_FRAME})")
     return 0
+
+
+def _distortion(spec: str):
+    """``--distortion MODEL:d0,d1,...`` -> geometry.Distortion (argparse type)."""
+    from .geometry import DISTORTION_MODELS, Distortion
+    model, _, values = spec.partition(":")
+    try:
+        coefficients = tuple(float(v) for v in values.split(","))
+    except ValueError:
+        coefficients = ()
+    if model not in DISTORTION_MODELS or len(coefficients) < (4 if model == "equidistant" else 5):
+        raise argparse.ArgumentTypeError(f"expected MODEL:d0,d1,... with MODEL one of "
+                                         f"{', '.join(DISTORTION_MODELS)} and its coefficients, "
+                                         f"got '{spec}'")
+    return Distortion(model, coefficients)
 
 
 def _ros_module(name: str, command: str):
@@ -421,6 +441,12 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--storage", default="sqlite3", choices=["sqlite3", "mcap"])
     x.add_argument("--rate", type=float, default=30.0, help="Hz; frame i of the scene is stamped "
                    "i / rate seconds (default 30)")
+    x.add_argument("--tf-tree", action="store_true", help="ground truth on TF as a robot records "
+                   "it: map -> odom (drifting) -> base_link -> camera_link -> camera_optical_frame "
+                   "(a mount and the optical rotation on /tf_static)")
+    x.add_argument("--distortion", type=_distortion, metavar="MODEL:D", default=None,
+                   help="images as a camera with this lens sees them, and its D in CameraInfo, "
+                        "e.g. plumb_bob:-0.28,0.07,0.0005,-0.0003,0 (default: pinhole)")
     x.set_defaults(func=cmd_bag_export)
 
     r = sub.add_parser("replay", help="live evaluation: play a bag to the node over DDS, record "

@@ -62,3 +62,14 @@ def kitchen_map(redkitchen, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("kitchen") / "kitchen.map"
     save_map(build_map(images, load_encoder(), cfg), path)
     return path
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say plainly when the tests on the real evaluation scene did not run (no ../shared)."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if "evaluation scene not found" in str(r.longrepr)]
+    if skipped:
+        terminalreporter.write_sep("-", f"{len(skipped)} tests on the real evaluation scene were "
+                                   f"SKIPPED: {REDKITCHEN} not found (set MAREPO_REDKITCHEN); the "
+                                   f"rendered-data tests, the node end to end among them "
+                                   f"(test_replay, test_mapping), ran", yellow=True, bold=True)

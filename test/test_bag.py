@@ -154,6 +154,24 @@ def test_gt_from_odometry_and_tf_static(bag, scenes, tmp_path):
     assert static.n_matched == 6 and all(np.allclose(p, poses[2]) for p in static.map_from_cam)
 
 
+def test_gt_tf_chains_a_robot_tree_and_matches_the_pose_topic(scenes, tmp_path):
+    """A bag recorded as robots record (``--tf-tree``: map -> odom drifting at 2 Hz on stamps of
+    its own, odom -> base_link per image, static mount and optical rotation): the chained,
+    interpolated map -> optical frame equals the pose topic at every image stamp."""
+    ds = scenes["jpg"]
+    out = tmp_path / "tree.mcap"
+    export_bag(ds, out, storage="mcap", tf_tree=True, progress=False)
+    by_topic = BagFrames(out, gt_topic="/camera/pose")
+    by_tree = BagFrames(out, gt_tf=parse_gt_tf("map:camera_optical_frame"))
+    assert by_tree.n_matched == by_topic.n_matched == 6
+    for T, want in zip(by_tree.map_from_cam, by_topic.map_from_cam):
+        np.testing.assert_allclose(T, want, atol=1e-9)
+    odom = BagFrames(out, gt_tf=parse_gt_tf("odom:camera_optical_frame"))   # a part of the tree
+    assert not np.allclose(odom.map_from_cam[3], by_topic.map_from_cam[3], atol=1e-3)
+    with pytest.raises(BagError, match="transforms in the bag: .*odom:base_link"):
+        BagFrames(out, gt_tf=parse_gt_tf("map:camera_color_optical_frame"))
+
+
 def test_ros1_bag(scenes, tmp_path):
     ts1 = get_typestore(Stores.ROS1_NOETIC)
     ts1.register(get_types_from_msg("geometry_msgs/TransformStamped[] transforms", "tf2_msgs/msg/TFMessage"))
@@ -286,6 +304,16 @@ def test_eval_on_a_bag_matches_the_folder_eval(tmp_path, capsys):
         assert np.allclose(a, b, atol=1e-8), name
     assert {"trajectory.png", "error_cdf.png", "error_over_time.png", "report.md"} <= {
         p.name for p in (tmp_path / "ev_bag").iterdir()}
+    # the same frames with their ground truth only on a robot's TF tree: the same scores
+    tree_bag = tmp_path / "tree_bag"
+    assert cli.main(["bag", "export", str(scene), "--split", "query", "--tf-tree", "--storage", "mcap",
+                     "--out", str(tree_bag)]) == 0
+    assert cli.main(["eval", str(tree_bag), *common, "--gt-tf", "map:camera_optical_frame",
+                     "--out", str(tmp_path / "ev_tree")]) == 0
+    from_tree = json.loads((tmp_path / "ev_tree/metrics.json").read_text())
+    for key, value in from_bag.items():
+        if isinstance(value, (int, float)) and key != "ms_per_frame":
+            assert from_tree[key] == pytest.approx(value, abs=1e-6), key
     capsys.readouterr()
     # errors on the command line: one line, exit status 2
     assert cli.main(["eval", str(bag_path), *common, "--gt-topic", "/nope", "--out", str(tmp_path / "x")]) == 2
@@ -293,3 +321,37 @@ def test_eval_on_a_bag_matches_the_folder_eval(tmp_path, capsys):
     assert len(err) == 1 and "no topic '/nope'" in err[0] and "/camera/pose" in err[0]
     assert cli.main(["eval", str(scene), *common, "--gt-topic", "/camera/pose", "--out", str(tmp_path / "x")]) == 2
     assert "not a bag" in capsys.readouterr().err
+
+
+def test_eval_of_a_distorted_bag_scores_as_its_undistorted_frames(redkitchen, kitchen_map, tmp_path):
+    """`eval` of a bag whose images come through a real lens (plumb_bob, a wide-angle webcam's
+    D: pixels move up to 60 px) undistorts as the node does: the same frames score as the
+    pinhole bag's, and far better than when the lens is ignored (D zeroed: what bag eval did
+    before it used CameraInfo's D)."""
+    from marepo_ros.camera import Camera
+    from marepo_ros.geometry import Distortion
+    from marepo_ros.localization.pipeline import Pipeline, PipelineConfig
+
+    scene = tmp_path / "kitchen"                         # 10 real query frames, as a scene folder
+    for sub in ("rgb", "poses"):
+        (scene / sub).mkdir(parents=True)
+    for i in range(150, 160):
+        for sub, suffix in (("rgb", "color.jpg"), ("poses", "pose.txt")):
+            (scene / sub / f"frame-{i:06d}.{suffix}").symlink_to(redkitchen / sub / f"frame-{i:06d}.{suffix}")
+    (scene / "intrinsics.txt").symlink_to(redkitchen / "intrinsics.txt")
+    lens = Distortion("plumb_bob", (-0.34, 0.11, -0.0002, -0.00003, 0.0))
+    for name, options in (("pinhole", []), ("lens", ["--distortion", "plumb_bob:" + ",".join(map(str, lens.coefficients))])):
+        assert cli.main(["bag", "export", str(scene), "--out", str(tmp_path / name), *options]) == 0
+        assert cli.main(["eval", str(tmp_path / name), "--map", str(kitchen_map), "--gt-topic", "/camera/pose",
+                         "--out", str(tmp_path / f"ev_{name}")]) == 0
+    pinhole, lens_eval = (json.loads((tmp_path / f"ev_{n}/metrics.json").read_text()) for n in ("pinhole", "lens"))
+    print({k: (pinhole[k], lens_eval[k]) for k in ("median_translation_cm", "pct_5cm_5deg")})
+    assert pinhole["pct_5cm_5deg"] >= 80 and abs(lens_eval["pct_5cm_5deg"] - pinhole["pct_5cm_5deg"]) <= 10
+    assert lens_eval["median_translation_cm"] < 1.5 * pinhole["median_translation_cm"] + 0.5
+    bag = BagFrames(tmp_path / "lens", gt_topic="/camera/pose")
+    assert all(fr.camera.distortion == lens for fr in bag.frames())
+    pipeline = Pipeline.from_file(kitchen_map, PipelineConfig("points"))
+    ignored = [pipeline.localize(fr.image, Camera(fr.camera.K)) for fr in bag.frames()]
+    t_ignored = [np.linalg.norm(est.map_from_cam[:3, 3] - fr.map_from_cam[:3, 3]) if est else np.inf
+                 for est, fr in zip(ignored, bag.frames())]
+    assert np.median(t_ignored) * 100 > 3 * lens_eval["median_translation_cm"]

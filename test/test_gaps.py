@@ -1,7 +1,7 @@
-"""Publisher sequence gaps estimated from stamps (localization.gaps)."""
+"""Publisher sequence gaps estimated from stamps (runtime.gaps)."""
 import numpy as np
 
-from marepo_ros.localization.gaps import SequenceGaps
+from marepo_ros.runtime.gaps import SequenceGaps
 
 
 def test_counts_frames_missing_from_a_regular_stream():

@@ -11,19 +11,20 @@ PACKAGE = Path(__file__).resolve().parents[1] / "marepo_ros"
 
 # What each room may import from the package (besides itself). ``geometry`` is a module at the
 # top that everybody uses; ``cli`` is the one command and may use everything.
-CORE = ("geometry", "camera", "models", "io", "localization", "mapping", "evaluation", "synthetic",
-        "training")
+CORE = ("geometry", "camera", "models", "io", "localization", "runtime", "mapping", "evaluation",
+        "synthetic", "training")
 MAY_IMPORT = {
     "geometry": set(),
     "camera": {"geometry"},
     "models": {"geometry"},
     "io": {"geometry", "camera", "models"},
     "localization": {"geometry", "camera", "models", "io"},
-    "mapping": {"geometry", "camera", "models", "io", "localization"},
-    "evaluation": {"geometry", "camera", "models", "io", "localization", "mapping"},
+    "runtime": {"geometry"},
+    "mapping": {"geometry", "camera", "models", "io", "localization", "runtime"},
+    "evaluation": {"geometry", "camera", "models", "io", "localization", "runtime", "mapping"},
     "synthetic": {"geometry"},
-    "training": {"geometry", "camera", "models", "io", "localization", "mapping", "evaluation",
-                 "synthetic"},
+    "training": {"geometry", "camera", "models", "io", "localization", "runtime", "mapping",
+                 "evaluation", "synthetic"},
     "ros": set(CORE),
     "cli": set(CORE) | {"ros"},
 }

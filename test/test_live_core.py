@@ -10,7 +10,7 @@ from scipy.spatial.transform import Rotation
 
 from marepo_ros.geometry import make_pose
 from marepo_ros.io.mapfile import load_map
-from marepo_ros.localization.streams import LatestSlot, RateMeter, StampedBuffer
+from marepo_ros.runtime.streams import LatestSlot, RateMeter, StampedBuffer
 from marepo_ros.mapping.background import BackgroundMapBuild
 from marepo_ros.mapping.build import preset
 from marepo_ros.mapping.keyframes import KeyframeCollector

@@ -1,9 +1,9 @@
-"""REP-105 transform algebra (localization.rep105)."""
+"""REP-105 transform algebra (runtime.rep105)."""
 import numpy as np
 import pytest
 
 from marepo_ros.geometry import invert_pose, make_pose, pose_error
-from marepo_ros.localization.rep105 import map_from_base, map_from_odom, odom_from_cam
+from marepo_ros.runtime.rep105 import map_from_base, map_from_odom, odom_from_cam
 
 
 def random_pose(rng) -> np.ndarray:

@@ -1,11 +1,11 @@
-"""Prior, odometry propagation, jump gating and still-standing skips (localization.tracking)."""
+"""Prior, odometry propagation, jump gating and still-standing skips (runtime.tracking)."""
 import math
 
 import numpy as np
 import pytest
 
 from marepo_ros.geometry import make_pose
-from marepo_ros.localization.tracking import PoseTracker, TrackingConfig
+from marepo_ros.runtime.tracking import PoseTracker, TrackingConfig
 
 
 def at(x, y=0.0, yaw_deg=0.0) -> np.ndarray:

@@ -7,6 +7,12 @@ intrinsics and ground-truth poses from any bag (rosbag2 sqlite3 or MCAP, ROS 1 `
     /camera/camera_info           sensor_msgs/CameraInfo (K, P = [K|0], plumb_bob, zero D)
     /camera/pose                  geometry_msgs/PoseStamped, ground truth map_from_cam in ``map``
     /tf                           tf2_msgs/TFMessage, map -> camera_optical_frame (the same pose)
+With ``tf_tree`` the ground truth goes on TF as a robot records it instead: /tf carries
+map -> odom (a slow drift, at 2 Hz on stamps of its own) and odom -> base_link (at each image
+stamp), /tf_static base_link -> camera_link (a mount) and camera_link -> camera_optical_frame
+(REP-103's optical rotation); chained, they give the same map_from_cam. With ``distortion`` the
+images are warped through that lens (pixels seen by the distorted camera; what falls outside the
+pinhole image is black) and CameraInfo carries its D.
 Stamps are synthesized: a frame's stamp is its index among all the scene's frames (sorted by
 name) divided by ``rate_hz`` (default 30 Hz, the 7-Scenes Kinect rate), so a split keeps its
 gaps in time; ``scene_stamps`` gives the same stamps to the folder evaluation.
@@ -33,7 +39,7 @@ from rosbags.typesys import Stores, get_typestore
 from tqdm import tqdm
 
 from ..camera import Camera, CameraError, camera_from_info
-from ..geometry import pose_from_quat, quat_from_pose
+from ..geometry import Distortion, invert_pose, make_pose, pose_from_quat, quat_from_pose, undistort_pixels
 from .dataset import SceneDataset, read_image
 from .images import ImageError, decode_compressed, decode_raw, from_opencv
 from .tf_tree import TransformError, TransformTree
@@ -43,8 +49,16 @@ COMPRESSED_TOPIC = "/camera/image_raw/compressed"
 CAMERA_INFO_TOPIC = "/camera/camera_info"
 POSE_TOPIC = "/camera/pose"
 TF_TOPIC = "/tf"
+TF_STATIC_TOPIC = "/tf_static"
 MAP_FRAME = "map"
 CAMERA_FRAME = "camera_optical_frame"
+ODOM_FRAME, BASE_FRAME, CAMERA_LINK_FRAME = "odom", "base_link", "camera_link"   # tf_tree export
+# camera_link (x forward, y left, z up) -> optical frame (x right, y down, z forward), REP-103
+LINK_FROM_OPTICAL = make_pose(np.array([[0.0, 0, 1], [-1, 0, 0], [0, -1, 0]]), np.zeros(3))
+BASE_FROM_LINK = make_pose(np.array([[np.cos(0.2), 0, np.sin(0.2)], [0, 1, 0],   # 0.2 rad down
+                                     [-np.sin(0.2), 0, np.cos(0.2)]]), np.array([0.12, 0.0, 0.35]))
+ODOM_DRIFT = (np.array([0.02, -0.01, 0.005]), 0.01)   # map -> odom: m/s and rad/s about z
+ODOM_DRIFT_PERIOD_NS = 500_000_000
 DEFAULT_RATE_HZ = 30.0
 DEFAULT_MAX_DT = 0.02  # seconds, like evo's t_max_diff
 
@@ -72,10 +86,13 @@ def scene_stamps(dataset: SceneDataset, names: list[str], rate_hz: float = DEFAU
 
 def export_bag(dataset: SceneDataset, out: str | Path, *, split: str = "all",
                compressed: bool = False, storage: str = "sqlite3",
-               rate_hz: float = DEFAULT_RATE_HZ, progress: bool = True) -> int:
+               rate_hz: float = DEFAULT_RATE_HZ, tf_tree: bool = False,
+               distortion: Distortion | None = None, progress: bool = True) -> int:
     """Write the frames of ``split`` as a rosbag2 folder ``out`` (see the module docstring).
 
-    storage: "sqlite3" or "mcap". Returns the number of frames written.
+    storage: "sqlite3" or "mcap"; tf_tree: ground truth on TF through map -> odom -> base_link
+    -> camera_link -> optical frame; distortion: images as a camera with this lens sees them.
+    Returns the number of frames written.
     """
     if storage not in STORAGES:
         raise BagError(f"unknown storage '{storage}' (choose from {', '.join(STORAGES)})")
@@ -86,20 +103,68 @@ def export_bag(dataset: SceneDataset, out: str | Path, *, split: str = "all",
         writer = Writer(out, version=9, storage_plugin=STORAGES[storage])
     except WriterError as exc:
         raise BagError(f"cannot write the bag: {exc}") from None
+    warp = None
     with writer:
-        conns = [writer.add_connection(topic, msgtype, typestore=ts) for topic, msgtype in (
+        conns = {topic: writer.add_connection(topic, msgtype, typestore=ts) for topic, msgtype in (
             (COMPRESSED_TOPIC, COMPRESSED) if compressed else (IMAGE_TOPIC, IMAGE),
-            (CAMERA_INFO_TOPIC, CAMERA_INFO), (POSE_TOPIC, GT_TYPES[0]), (TF_TOPIC, TF_MESSAGE))]
+            (CAMERA_INFO_TOPIC, CAMERA_INFO), (POSE_TOPIC, GT_TYPES[0]), (TF_TOPIC, TF_MESSAGE),
+            *([(TF_STATIC_TOPIC, TF_MESSAGE)] if tf_tree else []))}
+        def write(ns: int, topic: str, msg) -> None:
+            writer.write(conns[topic], ns, ts.serialize_cdr(msg, conns[topic].msgtype))
+
+        drift = []                        # map -> odom stamps, written in time order with frames
+        if tf_tree and len(stamps):
+            write(int(stamps[0]), TF_STATIC_TOPIC, _tf_msg(ts, int(stamps[0]), [
+                (BASE_FRAME, CAMERA_LINK_FRAME, BASE_FROM_LINK),
+                (CAMERA_LINK_FRAME, CAMERA_FRAME, LINK_FROM_OPTICAL)]))
+            drift = list(range(max(int(stamps[0]) - ODOM_DRIFT_PERIOD_NS, 0),
+                               int(stamps[-1]) + 2 * ODOM_DRIFT_PERIOD_NS, ODOM_DRIFT_PERIOD_NS))
+
+        def write_drift(until_ns: float) -> None:
+            while drift and drift[0] <= until_ns:
+                ns = drift.pop(0)
+                write(ns, TF_TOPIC, _tf_msg(ts, ns, [(MAP_FRAME, ODOM_FRAME, map_from_odom_drift(ns))]))
+
         for fr, ns in zip(tqdm(frames, desc="export", unit="img", dynamic_ncols=True,
                                disable=not progress), stamps):
+            ns = int(ns)
+            write_drift(ns)
             pixels = read_image(fr.image_path)
-            image = (_compressed_msg(ts, ns, fr.image_path, pixels) if compressed
-                     else _image_msg(ts, ns, pixels))
-            msgs = (image, _camera_info_msg(ts, ns, dataset.K, pixels.shape[1], pixels.shape[0]),
-                    _pose_msg(ts, ns, fr.map_from_cam), _tf_msg(ts, ns, fr.map_from_cam))
-            for conn, msg in zip(conns, msgs):
-                writer.write(conn, int(ns), ts.serialize_cdr(msg, conn.msgtype))
+            if distortion is not None:
+                warp = warp if warp is not None else _distortion_warp(dataset.K, pixels.shape, distortion)
+                pixels = cv2.remap(pixels, *warp, cv2.INTER_LINEAR)
+            write(ns, COMPRESSED_TOPIC if compressed else IMAGE_TOPIC,
+                  _compressed_msg(ts, ns, fr.image_path, pixels) if compressed
+                  else _image_msg(ts, ns, pixels))
+            write(ns, CAMERA_INFO_TOPIC, _camera_info_msg(ts, ns, dataset.K, pixels.shape[1],
+                                                          pixels.shape[0], distortion))
+            write(ns, POSE_TOPIC, _pose_msg(ts, ns, fr.map_from_cam))
+            if tf_tree:
+                odom_from_base = (invert_pose(map_from_odom_drift(ns)) @ fr.map_from_cam
+                                  @ invert_pose(BASE_FROM_LINK @ LINK_FROM_OPTICAL))
+                write(ns, TF_TOPIC, _tf_msg(ts, ns, [(ODOM_FRAME, BASE_FRAME, odom_from_base)]))
+            else:
+                write(ns, TF_TOPIC, _tf_msg(ts, ns, [(MAP_FRAME, CAMERA_FRAME, fr.map_from_cam)]))
+        write_drift(np.inf)
     return len(frames)
+
+
+def map_from_odom_drift(ns: int) -> np.ndarray:
+    """The ``tf_tree`` export's map -> odom at a stamp: ``ODOM_DRIFT``'s constant velocity and
+    yaw rate from time 0 (linear and slerp interpolation between its samples are exact)."""
+    t = ns / 1e9
+    velocity, yaw_rate = ODOM_DRIFT
+    c, s = np.cos(yaw_rate * t), np.sin(yaw_rate * t)
+    return make_pose(np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]]), velocity * t)
+
+
+def _distortion_warp(K: np.ndarray, shape: tuple, distortion: Distortion) -> tuple[np.ndarray, np.ndarray]:
+    """cv2.remap maps (x, y: H x W float32) that render the distorted camera's image from the
+    pinhole image of intrinsics K: each distorted pixel samples its undistorted position."""
+    h, w = shape[:2]
+    u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    src = undistort_pixels(np.stack([u.ravel(), v.ravel()], 1), K, distortion).astype(np.float32)
+    return src[:, 0].reshape(h, w), src[:, 1].reshape(h, w)
 
 
 def _header(ts, ns: int, frame_id: str):
@@ -129,14 +194,16 @@ def _compressed_msg(ts, ns: int, path: Path, pixels: np.ndarray):
     return ts.types[COMPRESSED](header=_header(ts, ns, CAMERA_FRAME), format=fmt, data=data)
 
 
-def _camera_info_msg(ts, ns: int, K: np.ndarray, width: int, height: int):
-    """sensor_msgs/CameraInfo of a pinhole camera without distortion."""
+def _camera_info_msg(ts, ns: int, K: np.ndarray, width: int, height: int,
+                     distortion: Distortion | None = None):
+    """sensor_msgs/CameraInfo of a pinhole camera (plumb_bob, D of ``distortion`` or zeros)."""
     P = np.hstack([K, np.zeros((3, 1))])
     roi = ts.types["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0, width=0,
                                                        do_rectify=False)
+    model, d = (distortion.model, distortion.coefficients) if distortion else ("plumb_bob", (0.0,) * 5)
     return ts.types[CAMERA_INFO](
         header=_header(ts, ns, CAMERA_FRAME), height=height, width=width,
-        distortion_model="plumb_bob", d=np.zeros(5), k=K.reshape(-1).astype(np.float64),
+        distortion_model=model, d=np.asarray(d, np.float64), k=K.reshape(-1).astype(np.float64),
         r=np.eye(3).reshape(-1), p=P.reshape(-1), binning_x=0, binning_y=0, roi=roi)
 
 
@@ -149,15 +216,17 @@ def _pose_msg(ts, ns: int, map_from_cam: np.ndarray):
     return g[GT_TYPES[0]](header=_header(ts, ns, MAP_FRAME), pose=pose)
 
 
-def _tf_msg(ts, ns: int, map_from_cam: np.ndarray):
-    """tf2_msgs/TFMessage with the one transform map -> camera optical frame."""
-    t, q = quat_from_pose(map_from_cam)
+def _tf_msg(ts, ns: int, transforms: list[tuple[str, str, np.ndarray]]):
+    """tf2_msgs/TFMessage of (parent, child, parent_from_child) transforms, all at ``ns``."""
     g = ts.types
-    tf = g["geometry_msgs/msg/Transform"](translation=g["geometry_msgs/msg/Vector3"](*t),
-                                          rotation=g["geometry_msgs/msg/Quaternion"](*q))
-    stamped = g["geometry_msgs/msg/TransformStamped"](header=_header(ts, ns, MAP_FRAME),
-                                                      child_frame_id=CAMERA_FRAME, transform=tf)
-    return g[TF_MESSAGE](transforms=[stamped])
+    stamped = []
+    for parent, child, T in transforms:
+        t, q = quat_from_pose(T)
+        tf = g["geometry_msgs/msg/Transform"](translation=g["geometry_msgs/msg/Vector3"](*t),
+                                              rotation=g["geometry_msgs/msg/Quaternion"](*q))
+        stamped.append(g["geometry_msgs/msg/TransformStamped"](header=_header(ts, ns, parent),
+                                                               child_frame_id=child, transform=tf))
+    return g[TF_MESSAGE](transforms=stamped)
 
 
 # ---------------------------------------------------------------- reading

@@ -9,7 +9,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from ..geometry import Distortion, check_intrinsics
+from ..geometry import check_intrinsics
 
 MIN_CONFIDENCE = 0.05   # the node publishes estimates from this confidence on (its default)
 
@@ -67,10 +67,9 @@ def check_correspondences(coords_N3: torch.Tensor, pixels_N2: torch.Tensor, K: n
 class ImageEstimator(Protocol):
     """Camera pose straight from an image (estimators that need no scene coordinates).
 
-    ``localize`` takes an HxWx3 RGB or HxW grey uint8 image, its (3, 3) float64 K and its lens
-    distortion (``geometry.Distortion`` or None) and returns an ``Estimate`` or None.
+    ``localize`` takes an HxWx3 RGB or HxW grey uint8 pinhole image (the ``Pipeline`` undistorts
+    a distorted one first) and its (3, 3) float64 K and returns an ``Estimate`` or None.
     """
     name: str
 
-    def localize(self, image: np.ndarray, K: np.ndarray,
-                 distortion: Distortion | None = None) -> Estimate | None: ...
+    def localize(self, image: np.ndarray, K: np.ndarray) -> Estimate | None: ...

@@ -21,7 +21,7 @@ import time
 import numpy as np
 import torch
 
-from ..geometry import Distortion, pose_error
+from ..geometry import pose_error
 from .estimate import Estimate, PoseEstimator, check_correspondences
 from .pnp import refine_pnp
 from .points import PointsEstimator
@@ -63,12 +63,10 @@ class HybridEstimator:
         self.retry_globally, self.name = retry_globally, name
 
     def estimate(self, coords_N3: torch.Tensor, pixels_N2: torch.Tensor, K_small: np.ndarray, *,
-                 image: np.ndarray, K: np.ndarray,
-                 distortion: Distortion | None = None) -> Estimate | None:
-        """coords_N3 / pixels_N2 / K_small: the head's scene coordinates at (undistorted)
-        pixels of the shrunk image with intrinsics K_small; image, K, distortion: the full image
-        (HxWx3 RGB or HxW grey uint8), its 3x3 intrinsics and lens distortion. Returns the
-        decided Estimate or None."""
+                 image: np.ndarray, K: np.ndarray) -> Estimate | None:
+        """coords_N3 / pixels_N2 / K_small: the head's scene coordinates at pixels of the
+        shrunk image with intrinsics K_small; image, K: the full pinhole image (HxWx3 RGB or HxW
+        grey uint8) and its 3x3 intrinsics. Returns the decided Estimate or None."""
         check_correspondences(coords_N3, pixels_N2, K_small)
         K = np.asarray(K, np.float64)
         timings: dict[str, float] = {}
@@ -78,7 +76,7 @@ class HybridEstimator:
         timings["scr"] = 1e3 * (t1 - t0)
         prior = scr                      # any pose says where to look, supported or not
         scr = scr if scr is not None and scr.confidence > 0 else None
-        features = self.points.features(image, K, distortion)
+        features = self.points.features(image)
         timings["extraction"] = 1e3 * (time.perf_counter() - t1)
         fm = self.points.feature_map
         feat = None

@@ -9,7 +9,6 @@ import time
 
 import numpy as np
 
-from ..geometry import Distortion, undistort_pixels
 from ..io.feature_map import FeatureMap, dequantize
 from ..models.preprocess import to_grey
 from ..models.threads import cpu_threads
@@ -79,15 +78,9 @@ class PointsEstimator:
         enough = int(np.searchsorted(counts, self.min_points)) + 1
         return ranked[:max(self.retrieve, enough)]
 
-    def features(self, image: np.ndarray, K: np.ndarray | None = None,
-                 distortion: Distortion | None = None) -> ImageFeatures:
-        """XFeat features of an HxWx3 RGB or HxW grey uint8 image (pixels of ``image``; with a
-        ``distortion``, pixels of the pinhole camera K)."""
-        features = self.extractor.extract(to_grey(image), top_k=self.top_k, short_side=self.short_side)
-        if distortion is not None:
-            features.keypoints_N2 = undistort_pixels(features.keypoints_N2, K, distortion
-                                                     ).astype(np.float32)
-        return features
+    def features(self, image: np.ndarray) -> ImageFeatures:
+        """XFeat features of an HxWx3 RGB or HxW grey uint8 image (pixels of ``image``)."""
+        return self.extractor.extract(to_grey(image), top_k=self.top_k, short_side=self.short_side)
 
     def match(self, features: ImageFeatures, keyframes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(query keypoint indices, map point indices) of the matches to the keyframes' points."""
@@ -121,16 +114,15 @@ class PointsEstimator:
                         confidence=inlier_confidence(n, self.min_inliers), timings_ms=timings_ms,
                         inliers=inliers)
 
-    def localize(self, image: np.ndarray, K: np.ndarray,
-                 distortion: Distortion | None = None) -> Estimate | None:
-        """HxWx3 RGB or HxW grey uint8 image with its 3x3 K (and lens distortion) -> Estimate
-        (None: no pose)."""
+    def localize(self, image: np.ndarray, K: np.ndarray) -> Estimate | None:
+        """HxWx3 RGB or HxW grey uint8 pinhole image with its 3x3 K -> Estimate (None: no
+        pose)."""
         with cpu_threads(self.threads):
-            return self._localize(image, K, distortion)
+            return self._localize(image, K)
 
-    def _localize(self, image: np.ndarray, K: np.ndarray, distortion: Distortion | None) -> Estimate | None:
+    def _localize(self, image: np.ndarray, K: np.ndarray) -> Estimate | None:
         t0 = time.perf_counter()
-        features = self.features(image, K, distortion)
+        features = self.features(image)
         t1 = time.perf_counter()
         keyframes = self.candidates(features)
         timings = {"extraction": 1e3 * (t1 - t0), "retrieval": 1e3 * (time.perf_counter() - t1)}

@@ -39,8 +39,9 @@ class EstimatorSpec:
     """One estimator of the table.
 
     inputs: what it is given per query: "coords" (the head's scene coordinates: ``estimate(
-        coords_N3, pixels_N2, K_small)``), "image" (``localize(image, K, distortion)``) or
-        "both" (``estimate(coords_N3, pixels_N2, K_small, image=, K=, distortion=)``).
+        coords_N3, pixels_N2, K_small)``), "image" (``localize(image, K)``) or "both"
+        (``estimate(coords_N3, pixels_N2, K_small, image=, K=)``); images are pinhole (the
+        ``Pipeline`` undistorts them first).
     needs_head / needs_keyframes: the parts of the map it reads.
     build: (BuildContext, options) -> the estimator; options are the user's keyword options.
     options: the option names it takes (anything else is refused with a ValueError).

@@ -1,2 +1,2 @@
 """Building a map: feature buffer + head training, marepo_S, keyframe collection, background
-builds. May import: ``geometry``, ``models``, ``io``, ``localization``."""
+builds. May import: ``geometry``, ``models``, ``io``, ``localization``, ``runtime``."""

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from ..geometry import is_valid_pose, pose_error, scale_intrinsics
-from ..localization.streams import StampedBuffer
+from ..runtime.streams import StampedBuffer
 from ..models.preprocess import to_grey
 
 

@@ -36,7 +36,7 @@ class KindLog:
 
 def guarded(callback):
     """Wrap a node callback so that an unexpected exception is logged (kind ``callback``) and
-    answered instead of stopping the executor (which would take the whole node down). The node
+    answered instead of stopping the executor (which would take the whole node down). The object
     has ``_log`` (a ``KindLog``) and, for Trigger services, ``_answer(response, ok, text)``."""
     @functools.wraps(callback)
     def wrapper(self, *args):

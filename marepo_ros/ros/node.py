@@ -10,16 +10,22 @@ Topics (relative names, remap like any node; docs/node.md has the table):
          (std_msgs/String, JSON); /diagnostics; TF map_frame -> odom_frame (REP-105), or ->
          base_frame without odometry, republished every transform_publish_period
 Services (std_srvs/Trigger): ~/start_mapping, ~/stop_mapping, ~/cancel_mapping; lifecycle_msgs.
-Maps are loaded by setting the ``map_path`` parameter (validated, hot-swapped); a built map is
-written under ``map_dir`` and becomes ``map_path`` when done.
+Maps are loaded by setting the ``map_path`` parameter (validated, hot-swapped; refused while a
+map is being collected or built); a built map is written under ``map_dir``, loaded off the
+executor, swapped in, and becomes ``map_path``.
 
-Threads: the executor runs only short callbacks; one worker thread localizes the newest frame
-(older unprocessed frames are dropped and counted); maps are built in a child process.
+Threads: ``main`` spins a multi-threaded executor; the node's callbacks share one (mutually
+exclusive) callback group and run short, except a ``map_path`` change, which loads the map in
+the parameter callback; the TF republisher's timer has a group of its own, so it keeps its
+period meanwhile. One worker thread localizes the newest frame (older unprocessed frames are
+dropped and counted); one loader thread builds the pipelines of maps a build wrote; maps are
+built in a child process (``mapping_services.MappingSession``).
 """
 from __future__ import annotations
 
 import json
 import os
+import queue
 import threading
 import time
 from collections import Counter, deque
@@ -33,7 +39,8 @@ from geometry_msgs.msg import PoseStamped, PoseWithCovarianceStamped
 from nav_msgs.msg import Odometry
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
                                 SetParametersResult)
-from rclpy.executors import ExternalShutdownException
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.impl.implementation_singleton import rclpy_implementation as _rclpy
 from rclpy.lifecycle import LifecycleNode, LifecyclePublisher, LifecycleState, TransitionCallbackReturn
 from rclpy.publisher import Publisher
@@ -50,18 +57,16 @@ from ..camera import Camera, CameraError, camera_from_info
 from ..geometry import pose_from_quat
 from ..io.bag import pose_from_transform
 from ..io.mapfile import MapFileError, load_map
-from ..localization.gaps import SequenceGaps
 from ..localization.pipeline import Pipeline, PipelineConfig, shared_encoder
-from ..localization.rep105 import map_from_base, map_from_odom
-from ..localization.streams import LatestSlot, RateMeter, StampedBuffer
-from ..mapping.background import BackgroundMapBuild
-from ..mapping.keyframes import KeyframeCollector
 from ..models.networks import EncoderError
+from ..runtime.gaps import SequenceGaps
+from ..runtime.rep105 import map_from_base, map_from_odom
+from ..runtime.streams import LatestSlot, RateMeter, StampedBuffer
 from .conversions import InputError, image_from_compressed, image_from_msg, pose_to_msg, seconds
 from .diagnostics import diagnostic_status
 from .inputs import InputSubscriptions
 from .kind_log import KindLog, guarded
-from .mapping_services import CAMERA_INFO_WAIT_S, MappingServices, MappingState
+from .mapping_services import MappingSession
 from .params import PARAMS, NodeSettings, ParameterError, value_problem
 from .tf_out import TfMessageBroadcaster, TransformRepublisher
 from .tracking_io import TrackingInputs
@@ -78,6 +83,20 @@ except ImportError:
 
 NODE_NAME = "relocalization_node"
 LOG_REPEAT_S = 5.0  # one kind of problem is logged at most this often
+CAMERA_INFO_WAIT_S = 0.05  # the worker waits this long for the CameraInfo of an image's stamp
+CAMERA_INFO_POLL_S = 0.005  # ... looking for it again this often
+CAMERA_INFO_BUFFER = 50  # CameraInfo messages kept to pair with images by stamp
+STAMP_MATCH_S = 1e-6  # an image and its own CameraInfo carry the same stamp
+OUTPUT_QUEUE_DEPTH = 10  # history depth of every publisher (poses, status, diagnostics)
+MAPPING_POSE_QUEUE_DEPTH = 50  # mapping poses may come faster than images: keep more
+BUILD_POLL_PERIOD_S = 0.25  # the timer that follows a map build and swaps in its maps
+WORKER_TAKE_TIMEOUT_S = 0.2  # the worker looks at its stop flag at least this often
+WORKER_JOIN_TIMEOUT_S = 5.0  # waiting for the worker (one frame at most) when it is stopped
+# Variance published for each axis when an estimator's covariance is not finite: "unknown".
+UNKNOWN_VARIANCE = 1e6
+LATENCY_WINDOW = 100  # frames in ~/status' latency_ms_mean
+# Executor threads: one for the node's (mutually exclusive) callbacks, one for the TF republisher.
+EXECUTOR_THREADS = 2
 
 
 def _descriptor(p) -> ParameterDescriptor:
@@ -92,28 +111,31 @@ def _descriptor(p) -> ParameterDescriptor:
     return d
 
 
-class RelocalizationNode(MappingServices, LifecycleNode):
+class RelocalizationNode(LifecycleNode):
     """See the module docstring. A managed (lifecycle) node: configure loads the encoder and
     the map and creates the outputs, activate subscribes and starts the worker, deactivate
     stops both (the map stays), cleanup frees everything; ``autostart`` runs configure and
-    activate at construction. ``shutdown()`` stops the worker and any map build."""
+    activate at construction. ``shutdown()`` stops the worker and any map build. Mapping is
+    ``self._mapping`` (a ``MappingSession``). ``self._pipeline`` (the map and its estimator)
+    is replaced by one assignment under ``self._map_lock``, which also guards ``_map_path``
+    and ``_map_error``; the worker reads it once per frame."""
 
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
         self.settings = NodeSettings.from_values(self._declare_parameters())
         self._lock = threading.Lock()          # counters and last-frame figures
-        self._mapping_lock = threading.RLock()  # mapping state
+        self._map_lock = threading.Lock()      # _pipeline, _map_path, _map_error
         self.counts = Counter({k: 0 for k in (
             "received", "paired", "info_fallback", "localized", "rejected", "dropped_stale",
             "errors", "publisher_gaps", "camera_info_received")})
         self._last = {"localized": False, "latency_ms": None, "stamp_latency_ms": None,
                       "inlier_ratio": None, "confidence": None, "rejection": "",
                       "failing": False, "error": ""}
-        self._latencies: deque[float] = deque(maxlen=100)
+        self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._log = KindLog(self.get_logger(), LOG_REPEAT_S)
         self._rate = RateMeter()
         self._gaps = SequenceGaps()
-        self._infos = StampedBuffer(capacity=50)
+        self._infos = StampedBuffer(capacity=CAMERA_INFO_BUFFER)
         self._valid_infos: dict[str, tuple] = {}  # frame id -> latest usable (K, width, height)
         self._slot = LatestSlot()
         self._warned_distortion = False
@@ -125,19 +147,22 @@ class RelocalizationNode(MappingServices, LifecycleNode):
         self._map_path = ""
         self._pipeline: Pipeline | None = None
         self._map_error = ""
+        self._param_sync = None  # the map_path the node itself sets after a swap (not loaded again)
+        self._loads: queue.Queue = queue.Queue()  # (path, kind) for the loader thread
+        self._loaded: deque = deque()  # (path, kind, error) from it, for the executor
+        self._loader: threading.Thread | None = None
+        self._mapping = MappingSession(
+            settings=lambda: self.settings, base_from_camera=lambda: self._base_from_camera,
+            decode=self._decode, camera_paired=lambda header: self._camera_for(header)[1],
+            lookup_tf=self._lookup_tf if tf2_ros is not None else None,
+            lifecycle=lambda: self._lifecycle, sources=self._mapping_sources, log=self._log,
+            on_map_ready=self._on_map_ready)
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._mapping_state = MappingState.IDLE
-        self._collector: KeyframeCollector | None = None
-        self._awaiting_info: list = []  # keyframe images waiting for their CameraInfo
-        self._build: BackgroundMapBuild | None = None
-        self._mapping_message = ""
-        self._mapping_error = ""
         self._base_from_camera = pose_from_quat(s.base_from_camera[:3], s.base_from_camera[3:])
         self._lifecycle = "unconfigured"
         self._outputs: list = []  # what configure creates and cleanup destroys
         self._inputs: InputSubscriptions | None = None
         self._mapping_pose_sub = self._depth_sub = None
-        self._depths = StampedBuffer(capacity=30)  # aligned depth images while mapping
         self._tracking: TrackingInputs | None = None
         self._worker: threading.Thread | None = None
         self._running = False
@@ -162,14 +187,15 @@ class RelocalizationNode(MappingServices, LifecycleNode):
             self.start_error = str(exc)
             self._log("lifecycle", f"configure failed: {exc}", level="error", throttle=False)
             return TransitionCallbackReturn.FAILURE
-        self._map_path, self._pipeline, self._map_error = s.map_path, None, ""
-        if s.map_path:
-            try:
-                self._pipeline = self._make_pipeline(s.map_path, s.estimator)
-                self.get_logger().info(f"map loaded: {self._map_path}")
-            except (MapFileError, ValueError, EncoderError) as exc:
-                self._map_error = str(exc)
-                self.get_logger().error(f"cannot load map_path: {exc}; waiting for a valid map")
+        with self._map_lock:
+            self._map_path, self._pipeline, self._map_error = s.map_path, None, ""
+            if s.map_path:
+                try:
+                    self._pipeline = self._make_pipeline(s.map_path, s.estimator)
+                    self.get_logger().info(f"map loaded: {self._map_path}")
+                except (MapFileError, ValueError, EncoderError) as exc:
+                    self._map_error = str(exc)
+                    self.get_logger().error(f"cannot load map_path: {exc}; waiting for a valid map")
         self._setup_tf()
         self._setup_outputs()
         self._lifecycle = "inactive"
@@ -221,10 +247,7 @@ class RelocalizationNode(MappingServices, LifecycleNode):
             return response
 
     def _release(self) -> None:
-        with self._mapping_lock:
-            if self._build is not None:
-                self._build.terminate()
-            self._mapping_state, self._collector, self._build = MappingState.IDLE, None, None
+        self._mapping.terminate()
         for entity in self._outputs:
             if isinstance(entity, LifecyclePublisher):
                 self.destroy_lifecycle_publisher(entity)
@@ -235,13 +258,14 @@ class RelocalizationNode(MappingServices, LifecycleNode):
             else:
                 self.destroy_timer(entity)
         self._outputs = []
-        self._pipeline = self.encoder = None
+        with self._map_lock:
+            self._pipeline = self.encoder = None
         self._tf_broadcaster = self._tf_buffer = None
 
     def _stop_worker(self) -> None:
         self._running = False
         if self._worker is not None:
-            self._worker.join(5.0)
+            self._worker.join(WORKER_JOIN_TIMEOUT_S)
             self._worker = None
 
     # ---- set-up -------------------------------------------------------------------------
@@ -284,26 +308,38 @@ class RelocalizationNode(MappingServices, LifecycleNode):
             self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
         self._tf_out = TransformRepublisher(self._tf_broadcaster.sendTransform,
                                             lambda: self.get_clock().now().nanoseconds * 1e-9)
+        # a group of its own: on a multi-threaded executor the republisher keeps its period
+        # while another callback runs long (a map_path change loads the map)
         self._outputs.append(self.create_timer(self.settings.transform_publish_period,
-                                               self._republish_tf))
+                                               self._republish_tf,
+                                               callback_group=MutuallyExclusiveCallbackGroup()))
+
+    def _lookup_tf(self, target: str, source: str, stamp) -> np.ndarray:
+        """target_from_source (4x4) at ``stamp`` (builtin_interfaces/Time) from the TF buffer
+        (tf2_ros only); raises when it is not known."""
+        if self._tf_buffer is None:
+            raise LookupError("no TF buffer (the node is not configured)")
+        return pose_from_transform(self._tf_buffer.lookup_transform(
+            target, source, Time.from_msg(stamp)).transform)
 
     def _setup_outputs(self) -> None:
         """Pose publishers (lifecycle: silent while inactive), ~/status and /diagnostics
         (always: they say the node is inactive), services and timers."""
         s = self.settings
-        self._pose_pub = self.create_lifecycle_publisher(PoseStamped, "~/pose", 10)
+        depth = OUTPUT_QUEUE_DEPTH
+        self._pose_pub = self.create_lifecycle_publisher(PoseStamped, "~/pose", depth)
         self._pose_cov_pub = self.create_lifecycle_publisher(
-            PoseWithCovarianceStamped, "~/pose_with_covariance", 10)
-        self._base_pose_pub = self.create_lifecycle_publisher(PoseStamped, "~/base_pose", 10)
-        self._status_pub = self.create_publisher(String, "~/status", 10)
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+            PoseWithCovarianceStamped, "~/pose_with_covariance", depth)
+        self._base_pose_pub = self.create_lifecycle_publisher(PoseStamped, "~/base_pose", depth)
+        self._status_pub = self.create_publisher(String, "~/status", depth)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", depth)
         self._outputs += [
             self._pose_pub, self._pose_cov_pub, self._base_pose_pub, self._status_pub, self._diag_pub,
-            self.create_service(Trigger, "~/start_mapping", self._start_mapping),
-            self.create_service(Trigger, "~/stop_mapping", self._stop_mapping),
-            self.create_service(Trigger, "~/cancel_mapping", self._cancel_mapping),
+            self.create_service(Trigger, "~/start_mapping", self._mapping.start),
+            self.create_service(Trigger, "~/stop_mapping", self._mapping.stop),
+            self.create_service(Trigger, "~/cancel_mapping", self._mapping.cancel),
             self.create_timer(s.status_period, self._publish_status),
-            self.create_timer(0.25, self._poll_build)]
+            self.create_timer(BUILD_POLL_PERIOD_S, self._poll_build)]
 
     def _setup_inputs(self) -> None:
         s = self.settings
@@ -315,15 +351,22 @@ class RelocalizationNode(MappingServices, LifecycleNode):
                                         log=self._log)
         if s.mapping_depth_topic:
             self._depth_sub = self.create_subscription(
-                Image, s.mapping_depth_topic,
-                lambda m: self._depths.add(seconds(m.header.stamp), m, key=m.header.frame_id),
+                Image, s.mapping_depth_topic, self._mapping.on_depth,
                 QoSProfile(depth=s.qos_depth, reliability=ReliabilityPolicy.BEST_EFFORT))
         if s.mapping_pose_type == "pose":
             self._mapping_pose_sub = self.create_subscription(
-                PoseStamped, s.mapping_pose_topic, lambda m: self._on_mapping_pose(m.header, m.pose), 50)
+                PoseStamped, s.mapping_pose_topic, lambda m: self._mapping.on_pose(m.header, m.pose),
+                MAPPING_POSE_QUEUE_DEPTH)
         elif s.mapping_pose_type == "odometry":
             self._mapping_pose_sub = self.create_subscription(
-                Odometry, s.mapping_pose_topic, lambda m: self._on_mapping_pose(m.header, m.pose.pose), 50)
+                Odometry, s.mapping_pose_topic, lambda m: self._mapping.on_pose(m.header, m.pose.pose),
+                MAPPING_POSE_QUEUE_DEPTH)
+
+    def _mapping_sources(self) -> str:
+        """Where mapping keyframes come from, for the mapping messages."""
+        s = self.settings
+        source = "TF" if s.mapping_pose_type == "tf" else self.resolve_topic_name(s.mapping_pose_topic)
+        return f"{self._image_topic} with poses from {source}"
 
     def _teardown_inputs(self) -> None:
         if self._tracking is not None:
@@ -356,35 +399,96 @@ class RelocalizationNode(MappingServices, LifecycleNode):
 
     def _apply_parameters(self, new: dict) -> SetParametersResult:
         """Validate every change; a new map or estimator is built completely before it is
-        swapped in, so the worker never sees a half-loaded map. Accepted: ``settings`` follow."""
+        swapped in, so the worker never sees a half-loaded map. Accepted: ``settings`` follow.
+        ``map_path`` is refused while mapping (the build's maps are swapped in when ready), and
+        taken without loading when the node sets it to the map it has just swapped in."""
         for name, value in new.items():
             problem = value_problem(name, value)
             if problem:
                 return SetParametersResult(successful=False, reason=problem)
-        pipeline = self._pipeline
-        map_path = new.get("map_path", self._map_path)
-        estimator = new.get("estimator", self.settings.estimator)
-        if self.encoder is None:  # unconfigured: configure loads the map
-            pass
-        elif "map_path" in new or "estimator" in new:
-            if not map_path:
-                pipeline = None
-            else:
-                try:
-                    reuse = pipeline.scene_map if (pipeline and "map_path" not in new) else None
-                    pipeline = self._make_pipeline(map_path, estimator, reuse)
-                except (MapFileError, ValueError, EncoderError) as exc:
-                    self._log("map", f"refused map_path change: {exc}", level="error")
-                    return SetParametersResult(successful=False, reason=str(exc))
-        if "base_from_camera" in new:
-            v = new["base_from_camera"]
-            self._base_from_camera = pose_from_quat(v[:3], v[3:])
-        if pipeline is not self._pipeline:
-            self._pipeline, self._map_path, self._map_error = pipeline, map_path, ""
-            self.get_logger().info(f"map swapped in: {map_path or '(none)'} (estimator "
-                                   f"{pipeline.name if pipeline else estimator})")
-        self.settings = self.settings.updated(new)
+        loaded = "map_path" in new and new["map_path"] == self._param_sync
+        if "map_path" in new and not loaded:
+            busy = self._mapping.busy()
+            if busy:
+                self._log("map", f"refused map_path change: {busy}", level="warning")
+                return SetParametersResult(successful=False, reason=busy)
+        with self._map_lock:
+            pipeline = self._pipeline
+            map_path = self._map_path if loaded else new.get("map_path", self._map_path)
+            estimator = new.get("estimator", self.settings.estimator)
+            if self.encoder is None:  # unconfigured: configure loads the map
+                pass
+            elif ("map_path" in new and not loaded) or "estimator" in new:
+                if not map_path:
+                    pipeline = None
+                else:
+                    try:
+                        reuse = (pipeline.scene_map if pipeline and ("map_path" not in new or loaded)
+                                 else None)
+                        pipeline = self._make_pipeline(map_path, estimator, reuse)
+                    except (MapFileError, ValueError, EncoderError) as exc:
+                        self._log("map", f"refused map_path change: {exc}", level="error")
+                        return SetParametersResult(successful=False, reason=str(exc))
+            if "base_from_camera" in new:
+                v = new["base_from_camera"]
+                self._base_from_camera = pose_from_quat(v[:3], v[3:])
+            if pipeline is not self._pipeline:
+                self._pipeline, self._map_path, self._map_error = pipeline, map_path, ""
+                self.get_logger().info(f"map swapped in: {map_path or '(none)'} (estimator "
+                                       f"{pipeline.name if pipeline else estimator})")
+            self.settings = self.settings.updated(new)
         return SetParametersResult(successful=True)
+
+    # ---- maps a build wrote (loader thread) ------------------------------------------------
+    def _on_map_ready(self, path: str, kind: str) -> None:
+        """The mapping session's hand-over (executor): load ``path`` on the loader thread."""
+        if self._loader is None:
+            self._loader = threading.Thread(target=self._load_maps, name="map-loader", daemon=True)
+            self._loader.start()
+        self._loads.put((path, kind))
+
+    def _load_maps(self) -> None:
+        """Loader thread: one map at a time, in the order the build wrote them; the pipeline is
+        built here, off the executor, and swapped in with one assignment; ``_poll_build`` then
+        updates ``map_path`` and tells the mapping session."""
+        while (item := self._loads.get()) is not None:
+            path, kind = item
+            error = ""
+            try:
+                estimator = self.settings.estimator
+                pipeline = self._make_pipeline(path, estimator)
+                with self._map_lock:
+                    if self.encoder is None:
+                        raise RuntimeError("the node was cleaned up meanwhile")
+                    if self.settings.estimator != estimator:    # changed while loading
+                        pipeline = self._make_pipeline(path, self.settings.estimator, pipeline.scene_map)
+                    self._pipeline, self._map_path, self._map_error = pipeline, path, ""
+                self.get_logger().info(f"map swapped in: {path} (estimator {pipeline.name}; "
+                                       f"built by ~/stop_mapping, {kind})")
+            except Exception as exc:  # noqa: BLE001 - a bad file or a bug: refused, said, node alive
+                error = str(exc) if isinstance(exc, (MapFileError, ValueError, EncoderError)) \
+                    else f"{type(exc).__name__}: {exc}"
+                self._log("map", f"refused the built map {path}: {error}", level="error")
+            self._loaded.append((path, kind, error))
+
+    @guarded
+    def _poll_build(self) -> None:
+        """Timer (executor): follow the build; for each map the loader swapped in, set
+        ``map_path`` to it (not loaded again) and tell the mapping session."""
+        self._mapping.poll()
+        while self._loaded:
+            path, kind, error = self._loaded.popleft()
+            if not error and path == self._map_path:
+                self._param_sync = path
+                try:
+                    result = self.set_parameters([Parameter("map_path", Parameter.Type.STRING, path)])[0]
+                    if not result.successful:
+                        error = f"map_path not updated: {result.reason}"
+                except Exception as exc:  # noqa: BLE001 - the session must hear back regardless
+                    error = f"map_path not updated: {type(exc).__name__}: {exc}"
+                finally:
+                    self._param_sync = None
+            self._mapping.map_swapped(path, kind, error)
 
     # ---- inputs -------------------------------------------------------------------------
     @guarded
@@ -397,18 +501,14 @@ class RelocalizationNode(MappingServices, LifecycleNode):
                 and not self._warned_distortion):
             self._warned_distortion = True
             self.get_logger().info(
-                f"CameraInfo has {camera.distortion.model} distortion: keypoint and scene-coordinate "
-                f"pixels are undistorted before the pose is solved (mapping keyframes are used "
-                f"as if rectified: map from image_rect with rectified_images:=true for best maps)")
+                f"CameraInfo has {camera.distortion.model} distortion: images (and mapping "
+                f"keyframes) are undistorted to the pinhole image of K before use")
         with self._lock:
             self.counts["camera_info_received"] += 1
         self._infos.add(seconds(msg.header.stamp), camera, key=msg.header.frame_id)
         if not isinstance(camera, InputError):
             self._valid_infos[msg.header.frame_id] = camera
-        if self._awaiting_info:      # keyframe images waiting for a CameraInfo (no lock otherwise)
-            with self._mapping_lock:
-                if self._mapping_state == MappingState.COLLECTING:
-                    self._decode_keyframes(time.monotonic())
+        self._mapping.on_camera_info()
 
     def _camera_for(self, header: Header, wait_s: float = 0.0) -> tuple[object, bool]:
         """(camera, paired): the CameraInfo of the image's stamp (waiting up to ``wait_s`` for
@@ -416,10 +516,10 @@ class RelocalizationNode(MappingServices, LifecycleNode):
         CameraInfo after its image), else the latest unusable one; camera is a ``Camera`` or
         an InputError saying why not."""
         stamp, deadline = seconds(header.stamp), time.monotonic() + wait_s
-        camera = self._infos.nearest(stamp, 1e-6)
+        camera = self._infos.nearest(stamp, STAMP_MATCH_S)
         while camera is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-            camera = self._infos.nearest(stamp, 1e-6)
+            time.sleep(CAMERA_INFO_POLL_S)
+            camera = self._infos.nearest(stamp, STAMP_MATCH_S)
         if camera is not None:
             return camera, True
         camera = self._valid_infos.get(header.frame_id) or self._infos.latest(header.frame_id)
@@ -433,12 +533,7 @@ class RelocalizationNode(MappingServices, LifecycleNode):
         now = time.monotonic()
         self._rate.tick(now)
         stamp = seconds(msg.header.stamp)
-        with self._mapping_lock:
-            if self._mapping_state == MappingState.COLLECTING:
-                if self.settings.mapping_pose_type == "tf":
-                    self._pose_from_tf(msg.header)
-                self._collector.add_image(stamp, msg)
-                self._collect_keyframes()
+        self._mapping.on_image(msg)
         with self._lock:
             self.counts["received"] += 1
             self.counts["publisher_gaps"] += self._gaps.add(stamp, msg.header.frame_id)
@@ -462,7 +557,7 @@ class RelocalizationNode(MappingServices, LifecycleNode):
     def _work(self) -> None:
         """The worker: one frame at a time; nothing a frame does can end this loop."""
         while self._running:
-            item = self._slot.take(timeout=0.2)
+            item = self._slot.take(timeout=WORKER_TAKE_TIMEOUT_S)
             if item is None:
                 continue
             try:
@@ -558,7 +653,7 @@ class RelocalizationNode(MappingServices, LifecycleNode):
         with_cov = PoseWithCovarianceStamped(header=out)
         with_cov.pose.pose = pose
         cov = (self.settings.covariance_scale * est.covariance if np.all(np.isfinite(est.covariance))
-               else np.diag([1e6] * 6))
+               else np.diag([UNKNOWN_VARIANCE] * 6))
         with_cov.pose.covariance = [float(c) for c in cov.reshape(36)]
         self._pose_cov_pub.publish(with_cov)
         base = pose_to_msg(map_from_base(est.map_from_cam, self._base_from_camera))
@@ -601,19 +696,13 @@ class RelocalizationNode(MappingServices, LifecycleNode):
             last = dict(self._last)
             counts = dict(self.counts)
             mean = float(np.mean(self._latencies)) if self._latencies else None
-        with self._mapping_lock:
-            mapping = {"state": self._mapping_state.value, "message": self._mapping_message,
-                       "error": self._mapping_error, "progress": 0.0, "keyframes": 0}
-            if self._collector is not None:
-                mapping.update(keyframes=len(self._collector.keyframes),
-                               counts=dict(self._collector.counts))
-            if self._build is not None:
-                mapping["progress"] = round(self._build.status.progress, 4)
+        mapping = self._mapping.status()
+        pipeline = self._pipeline
         return {
-            "localized": last["localized"], "map_loaded": self._pipeline is not None,
+            "localized": last["localized"], "map_loaded": pipeline is not None,
             "map_path": self._map_path, "map_error": self._map_error,
             "estimator": self.settings.estimator,
-            "estimator_active": self._pipeline.name if self._pipeline else None,
+            "estimator_active": pipeline.name if pipeline else None,
             "input_rate_hz": round(self._rate.rate(), 2),
             "latency_ms": last["latency_ms"], "latency_ms_mean": mean,
             "stamp_latency_ms": last["stamp_latency_ms"], "inlier_ratio": last["inlier_ratio"],
@@ -648,9 +737,9 @@ class RelocalizationNode(MappingServices, LifecycleNode):
 
     def shutdown(self) -> None:
         self._stop_worker()
-        with self._mapping_lock:
-            if self._build is not None:
-                self._build.terminate()
+        self._mapping.terminate()
+        if self._loader is not None:
+            self._loads.put(None)
 
 
 def main(args: list[str] | None = None) -> int:
@@ -661,12 +750,14 @@ def main(args: list[str] | None = None) -> int:
     rclpy.init(args=args)
     logger = rclpy.logging.get_logger(NODE_NAME)
     (logger.warning if warn else logger.info)(transport)
-    node = None
+    node = executor = None
     try:
         node = RelocalizationNode()
         if node.start_error:
             raise RuntimeError(node.start_error)
-        rclpy.spin(node)
+        executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
+        executor.add_node(node)
+        executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except ParameterError as exc:
@@ -676,6 +767,8 @@ def main(args: list[str] | None = None) -> int:
         logger.fatal(f"cannot start: {exc}")
         return 1
     finally:
+        if executor is not None:
+            executor.shutdown()
         if node is not None:
             node.shutdown()
             node.destroy_node()

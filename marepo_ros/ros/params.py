@@ -68,8 +68,8 @@ PARAMS: tuple[Param, ...] = (
     # inputs
     Param("rectified_images", False, "The images are rectified (e.g. image_rect): their camera "
           "is CameraInfo's P (3x3 part), not K, and the distortion is ignored. False (raw "
-          "images): K and D; keypoint and scene-coordinate pixels are undistorted "
-          "(plumb_bob, rational_polynomial, equidistant).",
+          "images): K and D; a distorted image is undistorted to the pinhole image of K before "
+          "localization and mapping (plumb_bob, rational_polynomial, equidistant).",
           read_only=True),
     Param("image_transport", "raw", "Subscribe to 'image' (raw: sensor_msgs/Image) or "
           "'image/compressed' (compressed: sensor_msgs/CompressedImage).", read_only=True,

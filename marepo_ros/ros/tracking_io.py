@@ -1,7 +1,7 @@
 """The node's tracking inputs, as AMCL users expect them: ``initialpose``
 (PoseWithCovarianceStamped of the base in the map frame: a prior) and odometry
 (nav_msgs/Odometry of the base in the odom frame, on ``odom_topic``), feeding
-``localization.tracking.PoseTracker`` (gating, propagation, still-standing skips)."""
+``runtime.tracking.PoseTracker`` (gating, propagation, still-standing skips)."""
 from __future__ import annotations
 
 import threading
@@ -10,8 +10,8 @@ import numpy as np
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from nav_msgs.msg import Odometry
 
-from ..localization.streams import StampedBuffer
-from ..localization.tracking import PoseTracker, TrackingConfig
+from ..runtime.streams import StampedBuffer
+from ..runtime.tracking import PoseTracker, TrackingConfig
 from .conversions import InputError, pose_from_msg, seconds
 
 DEFAULT_PRIOR_SIGMA = (1.0, 0.5)  # m, rad: for an initial pose without covariance
