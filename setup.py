@@ -9,7 +9,8 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(exclude=["test", "test.*"]),
-    package_data={f"{PACKAGE}.models": ["weights/*.pt", "weights/*.md"]},
+    package_data={f"{PACKAGE}.models": ["weights/*.pt", "weights/*.md"],
+                  f"{PACKAGE}.localization": ["confidence.json"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

@@ -228,7 +228,7 @@ def _evaluate(frames, total: int, pipeline, out: Path, meta: dict, min_confidenc
     t_cm, r_deg = frame_errors(estimates, gts)
     confidences = [est.confidence if est else 0.0 for est in results]
     rows = [f"{name},{t:.3f},{r:.4f},{est.n_inliers if est else 0},"
-            f"{est.inlier_ratio if est else 0:.4f},{c:.4f},{ms:.1f}"
+            f"{est.inlier_ratio if est else 0:.4f},{c:.4f},{ms:.1f},{_evidence(est)}"
             for name, t, r, est, c, ms in zip(names, t_cm, r_deg, results, confidences, times)]
     metrics = summarize(estimates, gts, times)
     metrics.update(published_poses(t_cm, r_deg, np.array(confidences), min_confidence))
@@ -238,11 +238,24 @@ def _evaluate(frames, total: int, pipeline, out: Path, meta: dict, min_confidenc
     metrics.update(meta)
     write_evaluation(out, stamps=stamps, estimates=estimates, gts=gts, t_cm=t_cm, r_deg=r_deg,
                      metrics=metrics, title=f"Relocalization of {meta.get('bag') or meta['dataset']}",
-                     per_frame_csv="name,translation_cm,rotation_deg,inliers,inlier_ratio,confidence,ms\n"
+                     per_frame_csv="name,translation_cm,rotation_deg,inliers,inlier_ratio,confidence,ms,"
+                                   "sigma_cm,sigma_deg,agreement\n"
                                    + "\n".join(rows) + "\n")
     print(format_table({meta["estimator"]: metrics}))
     print(f"wrote {out / 'metrics.json'}, estimate.tum, groundtruth.tum, per_frame.csv, report.md "
           f"and plots")
+
+
+def _evidence(est) -> str:
+    """per_frame.csv's last columns of an Estimate: position and rotation sigma (cm, degrees)
+    and the agreement of two sources (empty where the estimator has none)."""
+    if est is None:
+        return ",,"
+    import math
+    sigma_m, sigma_rad = est.sigmas()
+    agreement = est.evidence.get("agreement")
+    return (f"{100 * sigma_m:.3f},{math.degrees(sigma_rad):.4f},"
+            f"{'' if agreement is None else f'{agreement:g}'}")
 
 
 def cmd_bag_export(args) -> int:

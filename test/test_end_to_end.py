@@ -42,6 +42,29 @@ def test_map_and_localize_real_frames(redkitchen, kitchen_map, backend):
         assert t_cm.max() < 5 and r_deg.max() < 2
 
 
+def test_the_cascade_consults_the_head_only_below_its_certainty(redkitchen, kitchen_map):
+    """``cascade``: a points pose with ``certain_inliers`` or more is final (the head never
+    runs: no encoder stage); below it, the frame goes through hybrid's check, the same pose
+    hybrid gives."""
+    ds = SceneDataset(redkitchen)
+    scene_map = load_map(kitchen_map)
+    hybrid = Pipeline(scene_map, PipelineConfig("hybrid"))
+    points = Pipeline(scene_map, PipelineConfig("points"))
+    never = Pipeline(scene_map, PipelineConfig("cascade", {"certain_inliers": 0}))
+    always = Pipeline(scene_map, PipelineConfig("cascade", {"certain_inliers": 10**6}))
+    for name in KITCHEN_QUERIES:
+        fr = ds.frame(name)
+        image, camera = fr.load_image(), Camera(ds.K)
+        alone, sure = points.localize(image, camera), never.localize(image, camera)
+        assert "encoder" not in sure.timings_ms and "scr" not in sure.timings_ms
+        np.testing.assert_allclose(sure.map_from_cam, alone.map_from_cam, atol=1e-9)
+        checked, both = always.localize(image, camera), hybrid.localize(image, camera)
+        assert {"encoder", "head", "scr", "extraction", "features"} <= set(checked.timings_ms)
+        np.testing.assert_allclose(checked.map_from_cam, both.map_from_cam, atol=1e-6)
+        assert checked.confidence == pytest.approx(both.confidence)
+        assert pose_error(checked.map_from_cam, fr.map_from_cam)[0] < 0.05
+
+
 def test_pipeline_refuses_map_of_another_encoder(tmp_path):
     from marepo_ros.io.mapfile import MapFileError, SceneMap
     from marepo_ros.models.networks import Encoder, Head

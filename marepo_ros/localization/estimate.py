@@ -26,6 +26,9 @@ class Estimate:
     timings_ms: per-stage wall times in milliseconds.
     inliers: (map points (N, 3), pixels (N, 2)) the pose was fitted to, where an estimator
         keeps them (``points``, for ``hybrid``), else None.
+    evidence: further cues of how sure the pose is, by name, where an estimator has them
+        (``hybrid``, ``cascade``: "agreement" 1 when head and keyframes agree, 0.5 when one
+        source alone gives the pose, 0 when they disagree and the better-supported one won).
     """
     map_from_cam: np.ndarray
     covariance: np.ndarray
@@ -34,6 +37,16 @@ class Estimate:
     confidence: float
     timings_ms: dict[str, float] = field(default_factory=dict)
     inliers: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    evidence: dict[str, float] = field(default_factory=dict)
+
+    def sigmas(self) -> tuple[float, float]:
+        """(position, rotation) standard deviation: sqrt of the covariance's trace over the 3
+        position axes (metres) and the 3 rotation axes (radians); inf when it is not finite."""
+        cov = np.asarray(self.covariance, np.float64)
+        if cov.shape != (6, 6) or not np.all(np.isfinite(cov)):
+            return float("inf"), float("inf")
+        return (float(np.sqrt(max(np.trace(cov[:3, :3]), 0.0))),
+                float(np.sqrt(max(np.trace(cov[3:, 3:]), 0.0))))
 
 
 class PoseEstimator(Protocol):

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..geometry import pose_error
+from ..models.xfeat import ImageFeatures
 from .estimate import Estimate, PoseEstimator, check_correspondences
 from .pnp import refine_pnp
 from .points import PointsEstimator
@@ -63,10 +64,13 @@ class HybridEstimator:
         self.retry_globally, self.name = retry_globally, name
 
     def estimate(self, coords_N3: torch.Tensor, pixels_N2: torch.Tensor, K_small: np.ndarray, *,
-                 image: np.ndarray, K: np.ndarray) -> Estimate | None:
+                 image: np.ndarray, K: np.ndarray, features: ImageFeatures | None = None,
+                 retrieved: Estimate | None = None) -> Estimate | None:
         """coords_N3 / pixels_N2 / K_small: the head's scene coordinates at pixels of the
         shrunk image with intrinsics K_small; image, K: the full pinhole image (HxWx3 RGB or HxW
-        grey uint8) and its 3x3 intrinsics. Returns the decided Estimate or None."""
+        grey uint8) and its 3x3 intrinsics. ``features`` (the image's XFeat features) and
+        ``retrieved`` (``points``' pose from global retrieval) when a caller has them already
+        (``cascade``). Returns the decided Estimate or None."""
         check_correspondences(coords_N3, pixels_N2, K_small)
         K = np.asarray(K, np.float64)
         timings: dict[str, float] = {}
@@ -76,18 +80,21 @@ class HybridEstimator:
         timings["scr"] = 1e3 * (t1 - t0)
         prior = scr                      # any pose says where to look, supported or not
         scr = scr if scr is not None and scr.confidence > 0 else None
-        features = self.points.features(image)
-        timings["extraction"] = 1e3 * (time.perf_counter() - t1)
+        if features is None:
+            features = self.points.features(image)
+            timings["extraction"] = 1e3 * (time.perf_counter() - t1)
+        t2 = time.perf_counter()
         fm = self.points.feature_map
         feat = None
         if prior is not None:
             near = nearest_keyframes(fm.map_from_cam_K44, prior.map_from_cam, self.points.max_retrieve)
             feat = self.points.estimate_features(features, K, self.points.enough(near), {})
         if self.retry_globally and (feat is None or not self._agree(scr, feat)):  # globally
-            again = self.points.estimate_features(features, K, self.points.candidates(features), {})
+            again = retrieved or self.points.estimate_features(
+                features, K, self.points.candidates(features), {})
             if again is not None and (feat is None or again.confidence > feat.confidence):
                 feat = again
-        timings["features"] = 1e3 * (time.perf_counter() - t1) - timings["extraction"]
+        timings["features"] = 1e3 * (time.perf_counter() - t2)
         est = self._decide(scr, feat, coords_N3, pixels_N2, K_small, K)
         if est is not None:
             est.timings_ms = {**timings, "total": 1e3 * (time.perf_counter() - t0)}
@@ -107,13 +114,16 @@ class HybridEstimator:
         if self._agree(scr, feat):
             est = self._refine(feat, coords_N3, pixels_N2, K_small, K) if self.joint else feat
             est.confidence = max(scr.confidence, feat.confidence)
+            est.evidence["agreement"] = 1.0
             return est
         if scr is None or feat is None:               # one source alone: half as sure
             est = scr or feat
             est.confidence *= LONE_SOURCE
+            est.evidence["agreement"] = 0.5
             return est
         win, lose = (feat, scr) if feat.confidence >= scr.confidence else (scr, feat)
         win.confidence *= 1.0 - lose.confidence
+        win.evidence["agreement"] = 0.0
         return win
 
     def _refine(self, feat: Estimate, coords_N3, pixels_N2, K_small, K) -> Estimate:

@@ -23,6 +23,7 @@ from ..io.mapfile import MapFileError, SceneMap, load_map
 from ..models.identity import state_dict_hash
 from ..models.networks import load_encoder
 from ..models.preprocess import cell_centres, preprocess
+from .calibration import ConfidenceModel, load_model
 from .estimate import Estimate
 from .registry import AUTO, BuildContext, EstimatorSpec, resolve_estimator
 
@@ -34,12 +35,20 @@ class PipelineConfig:
     ``min_inliers``, ...); device: torch device name; encoder: ``ace``, ``xfeat`` or a file of
     ACE-format weights, None: the encoder the map names (a custom file must be given again);
     head_fallback: an estimator that needs the head runs ``points`` on a map of keyframes only
-    (the node, while a map's head still trains) instead of refusing the map."""
+    (the node, while a map's head still trains) instead of refusing the map;
+    confidence_model: a calibrated-confidence file (``localization.calibration``), None: the
+    shipped one; an estimator without a model there keeps its own confidence."""
     estimator: str = AUTO
     options: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
     encoder: str | None = None
     head_fallback: bool = False
+    confidence_model: str | None = None
+
+
+@functools.lru_cache(maxsize=4)
+def _confidence_model(path: str | None) -> ConfidenceModel | None:
+    return load_model(path)
 
 
 @functools.lru_cache(maxsize=4)
@@ -132,6 +141,7 @@ class Pipeline:
             self.head = SceneCoordinateHead(scene_map, encoder, self.device)
         self.estimator = self.spec.make(
             BuildContext(scene_map, scene_map.short_side, str(self.device)), config.options)
+        self.confidence_model = _confidence_model(config.confidence_model)
 
     @classmethod
     def from_file(cls, map_path: str | Path, config: PipelineConfig = PipelineConfig()) -> Pipeline:
@@ -146,7 +156,9 @@ class Pipeline:
     def localize(self, image: np.ndarray, camera: Camera) -> Estimate | None:
         """The pose of one query: an HxWx3 RGB or HxW grey uint8 image and its ``Camera``. A
         distorted image is first undistorted whole (``camera.undistorted``: the pinhole image of
-        the same K, maps computed once per camera). Returns an Estimate (``timings_ms``: the
+        the same K, maps computed once per camera). Where the confidence model has the
+        estimator, ``confidence`` is the calibrated P(within 10 cm/5°) (the estimator's own in
+        ``evidence["raw_confidence"]``). Returns an Estimate (``timings_ms``: the
         stages, ``undistort`` where it ran, and ``total``) or None when no pose could be
         computed; ValueError for an image that does not fit its camera or unusable
         intrinsics."""
@@ -161,6 +173,12 @@ class Pipeline:
             timings["undistort"] = 1e3 * (time.perf_counter() - t0)
         if self.spec.inputs == "image":
             est = self.estimator.localize(image, K)
+        elif self.spec.inputs == "image+head":
+            def head():
+                view = self.head(image, K)
+                timings.update(view.timings_ms)
+                return view
+            est = self.estimator.localize(image, K, head)
         else:
             view = self.head(image, K)
             timings.update(view.timings_ms)
@@ -172,4 +190,9 @@ class Pipeline:
         if est is None:
             return None
         est.timings_ms = {**timings, **est.timings_ms, "total": 1e3 * (time.perf_counter() - t0)}
+        calibrated = (self.confidence_model.probability(self.spec.name, est)
+                      if self.confidence_model is not None else None)
+        if calibrated is not None:
+            est.evidence["raw_confidence"] = est.confidence
+            est.confidence = calibrated
         return est

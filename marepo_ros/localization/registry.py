@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable, Literal
 
 import torch
 
+from .cascade import CascadeEstimator
 from .hybrid import HybridEstimator
 from .marepo import MarepoEstimator, regressor_for_map
 from .pnp import PoselibRansacEstimator
@@ -39,16 +40,17 @@ class EstimatorSpec:
     """One estimator of the table.
 
     inputs: what it is given per query: "coords" (the head's scene coordinates: ``estimate(
-        coords_N3, pixels_N2, K_small)``), "image" (``localize(image, K)``) or "both"
-        (``estimate(coords_N3, pixels_N2, K_small, image=, K=)``); images are pinhole (the
-        ``Pipeline`` undistorts them first).
+        coords_N3, pixels_N2, K_small)``), "image" (``localize(image, K)``), "both"
+        (``estimate(coords_N3, pixels_N2, K_small, image=, K=)``) or "image+head" (``localize(
+        image, K, head)``, ``head()`` computing the scene coordinates when the estimator asks);
+        images are pinhole (the ``Pipeline`` undistorts them first).
     needs_head / needs_keyframes: the parts of the map it reads.
     build: (BuildContext, options) -> the estimator; options are the user's keyword options.
     options: the option names it takes (anything else is refused with a ValueError).
     summary: one line for help texts.
     """
     name: str
-    inputs: Literal["coords", "image", "both"]
+    inputs: Literal["coords", "image", "both", "image+head"]
     needs_head: bool
     needs_keyframes: bool
     build: Callable[[BuildContext, dict], object]
@@ -114,6 +116,14 @@ def _hybrid(ctx: BuildContext, options: dict):
     return HybridEstimator(scr, _points(ctx, {}), **options)
 
 
+def _cascade(ctx: BuildContext, options: dict):
+    """``points`` first; ``hybrid``'s check on the head when points is not certain;
+    ``certain_inliers`` goes to the cascade, ``backend`` to ransac, the rest to hybrid."""
+    options = dict(options)
+    certain = {k: options.pop(k) for k in ("certain_inliers",) if k in options}
+    return CascadeEstimator(_hybrid(ctx, options), **certain)
+
+
 def _keyframe_refined(kind: str):
     """A builder of ``<kind>+kf``: the regressed pose picks the nearest keyframes, whose matches
     give the pose (hybrid's decision, no global retrieval); options go to the regressor."""
@@ -145,6 +155,10 @@ ESTIMATORS: dict[str, EstimatorSpec] = dict([
     _spec("hybrid", "both", True, True, _hybrid,
           _keywords(HybridEstimator, extra=("backend",), without=("retry_globally", "name")),
           "ransac on the head and points on the keyframes, each checking the other"),
+    _spec("cascade", "image+head", True, True, _cascade,
+          _keywords(HybridEstimator, CascadeEstimator, extra=("backend",),
+                    without=("retry_globally", "name")),
+          "points first; the head checks (as hybrid) only the frames points is not certain of"),
     _spec("ransac", "coords", True, False, _ransac, _RANSAC,
           "DSAC*-style RANSAC on the head's scene coordinates"),
     _spec("marepo", "coords", True, False, _regressor("marepo", False), _MAREPO,
