@@ -55,7 +55,7 @@ def records(path: Path) -> list[dict]:
             agreement = float(r["agreement"]) if r.get("agreement") else None
             out.append({**r, "x": cues(float(r["inliers"]), float(r["inlier_ratio"]),
                                        float(r.get("sigma_cm") or "inf"), float(r.get("sigma_deg") or "inf"),
-                                       agreement),
+                                       agreement, float(r.get("runner_up") or 0.0)),
                         "right": t <= RIGHT[0] and deg <= RIGHT[1],
                         "wrong": t > WRONG[0] or deg > WRONG[1]})
     return out

@@ -78,7 +78,7 @@ def main() -> None:
     ap.add_argument("--map", type=Path, default=REPO / "runs/bench_redkitchen/redkitchen.map")
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared/data/7scenes-redkitchen")
     ap.add_argument("--frames", type=int, default=60)
-    ap.add_argument("--estimators", nargs="+", default=["points", "ransac", "ransac/torch", "hybrid"])
+    ap.add_argument("--estimators", nargs="+", default=["points", "cascade", "ransac", "ransac/torch", "hybrid"])
     ap.add_argument("--no-docs", action="store_true", help="do not rewrite the tables in the docs")
     ap.add_argument("--no-sift", action="store_true", help="leave out the SIFT baseline (its map "
                     "takes a minute or two to build)")
@@ -132,6 +132,7 @@ def main() -> None:
 
 NAMES = {"points": "`points` (default)", "ransac": "`ransac` (poselib on a CPU)",
          "ransac/torch": "`ransac` (batched torch)", "hybrid": "`hybrid`",
+         "cascade": "`cascade` (the head only where points is unsure)",
          "sift": "SIFT + PnP baseline"}
 
 

@@ -1,21 +1,26 @@
 """Start marepo_ros' relocalization_node.
 
     ros2 launch marepo_ros relocalize.launch.py map_path:=/maps/kitchen.map \
+        image_topic:=/camera/color/image_raw camera_info_topic:=/camera/color/camera_info \
         namespace:=front_camera params_file:=/path/to/relocalize.yaml
 
-Remap the inputs in a wrapping launch file or with a namespace: the node subscribes to the
-relative topics ``image`` (or ``image/compressed``) and ``camera_info``. Where ``ros2 launch``
-is not installed, ``marepo-ros node --params-file config/relocalize.yaml`` runs the same node.
-The node applies the shipped DDS transport profile itself (config/fastdds_node.xml, see
+``image_topic`` and ``camera_info_topic`` remap the node's inputs (``image``, and
+``image/compressed`` to ``<image_topic>/compressed``; ``camera_info``) to a driver's topics;
+``mapping_depth_topic`` names an aligned depth stream for mapping. Where ``ros2 launch`` is not
+installed, ``marepo-ros node --params-file config/relocalize.yaml`` runs the same node. The
+node applies the shipped DDS transport profile itself (config/fastdds_node.xml, see
 docs/node.md). ``use_lifecycle_manager:=true`` starts it unconfigured (autostart false) under
-nav2's lifecycle_manager, which configures and activates it (and brings it down on exit).
+nav2's lifecycle_manager, which configures and activates it (and brings it down on exit); the
+node forms no bond, so the manager runs with ``bond_timeout: 0.0`` (docs/node.md).
+A ``map_path`` is passed as a parameter value, never pasted into an expression: any path works.
 """
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
-from launch.conditions import IfCondition, UnlessCondition
+from launch.conditions import (IfCondition, LaunchConfigurationEquals,
+                               LaunchConfigurationNotEquals)
 from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 
@@ -27,9 +32,12 @@ def generate_launch_description() -> LaunchDescription:
     map_path = LaunchConfiguration("map_path")
     use_sim_time = LaunchConfiguration("use_sim_time")
     managed = LaunchConfiguration("use_lifecycle_manager")
-    overrides_map = PythonExpression(["'", map_path, "' != ''"])
+    image_topic = LaunchConfiguration("image_topic")
     common = {"use_sim_time": use_sim_time,
+              "mapping_depth_topic": LaunchConfiguration("mapping_depth_topic"),
               "autostart": PythonExpression(["'", managed, "'.lower() != 'true'"])}
+    remappings = [("image", image_topic), ("image/compressed", [image_topic, "/compressed"]),
+                  ("camera_info", LaunchConfiguration("camera_info_topic"))]
     # torch's OpenMP threads spin 10k rounds before sleeping (see marepo_ros/__init__.py), set
     # in the node's environment so that it holds whatever the node imports first; the caller's
     # own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins.
@@ -41,6 +49,7 @@ def generate_launch_description() -> LaunchDescription:
             package="marepo_ros", executable="relocalization_node", name="relocalization_node",
             namespace=LaunchConfiguration("namespace"), output="screen", emulate_tty=True,
             parameters=parameters, condition=condition, additional_env=omp_env,
+            remappings=remappings,
             arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")])
 
     return LaunchDescription([
@@ -48,6 +57,13 @@ def generate_launch_description() -> LaunchDescription:
                               description="YAML file with the node's parameters"),
         DeclareLaunchArgument("map_path", default_value="",
                               description="map file to load (overrides params_file's map_path)"),
+        DeclareLaunchArgument("image_topic", default_value="image",
+                              description="the camera's image topic (raw; its /compressed for "
+                                          "image_transport compressed)"),
+        DeclareLaunchArgument("camera_info_topic", default_value="camera_info",
+                              description="the camera's CameraInfo topic"),
+        DeclareLaunchArgument("mapping_depth_topic", default_value="",
+                              description="aligned depth for mapping (empty: none)"),
         DeclareLaunchArgument("namespace", default_value="",
                               description="namespace of the node and its relative topics"),
         DeclareLaunchArgument("use_sim_time", default_value="false",
@@ -56,11 +72,12 @@ def generate_launch_description() -> LaunchDescription:
                               description="debug, info, warn, error or fatal"),
         DeclareLaunchArgument("use_lifecycle_manager", default_value="false",
                               description="manage the node with nav2_lifecycle_manager"),
-        node(IfCondition(overrides_map), [params_file, {**common, "map_path": map_path}]),
-        node(UnlessCondition(overrides_map), [params_file, common]),
+        node(LaunchConfigurationNotEquals("map_path", ""), [params_file, {**common, "map_path": map_path}]),
+        node(LaunchConfigurationEquals("map_path", ""), [params_file, common]),
         Node(package="nav2_lifecycle_manager", executable="lifecycle_manager",
              name="lifecycle_manager_relocalization", namespace=LaunchConfiguration("namespace"),
              output="screen", condition=IfCondition(managed),
              parameters=[{"use_sim_time": use_sim_time, "autostart": True,
-                          "node_names": ["relocalization_node"]}]),
+                          "node_names": ["relocalization_node"],
+                          "bond_timeout": 0.0}]),   # the node forms no bond (docs/node.md)
     ])

@@ -239,7 +239,7 @@ def _evaluate(frames, total: int, pipeline, out: Path, meta: dict, min_confidenc
     write_evaluation(out, stamps=stamps, estimates=estimates, gts=gts, t_cm=t_cm, r_deg=r_deg,
                      metrics=metrics, title=f"Relocalization of {meta.get('bag') or meta['dataset']}",
                      per_frame_csv="name,translation_cm,rotation_deg,inliers,inlier_ratio,confidence,ms,"
-                                   "sigma_cm,sigma_deg,agreement\n"
+                                   "sigma_cm,sigma_deg,agreement,runner_up\n"
                                    + "\n".join(rows) + "\n")
     print(format_table({meta["estimator"]: metrics}))
     print(f"wrote {out / 'metrics.json'}, estimate.tum, groundtruth.tum, per_frame.csv, report.md "
@@ -247,15 +247,15 @@ def _evaluate(frames, total: int, pipeline, out: Path, meta: dict, min_confidenc
 
 
 def _evidence(est) -> str:
-    """per_frame.csv's last columns of an Estimate: position and rotation sigma (cm, degrees)
-    and the agreement of two sources (empty where the estimator has none)."""
+    """per_frame.csv's last columns of an Estimate: position and rotation sigma (cm, degrees),
+    the agreement of two sources and the runner-up share (empty where the estimator has none)."""
     if est is None:
-        return ",,"
+        return ",,,"
     import math
     sigma_m, sigma_rad = est.sigmas()
-    agreement = est.evidence.get("agreement")
+    cues = [est.evidence.get(k) for k in ("agreement", "runner_up")]
     return (f"{100 * sigma_m:.3f},{math.degrees(sigma_rad):.4f},"
-            f"{'' if agreement is None else f'{agreement:g}'}")
+            + ",".join("" if v is None else f"{v:.4g}" for v in cues))
 
 
 def cmd_bag_export(args) -> int:

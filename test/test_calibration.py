@@ -26,7 +26,7 @@ def test_cues_of_an_estimate_and_a_model_round_trip(tmp_path):
     assert x[3] == pytest.approx(math.log(100 * math.sqrt(4e-4)))     # position sigma, cm
     assert x[5] == 1.0 and x[6] == 1.0                                 # agreement, 2nd source
     assert cues(10, 0.1, float("inf"), float("inf"), None)[3] == pytest.approx(math.log(100.0))
-    model = ConfidenceModel({"points": [2.0, 0, 0, 0, 0, 0, 0]}, 0.4, "a test")
+    model = ConfidenceModel({"points": [2.0, 0, 0, 0, 0, 0, 0, 0]}, 0.4, "a test")
     model.save(tmp_path / "c.json")
     back = load_model(tmp_path / "c.json")
     assert back.min_confidence == 0.4 and back.note == "a test"
@@ -45,7 +45,7 @@ def test_the_pipeline_reports_the_calibrated_probability(redkitchen, kitchen_map
     from marepo_ros.io.dataset import SceneDataset
     from marepo_ros.localization.pipeline import Pipeline, PipelineConfig
 
-    ConfidenceModel({"points": [math.log(0.8 / 0.2), 0, 0, 0, 0, 0, 0]}).save(tmp_path / "c.json")
+    ConfidenceModel({"points": [math.log(0.8 / 0.2), 0, 0, 0, 0, 0, 0, 0]}).save(tmp_path / "c.json")
     ds = SceneDataset(redkitchen)
     fr = ds.frame(KITCHEN_QUERIES[0])
     plain = Pipeline.from_file(kitchen_map, PipelineConfig("points", confidence_model=str(tmp_path / "none.json")))

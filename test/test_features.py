@@ -308,3 +308,26 @@ def test_undistort_pixels_inverts_opencv_projection():
             seen = cv2.projectPoints(X, np.zeros(3), np.zeros(3), K, D)[0]
         assert np.abs(undistort_pixels(seen.reshape(-1, 2), K, d) - ideal).max() < 0.01
     assert np.array_equal(undistort_pixels(ideal, K, None), ideal)
+
+
+def test_covisible_groups_split_keyframes_that_see_different_places():
+    from marepo_ros.geometry import make_pose
+    from marepo_ros.localization.retrieval import covisible_groups
+
+    def look(x, yaw_deg):
+        c, s = np.cos(np.radians(yaw_deg)), np.sin(np.radians(yaw_deg))
+        R = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])       # optical z turned about y
+        return make_pose(R, np.array([x, 0.0, 0.0]))
+    poses = np.stack([look(0, 0), look(5, 0), look(0.5, 10), look(5.4, 20), look(0.2, 180)])
+    assert covisible_groups(poses).tolist() == [0, 1, 0, 1, 2]    # near and alike: one group
+    assert covisible_groups(poses[:1]).tolist() == [0]
+
+
+def test_points_reports_the_runner_up_of_its_pose(kitchen_frames, kitchen_map):
+    """A real query: no rival pose from another group of keyframes (``runner_up`` 0 or small),
+    and the verification's time is reported."""
+    ds, frames = kitchen_frames
+    points = make_estimator("points", scene_map=load_map(kitchen_map))
+    for name in KITCHEN_QUERIES:
+        est = points.localize(frames[name][1].load_image(), ds.K)
+        assert 0.0 <= est.evidence["runner_up"] < 0.5 and "verification" in est.timings_ms

@@ -48,7 +48,9 @@ def test_launch_file_declares_the_documented_arguments():
     declared = {node.args[0].value for node in ast.walk(tree)
                 if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "DeclareLaunchArgument"}
     assert declared == {"params_file", "map_path", "namespace", "use_sim_time", "log_level",
-                        "use_lifecycle_manager"}
+                        "use_lifecycle_manager", "image_topic", "camera_info_topic",
+                        "mapping_depth_topic"}
+    assert "PythonExpression([\"'\", map_path" not in LAUNCH.read_text()  # quoting-safe map_path
     executables = {kw.value.value for node in ast.walk(tree) if isinstance(node, ast.Call)
                    for kw in node.keywords if kw.arg == "executable"}
     setup = (REPO / "setup.py").read_text()
@@ -77,7 +79,10 @@ def test_package_xml_lists_every_ros_package_the_shell_imports():
             elif isinstance(node, ast.Import):
                 imported.update(a.name.split(".")[0] for a in node.names)
     ros = {m for m in imported if m.endswith(("_msgs", "_srvs", "_interfaces")) or m in ("rclpy", "tf2_ros")}
+    package_of = {"tf2_ros": "tf2_ros_py"}        # the Python module tf2_ros is package tf2_ros_py
+    ros = {package_of.get(m, m) for m in ros}
     assert ros <= depends, f"missing from package.xml: {sorted(ros - depends)}"
+    assert "nav2_lifecycle_manager" in depends     # use_lifecycle_manager:=true starts it
     assert {"launch", "launch_ros", "ament_index_python"} <= depends  # the launch file
 
 

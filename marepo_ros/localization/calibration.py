@@ -10,8 +10,9 @@ among the cues; a scene much larger than a room keeps the meaning ("within 10 cm
 model was not fitted there.
 
 Cues (``cues``): log(1 + inliers), inlier ratio, log of the position and rotation sigma (cm,
-degrees; from the covariance), and for estimators with two sources the agreement (1 agree, 0.5
-one source, 0 disagree) and whether the second source was consulted.
+degrees; from the covariance), for estimators with two sources the agreement (1 agree, 0.5
+one source, 0 disagree) and whether the second source was consulted, and for the keyframes the
+runner-up: a rival pose's inliers from another covisibility group over the pose's (0: none).
 """
 from __future__ import annotations
 
@@ -26,12 +27,12 @@ import numpy as np
 from .estimate import Estimate
 
 CUES = ("bias", "log_inliers", "inlier_ratio", "log_sigma_cm", "log_sigma_deg", "agreement",
-        "second_source")
+        "second_source", "runner_up")
 SIGMA_FLOOR = (0.01, 0.001)   # cm, degrees: a floor under the sigmas before the log
 
 
 def cues(n_inliers: float, inlier_ratio: float, sigma_cm: float, sigma_deg: float,
-         agreement: float | None) -> np.ndarray:
+         agreement: float | None, runner_up: float = 0.0) -> np.ndarray:
     """The model's input vector (``CUES``) from an estimate's figures; a non-finite sigma (no
     covariance) is taken as 1 m / 10°."""
     sigma_cm = sigma_cm if math.isfinite(sigma_cm) else 100.0
@@ -39,14 +40,14 @@ def cues(n_inliers: float, inlier_ratio: float, sigma_cm: float, sigma_deg: floa
     return np.array([1.0, math.log1p(max(n_inliers, 0.0)), float(inlier_ratio),
                      math.log(max(sigma_cm, SIGMA_FLOOR[0])), math.log(max(sigma_deg, SIGMA_FLOOR[1])),
                      0.0 if agreement is None else float(agreement),
-                     0.0 if agreement is None else 1.0])
+                     0.0 if agreement is None else 1.0, float(runner_up)])
 
 
 def estimate_cues(est: Estimate) -> np.ndarray:
     """``cues`` of an Estimate."""
     sigma_m, sigma_rad = est.sigmas()
     return cues(est.n_inliers, est.inlier_ratio, 100 * sigma_m, math.degrees(sigma_rad),
-                est.evidence.get("agreement"))
+                est.evidence.get("agreement"), est.evidence.get("runner_up", 0.0))
 
 
 def fit_logistic(X: np.ndarray, y: np.ndarray, *, l2: float = 1e-2, iterations: int = 50) -> np.ndarray:

@@ -141,4 +141,4 @@ class HybridEstimator:
         n = int(result.inliers_N.sum())
         return Estimate(map_from_cam=result.map_from_cam, covariance=result.covariance,
                         n_inliers=n, inlier_ratio=n / len(result.inliers_N),
-                        confidence=feat.confidence)
+                        confidence=feat.confidence, evidence=dict(feat.evidence))

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from ..geometry import pose_error
 from ..io.feature_map import FeatureMap, dequantize
 from ..models.preprocess import to_grey
 from ..models.threads import cpu_threads
@@ -16,7 +17,12 @@ from ..models.xfeat import ImageFeatures, XFeatExtractor
 from .estimate import Estimate
 from .matching import match_points
 from .pnp import solve_pnp
-from .retrieval import top_k, vlad
+from .retrieval import covisible_groups, top_k, vlad
+
+
+# A pose of another covisibility group this far from the chosen one is a rival (a wrong pose's
+# distance, evaluation.metrics.WRONG).
+AMBIGUOUS_M, AMBIGUOUS_DEG = 0.5, 10.0
 
 
 def inlier_confidence(n_inliers: int, min_inliers: int) -> float:
@@ -43,6 +49,13 @@ class PointsEstimator:
     (> 50 cm or 10°) had 14-16 inliers, correct ones 20 and more; at 20, 0 of 20 published
     poses were wrong there (4 of 29 at 12), and redkitchen kept all 250; threads: torch CPU threads for a query (``models.threads.cpu_threads``;
     None: torch's setting).
+
+    Verification beyond counting inliers (hloc's covisibility clustering): the retrieved
+    keyframes are grouped by where they look from (``covisible_groups``); when a group other
+    than the pose's own holds at least ``min_inliers`` matches, it is solved on its own, and a
+    pose of it away from the chosen one (> ``AMBIGUOUS_M`` or ``AMBIGUOUS_DEG``) is a rival:
+    ``evidence["runner_up"]`` is the rival's inliers over the pose's (0 without one), a cue of
+    the calibrated confidence (two good poses far apart: an ambiguous place).
     """
     name = "points"
 
@@ -109,10 +122,39 @@ class PointsEstimator:
         n = int(result.inliers_N.sum())
         inliers = (fm.points_P3[mi][result.inliers_N].astype(np.float64),
                    features.keypoints_N2[qi][result.inliers_N].astype(np.float64))
+        t2 = time.perf_counter()
+        rival = self._rival(features, K, keyframes, qi, mi, result)
+        timings_ms["verification"] = 1e3 * (time.perf_counter() - t2)
         return Estimate(map_from_cam=result.map_from_cam, covariance=result.covariance,
                         n_inliers=n, inlier_ratio=n / len(qi),
                         confidence=inlier_confidence(n, self.min_inliers), timings_ms=timings_ms,
-                        inliers=inliers)
+                        inliers=inliers, evidence={"runner_up": rival / max(n, 1)})
+
+    def _rival(self, features: ImageFeatures, K: np.ndarray, keyframes: np.ndarray,
+               qi: np.ndarray, mi: np.ndarray, result) -> int:
+        """Inliers of the best pose that another covisibility group of ``keyframes`` gives on
+        its own matches, away from ``result``'s pose; 0 when there is none."""
+        fm = self.feature_map
+        groups = covisible_groups(fm.map_from_cam_K44[keyframes])
+        if groups.max() == 0:
+            return 0
+        kf_of_match = np.searchsorted(fm.offsets_K1, mi, side="right") - 1
+        order = np.argsort(keyframes)
+        group_of_match = groups[order[np.searchsorted(keyframes[order], kf_of_match)]]
+        own = np.bincount(group_of_match[result.inliers_N], minlength=groups.max() + 1).argmax()
+        best = 0
+        for g in range(groups.max() + 1):
+            sel = group_of_match == g
+            if g == own or sel.sum() < self.min_inliers:
+                continue
+            other = solve_pnp(fm.points_P3[mi[sel]], features.keypoints_N2[qi[sel]], K,
+                              threshold_px=self.threshold_px)
+            if other is None:
+                continue
+            moved, turned = pose_error(other.map_from_cam, result.map_from_cam)
+            if moved > AMBIGUOUS_M or turned > AMBIGUOUS_DEG:
+                best = max(best, int(other.inliers_N.sum()))
+        return best
 
     def localize(self, image: np.ndarray, K: np.ndarray) -> Estimate | None:
         """HxWx3 RGB or HxW grey uint8 pinhole image with its 3x3 K -> Estimate (None: no

@@ -62,3 +62,27 @@ def nearest_keyframes(map_from_cam_K44: np.ndarray, map_from_cam: np.ndarray, k:
     k = min(k, len(score))
     idx = np.argpartition(score, k - 1)[:k]
     return idx[np.argsort(score[idx])]
+
+
+def covisible_groups(map_from_cam_K44: np.ndarray, *, max_distance_m: float = 1.5,
+                     max_angle_deg: float = 45.0) -> np.ndarray:
+    """(K,) group index of each keyframe pose (K, 4, 4): keyframes whose centres are within
+    ``max_distance_m`` and whose viewing directions are within ``max_angle_deg`` see the same
+    place (covisible), and groups are the connected components of that relation, numbered in
+    the order of their first keyframe (the best retrieved one's group is 0)."""
+    centres, axes = map_from_cam_K44[:, :3, 3], map_from_cam_K44[:, :3, 2]
+    near = (np.linalg.norm(centres[:, None] - centres[None], axis=-1) <= max_distance_m) & \
+        (axes @ axes.T >= np.cos(np.radians(max_angle_deg)))
+    group = np.full(len(centres), -1)
+    n = 0
+    for start in range(len(centres)):
+        if group[start] >= 0:
+            continue
+        group[start], todo = n, [start]
+        while todo:
+            k = todo.pop()
+            for j in np.flatnonzero(near[k] & (group < 0)):
+                group[j] = n
+                todo.append(j)
+        n += 1
+    return group
