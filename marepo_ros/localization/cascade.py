@@ -20,8 +20,9 @@ import numpy as np
 from .estimate import Estimate
 from .hybrid import HybridEstimator
 
-# A points pose with this many PnP inliers is taken without the head. Fitted on the suite's
-# "fit" rows (benchmarks/suite.py: contiguous-b, rendered rooms, corridor), see docs/results.md.
+# A points pose with this many PnP inliers is taken without the head: a first choice (on
+# redkitchen the wrong poses the trust issue saw had 22-41 inliers); benchmarks/fit_cascade.py
+# fits it on the suite's "fit" rows (contiguous-b, rendered rooms, corridor).
 CERTAIN_INLIERS = 100
 
 
