@@ -409,6 +409,23 @@ ABOUT = ("Rows: `benchmark` redkitchen's block split (750 / 250), depth; `contig
          "50 cm or 10° off.")
 
 
+def records_of(suite: dict, out: Path) -> list[dict]:
+    """The per-frame records of the rows of a suite.json, read back from their per_frame.csv
+    files (the degradation of a degraded query from its scene's degradations.csv)."""
+    kinds = {}
+    for table in out.glob("scenes/**/degradations.csv"):
+        kinds.update({r["name"]: r["kind"] for r in read_per_frame(table)})
+    records = []
+    for name, row in suite["rows"].items():
+        for estimator, entry in row["estimators"].items():
+            for path in entry["per_frame_csv"]:
+                scene = Path(path).parent.parent.name if len(entry["per_frame_csv"]) > 1 else name
+                records += [{"row": name, "used_for": row["used_for"], "estimator": estimator,
+                             "scene": scene, "degradation": kinds.get(r["name"], "") if name == "degraded" else "",
+                             **{k: r.get(k, "") for k in CSV_COLUMNS}} for r in read_per_frame(Path(path))]
+    return records
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     row_names = ["benchmark", "contiguous", "contiguous-b", "no-depth", "degraded", "rendered", "corridor"]
@@ -424,6 +441,9 @@ def main() -> None:
                     "frames per scene, 320x240 renders, a 1-epoch head (none for points alone); "
                     "implies --no-docs")
     ap.add_argument("--no-docs", action="store_true", help="do not write the table into docs/results.md")
+    ap.add_argument("--table-only", action="store_true", help="evaluate nothing: write the table "
+                    "and OUT/per_frame.csv from the rows OUT/suite.json holds (e.g. of a run that "
+                    "was stopped after some rows)")
     args = ap.parse_args()
     args.rows = [r for r in row_names if r in args.rows]
     args.out = (args.out or REPO / ("runs/bench_suite_quick" if args.quick else "runs/bench_suite")).resolve()
@@ -431,15 +451,20 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.time()
-    suite = {"marepo_ros": marepo_ros.__version__, "quick": args.quick, "preset": args.preset,
-             "estimators": args.estimators, "data": str(args.data), "rows": {}}
-    records = []
-    for row in plan(args):
-        suite["rows"][row.name], rows = run_row(row, args.estimators, args.out)
-        records += rows
+    if args.table_only:
+        suite = json.loads((args.out / "suite.json").read_text())
+        records = records_of(suite, args.out)
+        suite.setdefault("total_s", 0.0)
+    else:
+        suite = {"marepo_ros": marepo_ros.__version__, "quick": args.quick, "preset": args.preset,
+                 "estimators": args.estimators, "data": str(args.data), "rows": {}}
+        records = []
+        for row in plan(args):
+            suite["rows"][row.name], rows = run_row(row, args.estimators, args.out)
+            records += rows
+            (args.out / "suite.json").write_text(metrics_json(suite))
+        suite["total_s"] = round(time.time() - t0, 1)
         (args.out / "suite.json").write_text(metrics_json(suite))
-    suite["total_s"] = round(time.time() - t0, 1)
-    (args.out / "suite.json").write_text(metrics_json(suite))
     with (args.out / "per_frame.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, ["row", "used_for", "estimator", "scene", "degradation", *CSV_COLUMNS])
         writer.writeheader()

@@ -31,7 +31,7 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from lifecycle_msgs.srv import ChangeState, GetState  # noqa: E402
 
 from marepo_ros.ros.conversions import pose_to_msg, stamp_from_seconds  # noqa: E402
-from marepo_ros.ros.replay import NodeProcess, RosSession, wait_for  # noqa: E402,F401 - the tests' too
+from marepo_ros.ros.replay import NodeProcess, ReplayError, RosSession, wait_for  # noqa: E402,F401 - the tests' too
 
 NODE = "/relocalization_node"
 _CLIENTS = itertools.count()
@@ -169,4 +169,10 @@ class Client:
                 return None
             f = s["frames"]
             return s if f["received"] >= n and f["localized"] + f["rejected"] + f["dropped_stale"] >= n else None
-        return wait_for(done, timeout, f"the node to account for {n} frames")
+        try:
+            return wait_for(done, timeout, f"the node to account for {n} frames")
+        except ReplayError as exc:
+            last = self.statuses[-1] if self.statuses else {}
+            raise ReplayError(f"{exc}; its last status: frames {last.get('frames')}, last rejection "
+                              f"'{last.get('last_rejection')}', last error '{last.get('last_error')}'"
+                              ) from None
