@@ -36,7 +36,7 @@ from marepo_ros.camera import Camera
 from marepo_ros.evaluation.metrics import frame_errors, published_poses, summarize
 from marepo_ros.geometry import Distortion
 from marepo_ros.io.bag import BagFrames
-from marepo_ros.localization.estimate import MIN_CONFIDENCE
+from marepo_ros.localization.calibration import default_min_confidence
 from marepo_ros.localization.pipeline import Pipeline, PipelineConfig
 
 from bench_docs import replace_block, run_stamp  # noqa: E402  (beside this script)
@@ -73,7 +73,7 @@ def localize_lens_bag(bag: Path, map_path: Path, estimator: str, undistort_image
         conf.append(est.confidence if est else 0.0)
         gts.append(fr.map_from_cam)
     t_cm, r_deg = frame_errors(estimates, gts)
-    return {**summarize(estimates, gts, ms), **published_poses(t_cm, r_deg, np.array(conf), MIN_CONFIDENCE)}
+    return {**summarize(estimates, gts, ms), **published_poses(t_cm, r_deg, np.array(conf), default_min_confidence())}
 
 
 def row(name: str, camera: str, gt: str, m: dict) -> str:

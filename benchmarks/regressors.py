@@ -35,7 +35,7 @@ from tqdm import tqdm
 from marepo_ros.evaluation.metrics import frame_errors, published_poses
 from marepo_ros.io.dataset import SceneDataset
 from marepo_ros.io.mapfile import load_map
-from marepo_ros.localization.estimate import MIN_CONFIDENCE
+from marepo_ros.localization.calibration import default_min_confidence
 from marepo_ros.localization.pipeline import Pipeline, PipelineConfig
 from marepo_ros.localization.registry import ESTIMATORS, make_estimator
 from marepo_ros.models.regressor_file import load_regressor
@@ -112,7 +112,7 @@ def rows_of(models: dict[str, list]):
 
 def score(t_cm: np.ndarray, r_deg: np.ndarray, confidence: np.ndarray, ms: list[float],
           seed_medians: list) -> dict:
-    return {**published_poses(t_cm, r_deg, confidence, MIN_CONFIDENCE),
+    return {**published_poses(t_cm, r_deg, confidence, default_min_confidence()),
             "median_cm": float(np.median(t_cm)), "median_deg": float(np.median(r_deg)),
             "pct_5cm_5deg": float(100 * np.mean((t_cm < 5) & (r_deg < 5))),
             "pct_10cm_5deg": float(100 * np.mean((t_cm < 10) & (r_deg < 5))),

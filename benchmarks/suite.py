@@ -22,7 +22,7 @@ never fitted on.
 
     .venv/bin/python benchmarks/suite.py [--rows ROW ...] [--estimators points hybrid]
                      [--preset fast] [--out runs/bench_suite] [--data ../shared/data/7scenes-redkitchen]
-                     [--quick] [--no-docs]
+                     [--quick] [--no-docs] [--update] [--table-only]
 
 Splits of the redkitchen recording are scene folders of symlinks (rgb/, depth/, poses/,
 intrinsics.txt, depth_intrinsics.txt) with their own splits/; nothing is copied but the
@@ -444,6 +444,8 @@ def main() -> None:
     ap.add_argument("--table-only", action="store_true", help="evaluate nothing: write the table "
                     "and OUT/per_frame.csv from the rows OUT/suite.json holds (e.g. of a run that "
                     "was stopped after some rows)")
+    ap.add_argument("--update", action="store_true", help="keep the rows of OUT/suite.json that "
+                    "this run does not run (e.g. add the rendered rows to an earlier run)")
     args = ap.parse_args()
     args.rows = [r for r in row_names if r in args.rows]
     args.out = (args.out or REPO / ("runs/bench_suite_quick" if args.quick else "runs/bench_suite")).resolve()
@@ -458,9 +460,13 @@ def main() -> None:
     else:
         suite = {"marepo_ros": marepo_ros.__version__, "quick": args.quick, "preset": args.preset,
                  "estimators": args.estimators, "data": str(args.data), "rows": {}}
-        records = []
+        if args.update and (args.out / "suite.json").exists():
+            kept = json.loads((args.out / "suite.json").read_text())["rows"]
+            suite["rows"] = {name: kept[name] for name in row_names if name in kept and name not in args.rows}
+        records = records_of(suite, args.out)
         for row in plan(args):
             suite["rows"][row.name], rows = run_row(row, args.estimators, args.out)
+            suite["rows"] = {name: suite["rows"][name] for name in row_names if name in suite["rows"]}
             records += rows
             (args.out / "suite.json").write_text(metrics_json(suite))
         suite["total_s"] = round(time.time() - t0, 1)

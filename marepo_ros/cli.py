@@ -374,7 +374,7 @@ def _add_bag_input(group, *, gt_required: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .localization.estimate import MIN_CONFIDENCE
+    from .localization.calibration import default_min_confidence
     from .localization.registry import NAMES
     from .mapping.build import PRESETS
 
@@ -432,9 +432,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--regressor", type=Path, default=None,
                    help="marepo/grr estimators: a regressor file (scripts/train_regressor.py) "
                         "instead of the map's or the shipped one")
-    e.add_argument("--min-confidence", type=float, default=MIN_CONFIDENCE,
+    min_confidence = default_min_confidence()
+    e.add_argument("--min-confidence", type=float, default=min_confidence,
                    help=f"count the poses a node would publish: confidence at least this "
-                        f"(default {MIN_CONFIDENCE}, the node's min_confidence), and the wrong "
+                        f"(default {min_confidence}, the node's min_confidence), and the wrong "
                         f"ones among them (> 50 cm or 10 deg)")
     e.add_argument("--split", default="query", help="scene folder: the split to evaluate")
     e.add_argument("--device", default="cpu", choices=["cpu", "cuda"])

@@ -38,7 +38,7 @@ def keyframe_map(redkitchen, tmp_path_factory):
 
 
 def test_the_keyframe_map_localizes_the_query_split(redkitchen, keyframe_map, tmp_path):
-    """`auto` (= points) on the keyframe map: >= 98 % within 5 cm/5°, no wrong pose published
+    """`auto` (= points) on the keyframe map (no head): >= 98 % within 5 cm/5°, no wrong pose published
     (docs/results.md: 99.2 %)."""
     assert cli.main(["eval", str(redkitchen), "--map", str(keyframe_map), "--out", str(tmp_path)]) == 0
     m = json.loads((tmp_path / "metrics.json").read_text())

@@ -88,7 +88,7 @@ def test_node_publishes_poses_of_real_frames(running, kitchen):
     assert status["map_loaded"] and status["localized"]
     assert status["frames"]["localized"] >= len(KITCHEN_QUERIES)
     assert status["latency_ms"] > 0 and status["timings_ms"]["extraction"] > 0
-    assert status["estimator"] == "auto" and status["estimator_active"] == "points"
+    assert status["estimator"] == "auto" and status["estimator_active"] == "cascade"
     print(f"node latency per frame: {status['latency_ms']:.0f} ms (mean "
           f"{status['latency_ms_mean']:.0f} ms), stages {status['timings_ms']}")
     diag = wait_for(lambda: [s for a in client.diagnostics for s in a.status

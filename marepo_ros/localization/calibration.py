@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .estimate import Estimate
+from .estimate import MIN_CONFIDENCE, Estimate
 
 CUES = ("bias", "log_inliers", "inlier_ratio", "log_sigma_cm", "log_sigma_deg", "agreement",
         "second_source", "runner_up")
@@ -105,3 +105,10 @@ def load_model(path: str | Path | None = None) -> ConfidenceModel | None:
     if tuple(content.get("cues", ())) != CUES:
         raise ValueError(f"{path}: confidence model over cues {content.get('cues')}, not {CUES}")
     return ConfidenceModel(content["weights"], float(content["min_confidence"]), content.get("note", ""))
+
+
+def default_min_confidence() -> float:
+    """The publishing threshold a user gets by default: the shipped model's ``min_confidence``
+    (a probability, chosen on the fit rows), else ``estimate.MIN_CONFIDENCE`` (no model)."""
+    model = load_model()
+    return model.min_confidence if model is not None else MIN_CONFIDENCE

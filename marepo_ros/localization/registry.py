@@ -177,16 +177,23 @@ ESTIMATORS: dict[str, EstimatorSpec] = dict([
 NAMES = (AUTO, *ESTIMATORS)   # what a user may choose (CLI, node parameter)
 
 
+def auto_estimator(scene_map: SceneMap | None) -> str:
+    """What ``auto`` stands for with this map (see ``resolve_estimator``)."""
+    keyframes = scene_map is not None and scene_map.feature_map is not None
+    head = scene_map is None or scene_map.head is not None
+    return ("cascade" if head else "points") if keyframes else "ransac"
+
+
 def resolve_estimator(name: str, scene_map: SceneMap | None, *, head_fallback: bool = False
                       ) -> EstimatorSpec:
-    """The spec of ``name`` with this map. ``auto``: ``points`` when the map has a keyframe
-    feature map, else ``ransac`` (on redkitchen ``hybrid`` was as accurate as ``points``, 99.6
-    against 99.2 % within 5 cm/5°, at about twice the time on a CPU; see docs/results.md).
-    head_fallback: an estimator that needs the head, on a map of keyframes only (one whose head
-    still trains), gives ``points`` instead of an error. ValueError for an unknown name or a
-    map without the parts the estimator needs."""
+    """The spec of ``name`` with this map. ``auto``: ``cascade`` when the map has a keyframe
+    feature map and a scene-coordinate head (the head, an independent network, checks the frames
+    the keyframes are not certain of), ``points`` with keyframes only, ``ransac`` with a head
+    only (the suite's table in docs/results.md). head_fallback: an estimator that needs the
+    head, on a map of keyframes only (one whose head still trains), gives ``points`` instead of
+    an error. ValueError for an unknown name or a map without the parts the estimator needs."""
     if name == AUTO:
-        name = "points" if scene_map is not None and scene_map.feature_map is not None else "ransac"
+        name = auto_estimator(scene_map)
     if name not in ESTIMATORS:
         raise ValueError(f"unknown estimator '{name}' (available: {', '.join(NAMES)})")
     spec = ESTIMATORS[name]

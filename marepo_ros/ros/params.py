@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from ..localization.estimate import MIN_CONFIDENCE
+from ..localization.calibration import default_min_confidence
 from ..localization.registry import NAMES
 from ..mapping.build import PRESETS
 
@@ -37,14 +37,18 @@ PARAMS: tuple[Param, ...] = (
           "mapping: ace), ace (the shipped weights), xfeat (XFeat's dense features), or a file of "
           "ACE-format weights (a map built on one names only its hash: give the file here). A "
           "map's head only works with the encoder it was built with.", read_only=True),
-    Param("estimator", "auto", "Pose estimator; auto: points when the map has keyframes, else ransac.",
+    Param("estimator", "auto", "Pose estimator; auto: cascade when the map has keyframes and a "
+          "head, points with keyframes only, ransac with a head only.",
           choices=NAMES),
     Param("device", "cpu", "Torch device for inference and mapping: cpu or cuda.",
           read_only=True, choices=("cpu", "cuda")),
     Param("inference_threads", 0, "Torch CPU threads for inference (0: torch's default).",
           read_only=True, range=(0, 256)),
-    Param("min_confidence", MIN_CONFIDENCE, "Estimates below this confidence (RANSAC: inlier ratio, "
-          "scaled down below 100 inliers) are not published.", range=(0.0, 1.0)),
+    Param("min_confidence", default_min_confidence(), "Estimates below this confidence are not "
+          "published. The confidence is the calibrated probability that the pose is within 10 cm "
+          "and 5 degrees (estimators of the shipped model, docs/results.md); the default keeps "
+          "wrong poses under 0.5 % of those published on the rows it was chosen on.",
+          range=(0.0, 1.0)),
     # tracking (AMCL-style: initialpose, odometry)
     Param("odom_topic", "", "nav_msgs/Odometry of the base (odom frame): carries the last pose "
           "between relocalizations, gates jumps and feeds update_min_d/a. Empty: no odometry.",
