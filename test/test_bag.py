@@ -256,10 +256,10 @@ def test_scene_files_and_compressed_messages_decode_alike(tmp_path):
     ("empty camera_info", dict(drop=("/camera/camera_info",), extra=[
         ("/camera/camera_info", "sensor_msgs/msg/CameraInfo", 0, None)]), r"camera_info topic '/camera/camera_info' has no messages"),
     ("stamps never match", dict(gt_topic="/camera/pose", edit=lambda t, m: shift_stamp(m, 100) if t == "/camera/pose" else m),
-     r"no image stamp of /camera/image_raw \(0.000–0.167 s\) has a ground-truth stamp of /camera/pose "
+     r"no image stamp of /camera/image_raw \(0.000–0.167 s\) has a ground truth stamp of /camera/pose "
      r"\(100.000–100.167 s\) within 0.02 s"),
     ("empty gt topic", dict(gt_topic="/camera/pose", drop=("/camera/pose",), extra=[
-        ("/camera/pose", "geometry_msgs/msg/PoseStamped", 0, None)]), r"ground-truth stamp of /camera/pose \(none\)"),
+        ("/camera/pose", "geometry_msgs/msg/PoseStamped", 0, None)]), r"ground truth stamp of /camera/pose \(none\)"),
     ("no images", dict(drop=("/camera/image_raw",), extra=[("/camera/image_raw", "sensor_msgs/msg/Image", 0, None)]),
      r"image topic '/camera/image_raw' has no messages"),
     ("no such tf", dict(gt_tf=("map", "base_link")), r"no transform map -> base_link on /tf; transforms in the bag: map:camera_optical_frame"),

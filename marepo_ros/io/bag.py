@@ -22,10 +22,13 @@ distortion; P for rectified images: ``camera.camera_from_info``, as the node) fr
 CameraInfo of the same stamp (else the latest before it, else the first), and its ground truth:
 the pose nearest in time within ``max_dt`` on a pose topic, or the transform PARENT -> CHILD
 chained through the TF tree (/tf and /tf_static, ``tf_tree.TransformTree``) and interpolated at
-the image stamp. Every problem with a bag is a ``BagError`` with a one-line message.
+the image stamp; optionally the depth image of its stamp (registered to it). ``eval`` reads the
+pose as ground truth, ``map build`` as the mapping pose. Every problem with a bag is a
+``BagError`` with a one-line message.
 """
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,7 +44,7 @@ from tqdm import tqdm
 from ..camera import Camera, CameraError, camera_from_info
 from ..geometry import Distortion, invert_pose, make_pose, pose_from_quat, quat_from_pose, undistort_pixels
 from .dataset import SceneDataset, read_image
-from .images import ImageError, decode_compressed, decode_raw, from_opencv
+from .images import DEPTH_MAX_DT_S, ImageError, decode_compressed, decode_depth, decode_raw, from_opencv
 from .tf_tree import TransformError, TransformTree
 
 IMAGE_TOPIC = "/camera/image_raw"
@@ -87,12 +90,14 @@ def scene_stamps(dataset: SceneDataset, names: list[str], rate_hz: float = DEFAU
 def export_bag(dataset: SceneDataset, out: str | Path, *, split: str = "all",
                compressed: bool = False, storage: str = "sqlite3",
                rate_hz: float = DEFAULT_RATE_HZ, tf_tree: bool = False,
-               distortion: Distortion | None = None, progress: bool = True) -> int:
+               distortion: Distortion | None = None, pose_topic: bool = True,
+               progress: bool = True) -> int:
     """Write the frames of ``split`` as a rosbag2 folder ``out`` (see the module docstring).
 
     storage: "sqlite3" or "mcap"; tf_tree: ground truth on TF through map -> odom -> base_link
-    -> camera_link -> optical frame; distortion: images as a camera with this lens sees them.
-    Returns the number of frames written.
+    -> camera_link -> optical frame; distortion: images as a camera with this lens sees them;
+    pose_topic: False leaves out /camera/pose (the poses only on TF). Returns the number of
+    frames written.
     """
     if storage not in STORAGES:
         raise BagError(f"unknown storage '{storage}' (choose from {', '.join(STORAGES)})")
@@ -107,7 +112,8 @@ def export_bag(dataset: SceneDataset, out: str | Path, *, split: str = "all",
     with writer:
         conns = {topic: writer.add_connection(topic, msgtype, typestore=ts) for topic, msgtype in (
             (COMPRESSED_TOPIC, COMPRESSED) if compressed else (IMAGE_TOPIC, IMAGE),
-            (CAMERA_INFO_TOPIC, CAMERA_INFO), (POSE_TOPIC, GT_TYPES[0]), (TF_TOPIC, TF_MESSAGE),
+            (CAMERA_INFO_TOPIC, CAMERA_INFO), *([(POSE_TOPIC, GT_TYPES[0])] if pose_topic else []),
+            (TF_TOPIC, TF_MESSAGE),
             *([(TF_STATIC_TOPIC, TF_MESSAGE)] if tf_tree else []))}
         def write(ns: int, topic: str, msg) -> None:
             writer.write(conns[topic], ns, ts.serialize_cdr(msg, conns[topic].msgtype))
@@ -138,7 +144,8 @@ def export_bag(dataset: SceneDataset, out: str | Path, *, split: str = "all",
                   else _image_msg(ts, ns, pixels))
             write(ns, CAMERA_INFO_TOPIC, _camera_info_msg(ts, ns, dataset.K, pixels.shape[1],
                                                           pixels.shape[0], distortion))
-            write(ns, POSE_TOPIC, _pose_msg(ts, ns, fr.map_from_cam))
+            if pose_topic:
+                write(ns, POSE_TOPIC, _pose_msg(ts, ns, fr.map_from_cam))
             if tf_tree:
                 odom_from_base = (invert_pose(map_from_odom_drift(ns)) @ fr.map_from_cam
                                   @ invert_pose(BASE_FROM_LINK @ LINK_FROM_OPTICAL))
@@ -237,11 +244,11 @@ def is_bag(path: str | Path) -> bool:
     return (path / "metadata.yaml").is_file() or path.suffix in BAG_SUFFIXES
 
 
-def parse_gt_tf(spec: str) -> tuple[str, str]:
-    """(parent, child) frame ids from "PARENT:CHILD"."""
+def parse_gt_tf(spec: str, flag: str = "--gt-tf") -> tuple[str, str]:
+    """(parent, child) frame ids from "PARENT:CHILD" (``flag`` names the option in errors)."""
     parent, sep, child = spec.partition(":")
     if not (sep and parent and child) or ":" in child:
-        raise BagError(f"--gt-tf must be PARENT:CHILD (e.g. map:camera_optical_frame), got '{spec}'")
+        raise BagError(f"{flag} must be PARENT:CHILD (e.g. map:camera_optical_frame), got '{spec}'")
     return parent.strip("/"), child.strip("/")
 
 
@@ -295,12 +302,14 @@ class BagFrame:
 
     stamp: header stamp in seconds; image: HxWx3 RGB or HxW grey uint8; camera: its Camera
     (K, size, distortion); map_from_cam: 4x4 float64 ground truth (camera to the ground truth's
-    parent frame), or None when the image has none.
+    parent frame), or None when the image has none; depth: HxW float32 metres on the image's
+    pixels (0 = invalid), or None (no depth topic, or no depth of its stamp).
     """
     stamp: float
     image: np.ndarray
     camera: Camera
     map_from_cam: np.ndarray | None
+    depth: np.ndarray | None = None
 
 
 class BagFrames:
@@ -317,27 +326,33 @@ class BagFrames:
         Neither: no ground truth.
     max_dt: seconds.
     rectified: the images are rectified: their camera is CameraInfo's P (``camera_from_info``).
+    depth_topic: a depth Image topic registered to the images (16UC1/mono16 mm, 32FC1 m): each
+        image gets the depth of its stamp (within ``DEPTH_MAX_DT_S``), of its size.
+    gt_role: what the ground truth is and the option that named ``gt_topic``, for messages
+        (``map build``: ("pose", "--pose-topic")).
 
-    Construction reads everything but the image pixels and raises BagError for missing
-    topics, wrong types, a missing camera_info, or ground truth that never matches in time.
-    ``len()`` is the number of images; ``stamps_ns``: (N,) int64 their header stamps;
-    ``map_from_cam``: per image the 4x4 ground truth or None; ``n_matched``: how many have one;
-    ``frames()`` decodes the images in bag order.
+    Construction reads everything but the pixels and raises BagError for missing topics, wrong
+    types, a missing camera_info, or ground truth that never matches in time. ``len()`` is the
+    number of images; ``stamps_ns``: (N,) int64 their header stamps; ``map_from_cam``: per image
+    the 4x4 ground truth or None; ``n_matched``: how many have one; ``n_depth``: how many have
+    a depth image; ``frames()`` decodes the images (and depth) in bag order.
     """
 
     def __init__(self, path: str | Path, *, image_topic: str | None = None,
                  camera_info_topic: str | None = None, gt_topic: str | None = None,
                  gt_tf: tuple[str, str] | None = None, max_dt: float = DEFAULT_MAX_DT,
-                 rectified: bool = False):
+                 rectified: bool = False, depth_topic: str | None = None,
+                 gt_role: tuple[str, str] = ("ground truth", "--gt-topic")):
         self.path = Path(path)
-        self.max_dt, self.rectified = max_dt, rectified
+        self.max_dt, self.rectified, self._gt_word = max_dt, rectified, gt_role[0]
         with self._open() as reader:
             self.topics = {name: info.msgtype for name, info in reader.topics.items()}
+            self.depth_topic = depth_topic and self._topic(depth_topic, "--depth-topic", (IMAGE,))
             self.image_topic = self._image_topic(image_topic)
             self.camera_info_topic = self._topic(camera_info_topic or _camera_info_beside(
                 self.image_topic), "camera_info, see --camera-info-topic", (CAMERA_INFO,))
             self.gt_source = gt_topic or (f"TF {gt_tf[0]} -> {gt_tf[1]}" if gt_tf else None)
-            gt_topic = gt_topic and self._topic(gt_topic, "--gt-topic", GT_TYPES)
+            gt_topic = gt_topic and self._topic(gt_topic, gt_role[1], GT_TYPES)
             self._read_metadata(reader, gt_topic, gt_tf)
         self._match_ground_truth(gt_tf)
 
@@ -375,7 +390,8 @@ class BagFrames:
     def _image_topic(self, name: str | None) -> str:
         if name is not None:
             return self._topic(name, "--image-topic", (IMAGE, COMPRESSED))
-        images = sorted(n for n, t in self.topics.items() if t in (IMAGE, COMPRESSED))
+        images = sorted(n for n, t in self.topics.items()
+                        if t in (IMAGE, COMPRESSED) and n != self.depth_topic)
         if len(images) != 1:
             raise BagError(f"{self.path}: {len(images)} image topics ({', '.join(images) or 'none'}): "
                            f"choose one with --image-topic; the bag has: {self._listing()}")
@@ -385,13 +401,15 @@ class BagFrames:
                        gt_tf: tuple[str, str] | None) -> None:
         """One pass over all but the image pixels: image stamps, cameras, ground truth."""
         tf_topics = [n for n, t in self.topics.items() if t == TF_MESSAGE] if gt_tf else []
-        wanted = {self.image_topic, self.camera_info_topic, gt_topic, *tf_topics}
-        stamps, infos, gt = [], [], []
+        wanted = {self.image_topic, self.camera_info_topic, gt_topic, self.depth_topic, *tf_topics}
+        stamps, infos, gt, depth_stamps = [], [], [], []
         self._tree = TransformTree(max_extrapolation_ns=round(self.max_dt * 1e9))
         for conn, _, raw in reader.messages([c for c in reader.connections if c.topic in wanted]):
             msg = reader.deserialize(raw, conn.msgtype)
             if conn.topic == self.image_topic:
                 stamps.append(stamp_ns(msg.header))
+            elif conn.topic == self.depth_topic:
+                depth_stamps.append(stamp_ns(msg.header))
             elif conn.topic == self.camera_info_topic:
                 infos.append((stamp_ns(msg.header), self._camera(msg)))
             elif conn.topic == gt_topic:
@@ -414,6 +432,11 @@ class BagFrames:
                            f"{', '.join(tf_topics) or 'any TF topic'}; transforms in the bag: "
                            f"{', '.join(f'{p}:{c}' for p, c in self._tree.edges()) or 'none'}")
         self.stamps_ns = np.array(stamps, dtype=np.int64)
+        # per image the index of its depth message among the depth topic's, -1 for none
+        self._depth_of = associate(self.stamps_ns, np.array(depth_stamps, dtype=np.int64), DEPTH_MAX_DT_S)
+        if self.depth_topic and not depth_stamps:
+            raise BagError(f"{self.path}: depth topic '{self.depth_topic}' has no messages")
+        self.n_depth = int((self._depth_of >= 0).sum())
         infos.sort(key=lambda item: item[0])
         self._info_stamps = np.array([s for s, _ in infos], dtype=np.int64)
         self._cameras = [camera for _, camera in infos]
@@ -441,9 +464,9 @@ class BagFrames:
             self.map_from_cam = [self._gt[i][1] if i >= 0 else None for i in idx]
         self.n_matched = sum(T is not None for T in self.map_from_cam)
         if self.gt_source and self.n_matched == 0:
-            why = (f"a ground-truth stamp of {self.gt_source} ({_span(gt_stamps)}) within "
+            why = (f"a {self._gt_word} stamp of {self.gt_source} ({_span(gt_stamps)}) within "
                    f"{self.max_dt:g} s (--max-dt)" if not gt_tf else
-                   f"a ground truth of {self.gt_source}: {self._why_not(gt_tf, int(self.stamps_ns[0]))}")
+                   f"a {self._gt_word} of {self.gt_source}: {self._why_not(gt_tf, int(self.stamps_ns[0]))}")
             raise BagError(f"{self.path}: no image stamp of {self.image_topic} "
                            f"({_span(self.stamps_ns)}) has {why}")
 
@@ -469,19 +492,51 @@ class BagFrames:
 
     def frames(self, *, only_with_gt: bool = False) -> Iterator[BagFrame]:
         """BagFrames in bag order; ``only_with_gt`` skips (without decoding) images that have
-        no ground truth."""
+        no ground truth. An image whose depth comes later in the bag waits for it."""
+        topics = {self.image_topic, self.depth_topic}
+        wanted = [not (only_with_gt and T is None) for T in self.map_from_cam]
+        last_use = {int(d): i for i, d in enumerate(self._depth_of) if d >= 0 and wanted[i]}
         with self._open() as reader:
-            conns = [c for c in reader.connections if c.topic == self.image_topic]
-            for i, (conn, _, raw) in enumerate(reader.messages(conns)):
-                gt = self.map_from_cam[i]
-                if only_with_gt and gt is None:
-                    continue
-                ns = int(self.stamps_ns[i])
-                try:
-                    image = decode_image(reader.deserialize(raw, conn.msgtype), conn.msgtype)
-                except BagError as exc:
-                    raise BagError(f"{self.path}: {self.image_topic} at {ns / 1e9:.3f} s: {exc}") from None
-                yield BagFrame(ns / 1e9, image, self._camera_for(ns, image), gt)
+            conns = [c for c in reader.connections if c.topic in topics]
+            waiting: deque[tuple[int, object, bytes]] = deque()  # images, oldest first
+            depths: dict[int, tuple[object, bytes]] = {}        # depth index -> message
+            n_images = n_depths = 0
+            for conn, _, raw in reader.messages(conns):
+                if conn.topic == self.image_topic:
+                    if wanted[n_images]:
+                        waiting.append((n_images, conn, raw))
+                    n_images += 1
+                else:
+                    if n_depths in last_use:
+                        depths[n_depths] = (conn, raw)
+                    n_depths += 1
+                while waiting and (self._depth_of[waiting[0][0]] < 0
+                                   or self._depth_of[waiting[0][0]] in depths):
+                    yield self._frame(reader, *waiting.popleft(), depths, last_use)
+
+    def _frame(self, reader: AnyReader, i: int, conn, raw: bytes, depths: dict, last_use: dict
+               ) -> BagFrame:
+        """The BagFrame of image ``i`` (its message ``raw`` on ``conn``) and the depth in
+        ``depths`` it pairs with (dropped from ``depths`` after its last image)."""
+        ns = int(self.stamps_ns[i])
+        where = f"{self.path}: {self.image_topic} at {ns / 1e9:.3f} s"
+        try:
+            image = decode_image(reader.deserialize(raw, conn.msgtype), conn.msgtype)
+        except BagError as exc:
+            raise BagError(f"{where}: {exc}") from None
+        depth, d = None, int(self._depth_of[i])
+        if d in depths:
+            depth_conn, depth_raw = depths.pop(d) if last_use[d] == i else depths[d]
+            try:
+                depth = decode_depth(reader.deserialize(depth_raw, depth_conn.msgtype))
+            except ImageError as exc:
+                raise BagError(f"{self.path}: {self.depth_topic} at {ns / 1e9:.3f} s: {exc}") from None
+            if depth.shape != image.shape[:2]:
+                raise BagError(f"{where}: its depth on {self.depth_topic} is {depth.shape[1]}x"
+                               f"{depth.shape[0]} but the image is {image.shape[1]}x{image.shape[0]} "
+                               f"(the depth must be registered to the image, e.g. "
+                               f"aligned_depth_to_color)")
+        return BagFrame(ns / 1e9, image, self._camera_for(ns, image), self.map_from_cam[i], depth)
 
 
 def _camera_info_beside(image_topic: str) -> str:

@@ -2,7 +2,8 @@
 
 Works on any object with the messages' fields (rclpy messages, rosbags' deserialized ones).
 Results are HxWx3 RGB or HxW grey uint8, the package's image convention (``from_opencv`` also
-serves the scene folder reader); 16-bit data is divided by 257. Errors are ``ImageError`` (one
+serves the scene folder reader); 16-bit data is divided by 257. Depth images (``decode_depth``)
+become HxW float32 metres. Errors are ``ImageError`` (one
 line); ``UnsupportedEncoding`` names the encoding, so each interface can word its own advice.
 """
 from __future__ import annotations
@@ -65,3 +66,27 @@ def from_opencv(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2:
         return image
     return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+
+
+DEPTH_ENCODINGS = {"16UC1": ("u2", 1e-3), "mono16": ("u2", 1e-3), "32FC1": ("f4", 1.0)}  # -> metres
+DEPTH_MAX_DT_S = 0.005  # aligned depth carries its colour image's stamp: pairing tolerance (s)
+
+
+def decode_depth(msg) -> np.ndarray:
+    """A depth sensor_msgs/Image (16UC1 or mono16 in millimetres, as RealSense's
+    aligned_depth_to_color; 32FC1 in metres) -> HxW float32 metres, 0 where invalid."""
+    if msg.encoding not in DEPTH_ENCODINGS:
+        raise ImageError(f"unsupported depth encoding '{msg.encoding}' (supported: "
+                         f"{', '.join(DEPTH_ENCODINGS)})")
+    kind, to_metres = DEPTH_ENCODINGS[msg.encoding]
+    dtype = np.dtype(kind).newbyteorder(">" if msg.is_bigendian else "<")
+    h, w, step = msg.height, msg.width, msg.step
+    if h == 0 or w == 0:
+        raise ImageError(f"empty depth image ({w}x{h})")
+    if step < w * dtype.itemsize or len(msg.data) < h * step:
+        raise ImageError(f"depth data too short for {w}x{h} {msg.encoding} (step {step}, "
+                         f"{len(msg.data)} bytes)")
+    rows = np.frombuffer(bytes(msg.data[:h * step]), np.uint8).reshape(h, step)[:, :w * dtype.itemsize]
+    depth = rows.copy().view(dtype).reshape(h, w).astype(np.float32) * np.float32(to_metres)
+    depth[~np.isfinite(depth) | (depth < 0)] = 0.0
+    return depth

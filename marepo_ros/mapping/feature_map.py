@@ -20,12 +20,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..geometry import backproject, invert_pose, pixel_rays, pose_error, transform_points
+from ..geometry import backproject, invert_pose, pixel_rays, transform_points
 from ..io.feature_map import POINT_SOURCES, FeatureMap, quantize
 from ..localization.retrieval import learn_vocabulary, vlad
 from ..models.preprocess import to_grey
 from ..models.xfeat import ImageFeatures, XFeatExtractor
 from .frames import MappingCancelled, PosedImage, Progress
+from .keyframes import moved_enough
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,11 @@ class FeatureMapConfig:
 
 def select_keyframes(poses_N44: list[np.ndarray], min_translation_m: float,
                      min_rotation_deg: float) -> list[int]:
-    """Indices of images whose pose moved or turned enough since the last kept one."""
+    """Indices of images whose pose moved or turned enough since the last kept one
+    (``keyframes.moved_enough``, the node's keyframe spacing)."""
     keep = [0]
     for i in range(1, len(poses_N44)):
-        moved, turned = pose_error(poses_N44[i], poses_N44[keep[-1]])
-        if moved >= min_translation_m or turned >= min_rotation_deg:
+        if moved_enough(poses_N44[i], poses_N44[keep[-1]], min_translation_m, min_rotation_deg):
             keep.append(i)
     return keep
 

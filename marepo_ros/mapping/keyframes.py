@@ -1,21 +1,24 @@
-"""Keyframe collection for live mapping: pair images with poses, keep frames that moved enough.
+"""Keyframe collection for mapping: pair images with poses, keep frames that moved enough.
 
 Images and poses arrive as separate streams. ``KeyframeCollector`` holds the recent images
 until a pose of the same stamp (within a tolerance) is known, then keeps an image as a
 keyframe when the camera moved at least ``min_translation_m`` or turned ``min_rotation_deg``
-since the last keyframe, up to ``max_keyframes``. Stored images are grey and downscaled to
-``store_short_side`` pixels, so memory is bounded by the cap.
+since the last keyframe (``moved_enough``, also the feature map's spacing), up to
+``max_keyframes``. Stored images are grey and downscaled to ``store_short_side`` pixels, so
+memory is bounded by the cap. The node's mapping session feeds it live; ``collect_keyframes``
+feeds it recorded frames that already carry their pose (``marepo-ros map build BAG``).
 """
 from __future__ import annotations
 
 import threading
 from collections import Counter, deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import cv2
 import numpy as np
 
+from ..camera import Camera, undistorted
 from ..geometry import is_valid_pose, pose_error, scale_intrinsics
 from ..runtime.streams import StampedBuffer
 from ..models.preprocess import to_grey
@@ -31,11 +34,19 @@ class Keyframe:
     depth: np.ndarray | None = None
 
 
-def shrink(image: np.ndarray, K: np.ndarray, short_side: int) -> tuple[np.ndarray, np.ndarray]:
-    """(grey image whose short side is at most ``short_side``, its K)."""
+def moved_enough(map_from_cam: np.ndarray, last: np.ndarray, min_translation_m: float,
+                 min_rotation_deg: float) -> bool:
+    """Whether a camera pose (4x4) moved ``min_translation_m`` metres or turned
+    ``min_rotation_deg`` degrees from ``last`` (4x4): the keyframe spacing."""
+    moved, turned = pose_error(map_from_cam, last)
+    return moved >= min_translation_m or turned >= min_rotation_deg
+
+
+def shrink(image: np.ndarray, K: np.ndarray, short_side: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """(grey image whose short side is at most ``short_side`` (None: as it is), its K)."""
     grey = to_grey(image)
     h, w = grey.shape
-    s = short_side / min(h, w)
+    s = short_side / min(h, w) if short_side else 1.0
     if s >= 1:
         return grey.copy(), np.asarray(K, np.float64)
     W, H = max(1, round(w * s)), max(1, round(h * s))
@@ -51,11 +62,12 @@ class KeyframeCollector:
     ``ready()`` returns the (payload, map_from_cam) pairs whose pose is now known and which
     passed the motion thresholds; the caller decodes them and calls ``keep(image, K, pose)``.
     ``counts`` tallies keyframes, unposed / still / over-cap images and refused poses.
+    ``store_short_side`` None keeps the images' own size.
     """
 
     def __init__(self, *, min_translation_m: float = 0.05, min_rotation_deg: float = 5.0,
                  max_keyframes: int = 500, pose_tolerance_s: float = 0.05,
-                 store_short_side: int = 360, max_pending: int = 30):
+                 store_short_side: int | None = 360, max_pending: int = 30):
         self.min_translation_m = min_translation_m
         self.min_rotation_deg = min_rotation_deg
         self.max_keyframes = max_keyframes
@@ -125,8 +137,28 @@ class KeyframeCollector:
             self.counts["keyframes"] = len(self.keyframes)
             self.counts["with_depth"] += depth is not None
 
+    def keep_camera_image(self, image: np.ndarray, camera: Camera, map_from_cam: np.ndarray,
+                          depth: np.ndarray | None = None) -> None:
+        """``keep`` an image of ``camera``: a distorted image, and the depth registered to it,
+        are undistorted whole first (``camera.undistorted``; depth by nearest neighbour)."""
+        if depth is not None:
+            depth, _ = undistorted(depth, camera, nearest=True)
+        image, camera = undistorted(image, camera)
+        self.keep(image, camera.K, map_from_cam, depth)
+
     def _moved(self, pose: np.ndarray) -> bool:
-        if self._last_pose is None:
-            return True
-        dt, dr = pose_error(pose, self._last_pose)
-        return dt >= self.min_translation_m or dr >= self.min_rotation_deg
+        return self._last_pose is None or moved_enough(pose, self._last_pose, self.min_translation_m,
+                                                       self.min_rotation_deg)
+
+
+def collect_keyframes(collector: KeyframeCollector, frames: Iterable) -> None:
+    """Feed recorded frames that carry their pose to ``collector``, as the node's mapping session
+    feeds it live. frames: objects with ``stamp`` (s), ``image`` (HxW[x3] uint8),
+    ``camera`` (Camera), ``map_from_cam`` (4x4) and ``depth`` (HxW float32 metres registered to
+    the image, or None), e.g. ``io.bag.BagFrame``s. Give the collector ``pose_tolerance_s=0``:
+    each image is paired with its own pose only."""
+    for fr in frames:
+        collector.add_pose(fr.stamp, fr.map_from_cam)
+        collector.add_image(fr.stamp, fr)
+        for kf, pose in collector.ready():
+            collector.keep_camera_image(kf.image, kf.camera, pose, kf.depth)

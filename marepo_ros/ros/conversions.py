@@ -7,7 +7,8 @@ from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Pose
 
 from ..geometry import pose_from_quat, quat_from_pose
-from ..io.images import ENCODINGS, ImageError, UnsupportedEncoding, decode_compressed, decode_raw
+from ..io.images import (ENCODINGS, ImageError, UnsupportedEncoding, decode_compressed, decode_depth,
+                         decode_raw)
 
 class InputError(ValueError):
     """An input message that cannot be used; ``str()`` says why in one line."""
@@ -42,27 +43,12 @@ def image_from_compressed(msg) -> np.ndarray:
         raise InputError(str(exc)) from None
 
 
-DEPTH_ENCODINGS = {"16UC1": ("u2", 1e-3), "mono16": ("u2", 1e-3), "32FC1": ("f4", 1.0)}  # -> metres
-
-
 def depth_from_msg(msg) -> np.ndarray:
-    """A depth sensor_msgs/Image (16UC1 or mono16 in millimetres, as RealSense's
-    aligned_depth_to_color; 32FC1 in metres) -> HxW float32 metres, 0 where invalid."""
-    if msg.encoding not in DEPTH_ENCODINGS:
-        raise InputError(f"unsupported depth encoding '{msg.encoding}' (supported: "
-                         f"{', '.join(DEPTH_ENCODINGS)})")
-    kind, to_metres = DEPTH_ENCODINGS[msg.encoding]
-    dtype = np.dtype(kind).newbyteorder(">" if msg.is_bigendian else "<")
-    h, w, step = msg.height, msg.width, msg.step
-    if h == 0 or w == 0:
-        raise InputError(f"empty depth image ({w}x{h})")
-    if step < w * dtype.itemsize or len(msg.data) < h * step:
-        raise InputError(f"depth data too short for {w}x{h} {msg.encoding} (step {step}, "
-                         f"{len(msg.data)} bytes)")
-    rows = np.frombuffer(bytes(msg.data[:h * step]), np.uint8).reshape(h, step)[:, :w * dtype.itemsize]
-    depth = rows.copy().view(dtype).reshape(h, w).astype(np.float32) * np.float32(to_metres)
-    depth[~np.isfinite(depth) | (depth < 0)] = 0.0
-    return depth
+    """A depth sensor_msgs/Image -> HxW float32 metres, 0 where invalid (``images.decode_depth``)."""
+    try:
+        return decode_depth(msg)
+    except ImageError as exc:
+        raise InputError(str(exc)) from None
 
 
 def pose_to_msg(map_from_cam: np.ndarray) -> Pose:

@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 from std_msgs.msg import Header
 
-from ..camera import undistorted
+from ..io.images import DEPTH_MAX_DT_S
 from ..mapping.background import BackgroundMapBuild, BuildState
 from ..mapping.build import preset
 from ..mapping.keyframes import KeyframeCollector
@@ -30,7 +30,6 @@ from .params import NodeSettings
 # A mapping keyframe waits this long for the CameraInfo of its stamp (DDS delivers the two topics
 # independently: the first image can come before any CameraInfo), then takes the latest one.
 KEYFRAME_INFO_WAIT_S = 1.0
-DEPTH_STAMP_TOLERANCE_S = 0.005  # aligned depth carries its colour image's stamp
 DEPTH_BUFFER = 30  # depth images kept while mapping, to pair with keyframes by stamp
 # Why a map_path change is refused while mapping: the build's maps are swapped in when ready.
 BUILD_RUNNING = "a map build is running: call ~/cancel_mapping first, or wait for it"
@@ -190,11 +189,8 @@ class MappingSession:
                 self.error = f"mapping image refused: {exc}"
                 self._log("mapping_image", self.error)
                 continue
-            depth = self._depth_for(msg.header, image.shape[:2])
-            if depth is not None:        # registered to the raw image: undistorted alike
-                depth, _ = undistorted(depth, camera, nearest=True)
-            image, camera = undistorted(image, camera)
-            self._collector.keep(image, camera.K, map_from_cam, depth)
+            self._collector.keep_camera_image(image, camera, map_from_cam,
+                                              self._depth_for(msg.header, image.shape[:2]))
         self._awaiting_info = waiting
 
     def _depth_for(self, header: Header, shape_hw: tuple[int, int]) -> np.ndarray | None:
@@ -202,7 +198,7 @@ class MappingSession:
         topic = self._settings().mapping_depth_topic
         if not topic:
             return None
-        msg = self._depths.nearest(seconds(header.stamp), DEPTH_STAMP_TOLERANCE_S)
+        msg = self._depths.nearest(seconds(header.stamp), DEPTH_MAX_DT_S)
         try:
             if msg is None:
                 raise InputError(f"no depth of its stamp on {topic}")
