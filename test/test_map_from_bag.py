@@ -112,6 +112,10 @@ def test_missing_camera_info_disconnected_tf_and_unposed_images(rendered, tmp_pa
     assert "keyframes of 10 images" in out.out
     assert cli.main(["map", "build", str(scene), "--pose-topic", "/camera/pose", *argv]) == 2
     assert "not a bag" in capsys.readouterr().err
+    stray = rewrite(bag, tmp_path / "stray_depth", extra=[("/camera/depth", "sensor_msgs/msg/Image", 10**12,
+                                                           depth_msg(10**12, np.ones((120, 160))))])
+    assert cli.main(["map", "build", str(stray), *TREE, "--depth-topic", "/camera/depth", *argv]) == 2
+    assert "has a depth stamp of /camera/depth (1000.000–1000.000 s) within 0.005 s" in capsys.readouterr().err
 
 
 KITCHEN_BAG_MAPPING = [f"frame-{i:06d}" for i in range(100, 148)]

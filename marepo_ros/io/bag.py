@@ -332,10 +332,10 @@ class BagFrames:
         (``map build``: ("pose", "--pose-topic")).
 
     Construction reads everything but the pixels and raises BagError for missing topics, wrong
-    types, a missing camera_info, or ground truth that never matches in time. ``len()`` is the
-    number of images; ``stamps_ns``: (N,) int64 their header stamps; ``map_from_cam``: per image
-    the 4x4 ground truth or None; ``n_matched``: how many have one; ``n_depth``: how many have
-    a depth image; ``frames()`` decodes the images (and depth) in bag order.
+    types, a missing camera_info, ground truth or depth that never matches in time. ``len()`` is
+    the number of images; ``stamps_ns``: (N,) int64 their header stamps; ``map_from_cam``: per
+    image the 4x4 ground truth or None; ``n_matched``: how many have one; ``frames()`` decodes
+    the images (and depth) in bag order.
     """
 
     def __init__(self, path: str | Path, *, image_topic: str | None = None,
@@ -434,9 +434,11 @@ class BagFrames:
         self.stamps_ns = np.array(stamps, dtype=np.int64)
         # per image the index of its depth message among the depth topic's, -1 for none
         self._depth_of = associate(self.stamps_ns, np.array(depth_stamps, dtype=np.int64), DEPTH_MAX_DT_S)
-        if self.depth_topic and not depth_stamps:
-            raise BagError(f"{self.path}: depth topic '{self.depth_topic}' has no messages")
-        self.n_depth = int((self._depth_of >= 0).sum())
+        if self.depth_topic and not (self._depth_of >= 0).any():
+            raise BagError(f"{self.path}: no image stamp of {self.image_topic} ({_span(self.stamps_ns)}) "
+                           f"has a depth stamp of {self.depth_topic} ({_span(depth_stamps)}) within "
+                           f"{DEPTH_MAX_DT_S:g} s: --depth-topic must carry depth registered to the "
+                           f"images, with their stamps")
         infos.sort(key=lambda item: item[0])
         self._info_stamps = np.array([s for s, _ in infos], dtype=np.int64)
         self._cameras = [camera for _, camera in infos]
