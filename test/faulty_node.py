@@ -11,11 +11,11 @@ _publish = node_module.RelocalizationNode._publish
 _calls = []
 
 
-def failing_publish(self, header, est):
+def failing_publish(self, header, *args, **kwargs):
     _calls.append(header)
     if len(_calls) == 1:
         raise RuntimeError("injected publishing failure")
-    return _publish(self, header, est)
+    return _publish(self, header, *args, **kwargs)
 
 
 if __name__ == "__main__":

@@ -161,14 +161,15 @@ class Client:
         return wait_for(find, timeout, f"a pose stamped {stamp:.3f}")
 
     def frames_done(self, n: int, timeout: float = 60.0) -> dict:
-        """Wait until the node accounted for ``n`` received frames (localized, rejected or
-        dropped); returns that status."""
+        """Wait until the node accounted for ``n`` received frames (localized, rejected,
+        dropped or skipped); returns that status."""
         def done():
             s = self.statuses[-1] if self.statuses else None
             if s is None:
                 return None
             f = s["frames"]
-            return s if f["received"] >= n and f["localized"] + f["rejected"] + f["dropped_stale"] >= n else None
+            settled = f["localized"] + f["rejected"] + f["dropped_stale"] + f["skipped"]
+            return s if f["received"] >= n and settled >= n else None
         try:
             return wait_for(done, timeout, f"the node to account for {n} frames")
         except ReplayError as exc:

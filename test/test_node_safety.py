@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from conftest import KITCHEN_QUERIES
 from diagnostic_msgs.msg import DiagnosticStatus
-from geometry_msgs.msg import PoseStamped, PoseWithCovariance, PoseWithCovarianceStamped
+from geometry_msgs.msg import PoseWithCovariance, PoseWithCovarianceStamped
 from lifecycle_msgs.msg import Transition
 from nav_msgs.msg import Odometry
 from sensor_msgs.msg import Image
@@ -161,7 +161,8 @@ def test_initial_pose_and_odometry_gate_jumps_over_dds(redkitchen, kitchen_map, 
     initial = client.node.create_publisher(PoseWithCovarianceStamped, "/initialpose", 10)
     odom_pub = client.node.create_publisher(Odometry, "/odom", 50)
     base_poses = []
-    client.node.create_subscription(PoseStamped, "/relocalization_node/base_pose", base_poses.append, 10)
+    client.node.create_subscription(PoseWithCovarianceStamped, "/relocalization_node/base_pose",
+                                    base_poses.append, 10)
 
     def prior(map_from_base, sigma=0.5):
         msg = PoseWithCovarianceStamped(pose=PoseWithCovariance(pose=pose_to_msg(map_from_base)))

@@ -117,7 +117,7 @@ def test_diagnostics_say_what_matters_most():
     status = {"lifecycle": "active", "failing": False, "map_loaded": True, "localized": True,
               "last_rejection": "", "frames": {"received": 3, "localized": 3},
               "publishers": {"image": 1}, "mapping": {"state": "idle", "error": "", "message": ""},
-              "tracking": {"prior": False}, "latency_ms": 12.5}
+              "tracking": {"prior": False}, "localization": {"continuous": True}, "latency_ms": 12.5}
 
     def diag(**changes):
         return diagnostic_status({**status, **changes}, name="n", hardware_id="h")
@@ -131,3 +131,6 @@ def test_diagnostics_say_what_matters_most():
     inactive = diag(lifecycle="inactive", failing=True)
     assert inactive.level == DiagnosticStatus.WARN and inactive.message.startswith("inactive")
     assert diag(localized=False, last_rejection="jump").message == "not localized: jump"
+    idle = diag(localized=False, localization={"continuous": False})  # frames skipped on purpose
+    assert idle.level == DiagnosticStatus.OK and idle.message == "waiting for ~/trigger_localization"
+    assert {kv.key: kv.value for kv in idle.values}["localization.continuous"] == "False"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Pose
+from geometry_msgs.msg import Pose, PoseWithCovarianceStamped
+from std_msgs.msg import Header
 
 from ..geometry import pose_from_quat, quat_from_pose
 from ..io.images import (ENCODINGS, ImageError, UnsupportedEncoding, decode_compressed, decode_depth,
@@ -58,6 +59,15 @@ def pose_to_msg(map_from_cam: np.ndarray) -> Pose:
     (pose.orientation.x, pose.orientation.y, pose.orientation.z,
      pose.orientation.w) = (float(v) for v in q)
     return pose
+
+
+def pose_with_covariance_msg(header: Header, a_from_b: np.ndarray,
+                             covariance: np.ndarray) -> PoseWithCovarianceStamped:
+    """A PoseWithCovarianceStamped of a 4x4 pose and its 6x6 covariance (row-major)."""
+    msg = PoseWithCovarianceStamped(header=header)
+    msg.pose.pose = pose_to_msg(a_from_b)
+    msg.pose.covariance = [float(c) for c in np.asarray(covariance, np.float64).reshape(36)]
+    return msg
 
 
 def pose_from_msg(pose: Pose) -> np.ndarray:

@@ -37,7 +37,8 @@ class KindLog:
 def guarded(callback):
     """Wrap a node callback so that an unexpected exception is logged (kind ``callback``) and
     answered instead of stopping the executor (which would take the whole node down). The object
-    has ``_log`` (a ``KindLog``) and, for Trigger services, ``_answer(response, ok, text)``."""
+    has ``_log`` (a ``KindLog``) and, for Trigger services, ``_answer(response, ok, text)``; a
+    service without a success field (std_srvs/Empty) gets its empty response."""
     @functools.wraps(callback)
     def wrapper(self, *args):
         try:
@@ -45,7 +46,9 @@ def guarded(callback):
         except Exception as exc:  # noqa: BLE001 - the node must survive any one message
             text = f"{callback.__name__} failed: {type(exc).__name__}: {exc}"
             self._log("callback", text, level="error")
-            if len(args) == 2 and hasattr(args[1], "success"):  # a Trigger service
-                return self._answer(args[1], False, f"internal error: {text}")
+            if len(args) == 2 and type(args[1]).__name__.endswith("_Response"):  # a service
+                if hasattr(args[1], "success"):  # a Trigger
+                    return self._answer(args[1], False, f"internal error: {text}")
+                return args[1]
             return None
     return wrapper

@@ -5,11 +5,18 @@ Topics (relative names, remap like any node; docs/node.md has the table):
     in   image (sensor_msgs/Image) or image/compressed (CompressedImage), camera_info,
          initialpose (PoseWithCovarianceStamped), <odom_topic> (nav_msgs/Odometry),
          while mapping <mapping_pose_topic> (PoseStamped or Odometry), <mapping_depth_topic>
-    out  ~/pose (PoseStamped), ~/pose_with_covariance (PoseWithCovarianceStamped),
-         ~/base_pose (PoseStamped), stamped with the image's stamp in map_frame; ~/status
-         (std_msgs/String, JSON); /diagnostics; TF map_frame -> odom_frame (REP-105), or ->
-         base_frame without odometry, republished every transform_publish_period
-Services (std_srvs/Trigger): ~/start_mapping, ~/stop_mapping, ~/cancel_mapping; lifecycle_msgs.
+    out  ~/pose (PoseStamped), ~/pose_with_covariance (PoseWithCovarianceStamped), of the
+         camera; ~/base_pose (PoseWithCovarianceStamped, AMCL's amcl_pose type: the base
+         through base_from_camera, the covariance with the lever arm); all stamped with the
+         image's stamp in map_frame; /initialpose (the base pose, once per relocalization, with
+         publish_initialpose: seeds AMCL); ~/status (std_msgs/String, JSON); /diagnostics; TF
+         map_frame -> odom_frame (REP-105), or -> base_frame without odometry, republished
+         every transform_publish_period. two_d_mode: the base pose and the TF planar (x, y,
+         yaw about map_up).
+Services: ~/start_mapping, ~/stop_mapping, ~/cancel_mapping, ~/trigger_localization
+(std_srvs/Trigger: localize the next frame, also with enable_continuous_localization off),
+~/reinitialize_global_localization (std_srvs/Empty, AMCL's: forget prior and tracking);
+lifecycle_msgs. Frames over max_localization_rate, or not asked for, are skipped and counted.
 Maps are loaded by setting the ``map_path`` parameter (validated, hot-swapped; refused while a
 map is being collected or built); a built map is written under ``map_dir``, loaded off the
 executor, swapped in, and becomes ``map_path``.
@@ -51,7 +58,7 @@ from rclpy.time import Time
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header, String
-from std_srvs.srv import Trigger
+from std_srvs.srv import Empty, Trigger
 
 from ..camera import Camera, CameraError, camera_from_info
 from ..geometry import pose_from_quat
@@ -60,13 +67,17 @@ from ..io.mapfile import MapFileError, load_map
 from ..localization.pipeline import Pipeline, PipelineConfig, shared_encoder
 from ..models.networks import EncoderError
 from ..runtime.gaps import SequenceGaps
-from ..runtime.rep105 import map_from_base, map_from_odom
+from ..runtime.planar import base_axes, level_frame, map_up, planar_covariance, planar_pose
+from ..runtime.rep105 import base_covariance, map_from_base, map_from_odom
+from ..runtime.requests import SKIPS, TRIGGERED, LocalizationRequests
 from ..runtime.streams import LatestSlot, RateMeter, StampedBuffer
-from .conversions import InputError, image_from_compressed, image_from_msg, pose_to_msg, seconds
+from .conversions import (InputError, image_from_compressed, image_from_msg, pose_to_msg,
+                          pose_with_covariance_msg, seconds)
 from .diagnostics import diagnostic_status
 from .inputs import InputSubscriptions
 from .kind_log import KindLog, guarded
 from .mapping_services import MappingSession
+from .nav2_services import Nav2Services
 from .params import PARAMS, NodeSettings, ParameterError, value_problem
 from .tf_out import TfMessageBroadcaster, TransformRepublisher
 from .tracking_io import TrackingInputs
@@ -97,6 +108,8 @@ UNKNOWN_VARIANCE = 1e6
 LATENCY_WINDOW = 100  # frames in ~/status' latency_ms_mean
 # Executor threads: one for the node's (mutually exclusive) callbacks, one for the TF republisher.
 EXECUTOR_THREADS = 2
+# Rejections after a localization attempt: they count towards being lost (runtime.requests).
+LOCALIZATION_FAILURES = ("no_pose", "confidence", "gated")
 
 
 def _descriptor(p) -> ParameterDescriptor:
@@ -127,7 +140,7 @@ class RelocalizationNode(LifecycleNode):
         self._map_lock = threading.Lock()      # _pipeline, _map_path, _map_error
         self.counts = Counter({k: 0 for k in (
             "received", "paired", "info_fallback", "localized", "rejected", "dropped_stale",
-            "errors", "publisher_gaps", "camera_info_received")})
+            "skipped", "errors", "publisher_gaps", "camera_info_received", "initialpose_published")})
         self._last = {"localized": False, "latency_ms": None, "stamp_latency_ms": None,
                       "inlier_ratio": None, "confidence": None, "rejection": "",
                       "failing": False, "error": ""}
@@ -157,6 +170,12 @@ class RelocalizationNode(LifecycleNode):
             lookup_tf=self._lookup_tf if tf2_ros is not None else None,
             lifecycle=lambda: self._lifecycle, sources=self._mapping_sources, log=self._log,
             on_map_ready=self._on_map_ready)
+        self._requests = LocalizationRequests()
+        self._nav2 = Nav2Services(
+            requests=self._requests, lifecycle=lambda: self._lifecycle,
+            map_loaded=lambda: self._pipeline is not None, log=self._log,
+            reset_tracking=lambda: self._tracking.reset() if self._tracking else None)
+        self._map_up: tuple[list, str] | None = None  # two_d_mode: (up axis, where from), for ~/status
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._base_from_camera = pose_from_quat(s.base_from_camera[:3], s.base_from_camera[3:])
         self._lifecycle = "unconfigured"
@@ -202,6 +221,7 @@ class RelocalizationNode(LifecycleNode):
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._requests.start()
         self._setup_inputs()
         self._running = True
         self._worker = threading.Thread(target=self._work, name="relocalization-worker", daemon=True)
@@ -330,7 +350,8 @@ class RelocalizationNode(LifecycleNode):
         self._pose_pub = self.create_lifecycle_publisher(PoseStamped, "~/pose", depth)
         self._pose_cov_pub = self.create_lifecycle_publisher(
             PoseWithCovarianceStamped, "~/pose_with_covariance", depth)
-        self._base_pose_pub = self.create_lifecycle_publisher(PoseStamped, "~/base_pose", depth)
+        self._base_pose_pub = self.create_lifecycle_publisher(
+            PoseWithCovarianceStamped, "~/base_pose", depth)
         self._status_pub = self.create_publisher(String, "~/status", depth)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", depth)
         self._outputs += [
@@ -338,6 +359,8 @@ class RelocalizationNode(LifecycleNode):
             self.create_service(Trigger, "~/start_mapping", self._mapping.start),
             self.create_service(Trigger, "~/stop_mapping", self._mapping.stop),
             self.create_service(Trigger, "~/cancel_mapping", self._mapping.cancel),
+            self.create_service(Trigger, "~/trigger_localization", self._nav2.trigger),
+            self.create_service(Empty, "~/reinitialize_global_localization", self._nav2.reinitialize),
             self.create_timer(s.status_period, self._publish_status),
             self.create_timer(BUILD_POLL_PERIOD_S, self._poll_build)]
 
@@ -534,10 +557,16 @@ class RelocalizationNode(LifecycleNode):
         self._rate.tick(now)
         stamp = seconds(msg.header.stamp)
         self._mapping.on_image(msg)
+        s = self.settings
+        decision = self._requests.admit(now, continuous=s.enable_continuous_localization,
+                                        max_rate_hz=s.max_localization_rate)
         with self._lock:
             self.counts["received"] += 1
             self.counts["publisher_gaps"] += self._gaps.add(stamp, msg.header.frame_id)
-            if self._slot.put((msg, now)):
+            if decision in SKIPS:
+                self.counts["skipped"] += 1
+                self.counts[f"skipped_{decision}"] += 1
+            elif self._slot.put((msg, now, decision == TRIGGERED)):
                 self.counts["dropped_stale"] += 1
 
     def _decode(self, msg, *, wait_s: float = 0.0) -> tuple[np.ndarray, Camera, bool]:
@@ -565,13 +594,15 @@ class RelocalizationNode(LifecycleNode):
             except Exception as exc:  # noqa: BLE001 - a bug in bookkeeping: say so, go on
                 self._fail("worker", exc)
 
-    def _localize(self, msg, received: float) -> None:
+    def _localize(self, msg, received: float, triggered: bool) -> None:
         """Decode, localize, publish, TF: each step guarded; a failure rejects this frame
-        (counted, on ~/status, /diagnostics ERROR, throttled log) and the next one is taken."""
+        (counted, on ~/status, /diagnostics ERROR, throttled log) and the next one is taken.
+        ``triggered``: asked for by ~/trigger_localization (never skipped as standing still)."""
         pipeline = self._pipeline  # one map for the whole frame, even if swapped meanwhile
         tracking = self._tracking
+        mount = self._base_from_camera
         odom = tracking.odom_at(seconds(msg.header.stamp))
-        if tracking.skip(odom):
+        if not triggered and tracking.skip(odom):
             return self._reject("standing still (update_min_d / update_min_a)", kind="still",
                                 level="debug")
         try:
@@ -602,12 +633,13 @@ class RelocalizationNode(LifecycleNode):
         if note:
             self._log("tracking", note, level="info")
         try:
-            self._publish(msg.header, est)
+            level = self._map_from_level(pipeline, mount) if self.settings.two_d_mode else None
+            base = self._publish(msg.header, est, mount, level, tracking, jump=bool(note))
         except Exception as exc:  # noqa: BLE001
             return self._fail("publish", exc)
         if self._tf_broadcaster is not None and self.settings.publish_tf:
             try:
-                self._update_tf(msg.header, est.map_from_cam, odom)
+                self._update_tf(msg.header, est.map_from_cam, base, odom, level)
             except Exception as exc:  # noqa: BLE001 - the pose is out; TF is counted apart
                 self._count_error("tf", exc)
         done = time.monotonic()
@@ -626,6 +658,8 @@ class RelocalizationNode(LifecycleNode):
             self.counts["rejected"] += 1
             self.counts[f"rejected_{kind}"] += 1
             self._last.update(localized=False, rejection=reason, failing=failing)
+        if kind in LOCALIZATION_FAILURES:
+            self._requests.failed(time.monotonic())
         self._log(kind, f"frame not localized: {reason}", level=level)
 
     def _count_error(self, stage: str, exc: Exception) -> str:
@@ -646,29 +680,53 @@ class RelocalizationNode(LifecycleNode):
             self.counts[f"rejected_error_{stage}"] += 1
             self._last.update(localized=False, rejection=reason, failing=True)
 
-    def _publish(self, header: Header, est) -> None:
-        out = Header(stamp=header.stamp, frame_id=self.settings.map_frame)
-        pose = pose_to_msg(est.map_from_cam)
-        self._pose_pub.publish(PoseStamped(header=out, pose=pose))
-        with_cov = PoseWithCovarianceStamped(header=out)
-        with_cov.pose.pose = pose
-        cov = (self.settings.covariance_scale * est.covariance if np.all(np.isfinite(est.covariance))
+    def _publish(self, header: Header, est, mount: np.ndarray, level: np.ndarray | None,
+                 tracking: TrackingInputs, *, jump: bool) -> np.ndarray:
+        """~/pose, ~/pose_with_covariance (the camera), ~/base_pose (through the mount
+        ``mount`` = base_from_camera, covariance with the lever arm; planar with ``level`` =
+        map_from_level in two_d_mode), and /initialpose when this pose is a fresh
+        relocalization (``jump``: a jump the tracker confirmed). Returns map_from_base (4x4)."""
+        s = self.settings
+        out = Header(stamp=header.stamp, frame_id=s.map_frame)
+        self._pose_pub.publish(PoseStamped(header=out, pose=pose_to_msg(est.map_from_cam)))
+        cov = (s.covariance_scale * est.covariance if np.all(np.isfinite(est.covariance))
                else np.diag([UNKNOWN_VARIANCE] * 6))
-        with_cov.pose.covariance = [float(c) for c in cov.reshape(36)]
-        self._pose_cov_pub.publish(with_cov)
-        base = pose_to_msg(map_from_base(est.map_from_cam, self._base_from_camera))
-        self._base_pose_pub.publish(PoseStamped(header=out, pose=base))
+        self._pose_cov_pub.publish(pose_with_covariance_msg(out, est.map_from_cam, cov))
+        base = map_from_base(est.map_from_cam, mount)
+        base_cov = base_covariance(cov, est.map_from_cam, mount)
+        if level is not None:
+            base, base_cov = planar_pose(base, level, base_axes(mount)), planar_covariance(base_cov, level)
+        base_msg = pose_with_covariance_msg(out, base, base_cov)
+        self._base_pose_pub.publish(base_msg)
+        if self._requests.published(time.monotonic(), jump=jump) and s.publish_initialpose:
+            tracking.seed(base_msg)
+            with self._lock:
+                self.counts["initialpose_published"] += 1
+        return base
 
-    def _update_tf(self, header: Header, map_from_cam: np.ndarray, odom: np.ndarray | None) -> None:
+    def _map_from_level(self, pipeline: Pipeline, mount: np.ndarray) -> np.ndarray:
+        """two_d_mode: the map's level frame (4x4 rotation, runtime.planar) from ``map_up`` and
+        the map's keyframes; where the up axis comes from is logged when it changes."""
+        fm = pipeline.scene_map.feature_map
+        up, note, fallback = map_up(self.settings.map_up, None if fm is None else fm.map_from_cam_K44,
+                                    mount)
+        current = ([round(float(v), 4) for v in up], note)
+        if current != self._map_up:
+            self._map_up = current
+            self._log("map_up", f"two_d_mode: up axis {current[0]} ({note})",
+                      level="warning" if fallback else "info", throttle=False)
+        return level_frame(up)
+
+    def _update_tf(self, header: Header, map_from_cam: np.ndarray, base: np.ndarray,
+                   odom: np.ndarray | None, level: np.ndarray | None) -> None:
         """The new correction (REP-105), republished by the timer: map -> odom from the pose
         and odometry's odom -> camera at the image's stamp (``odom``, from odom_topic, else
-        looked up in TF with a timeout), or, without odom_frame, map -> base_frame through
-        base_from_camera."""
+        looked up in TF with a timeout), or, without odom_frame, map -> base_frame (``base``,
+        map_from_base as published). With ``level`` (two_d_mode) map -> odom is planar too."""
         s = self.settings
         camera_frame = s.camera_frame or header.frame_id
         if not s.odom_frame:
-            return self._tf_out.update(s.map_frame, s.base_frame,
-                                       map_from_base(map_from_cam, self._base_from_camera))
+            return self._tf_out.update(s.map_frame, s.base_frame, base)
         if odom is None:
             try:
                 if self._tf_buffer is None:
@@ -682,7 +740,9 @@ class RelocalizationNode(LifecycleNode):
                 return self._log("tf", f"no {s.odom_frame} -> {camera_frame} transform at the "
                                  f"image stamp ({exc}); the previous {s.map_frame} -> "
                                  f"{s.odom_frame} stays")
-        self._tf_out.update(s.map_frame, s.odom_frame, map_from_odom(map_from_cam, odom))
+        correction = map_from_odom(map_from_cam, odom)
+        self._tf_out.update(s.map_frame, s.odom_frame,
+                            correction if level is None else planar_pose(correction, level))
 
     @guarded
     def _republish_tf(self) -> None:
@@ -714,7 +774,19 @@ class RelocalizationNode(LifecycleNode):
             "qos_reliability": self.settings.qos_reliability,
             "inputs": self._inputs.describe() if self._inputs else {},
             "tracking": dict(self._tracking.status) if self._tracking else {},
+            "localization": self._localization_status(),
         }
+
+    def _localization_status(self) -> dict:
+        """~/status ``localization``: nav2's side (continuous, rate cap, trigger, fresh poses,
+        the last service answer, two_d_mode's up axis)."""
+        s = self.settings
+        out = {"continuous": s.enable_continuous_localization,
+               "max_rate_hz": s.max_localization_rate, **self._requests.status(),
+               "last_request": self._nav2.last_request, "two_d_mode": s.two_d_mode}
+        if s.two_d_mode and self._map_up is not None:
+            out["map_up"], out["map_up_source"] = self._map_up
+        return out
 
     def _matched_publishers(self) -> dict[str, int]:
         """Publishers each input's reader has matched (none while inactive)."""

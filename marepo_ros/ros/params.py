@@ -11,6 +11,7 @@ import numpy as np
 from ..localization.calibration import default_min_confidence
 from ..localization.registry import NAMES
 from ..mapping.build import PRESETS
+from ..runtime.planar import parse_up
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,27 @@ PARAMS: tuple[Param, ...] = (
           "sigma; x250: 98 % of positions, 92 % of orientations on held-out frames). Set it "
           "from that script for your scene and estimator.",
           range=(0.001, 1.0e6)),
+    # nav2 (services ~/trigger_localization, ~/reinitialize_global_localization)
+    Param("enable_continuous_localization", True, "Localize every frame (up to "
+          "max_localization_rate). False: only the next frame after each call of "
+          "~/trigger_localization; the others are skipped and counted (skipped_not_requested)."),
+    Param("max_localization_rate", 0.0, "Frames localized per second at most (Hz): a frame "
+          "sooner than that after the last one is skipped and counted (skipped_rate), never "
+          "queued. 0: no cap.", range=(0.0, 1000.0)),
+    Param("publish_initialpose", False, "Publish the base pose on /initialpose (as ~/base_pose) "
+          "once per relocalization, to seed AMCL: the first pose after activation, after "
+          "~/trigger_localization or ~/reinitialize_global_localization, after a confirmed jump, "
+          "or after being lost (a frame without a pose 3 s after the last one). Never at frame "
+          "rate.", read_only=True),
+    Param("two_d_mode", False, "Ground robots: the base pose, its covariance and map_frame -> "
+          "odom_frame (or -> base_frame) projected to x, y, yaw about map_up: z, roll, pitch zero "
+          "in the up-aligned frame, their variances fixed at 1e-9 (as robot_localization's "
+          "two_d_mode). The camera poses (~/pose, ~/pose_with_covariance) stay 6-DoF."),
+    Param("map_up", "auto", "The map's up axis for two_d_mode: 'x y z' (e.g. '0 0 1' for a "
+          "z-up map frame), or auto: the mean up axis of the map's keyframe bases (their camera "
+          "poses through base_from_camera; the base's z, or the camera's -y when "
+          "base_from_camera is the identity); +z when the map has no keyframes or they disagree "
+          "(said in the log and ~/status)."),
     # inputs
     Param("rectified_images", False, "The images are rectified (e.g. image_rect): their camera "
           "is CameraInfo's P (3x3 part), not K, and the distortion is ignored. False (raw "
@@ -158,6 +180,11 @@ def value_problem(name: str, value: object) -> str | None:
         if v.shape != (7,) or not np.all(np.isfinite(v)) or abs(np.linalg.norm(v[3:]) - 1) > 1e-3:
             return (f"base_from_camera must be 7 finite numbers x y z qx qy qz qw with a unit "
                     f"quaternion (got {list(value)})")
+    if name == "map_up":
+        try:
+            parse_up(value)
+        except ValueError as exc:
+            return str(exc)
     return None
 
 
@@ -179,6 +206,11 @@ class NodeSettings:
     gate_sigmas: float
     jump_confirm_frames: int
     covariance_scale: float
+    enable_continuous_localization: bool
+    max_localization_rate: float
+    publish_initialpose: bool
+    two_d_mode: bool
+    map_up: str
     rectified_images: bool
     image_transport: str
     qos_reliability: str

@@ -1,7 +1,10 @@
 """The node's tracking inputs, as AMCL users expect them: ``initialpose``
 (PoseWithCovarianceStamped of the base in the map frame: a prior) and odometry
 (nav_msgs/Odometry of the base in the odom frame, on ``odom_topic``), feeding
-``runtime.tracking.PoseTracker`` (gating, propagation, still-standing skips)."""
+``runtime.tracking.PoseTracker`` (gating, propagation, still-standing skips); and, with
+``publish_initialpose``, the node's own base pose out on ``/initialpose`` to seed AMCL (the
+node's subscription ignores what it published itself: without a namespace it is the same
+topic)."""
 from __future__ import annotations
 
 import threading
@@ -15,6 +18,8 @@ from ..runtime.tracking import PoseTracker, TrackingConfig
 from .conversions import InputError, pose_from_msg, seconds
 
 DEFAULT_PRIOR_SIGMA = (1.0, 0.5)  # m, rad: for an initial pose without covariance
+SEED_TOPIC = "/initialpose"  # where AMCL listens (nav2's default, global)
+SEED_QUEUE_DEPTH = 10
 
 
 def prior_sigmas(covariance_6x6: np.ndarray) -> tuple[float, float]:
@@ -48,13 +53,32 @@ class TrackingInputs:
         if settings.odom_topic:
             self.subscriptions["odometry"] = node.create_subscription(
                 Odometry, settings.odom_topic, self._on_odom, 50)
+        self._seed_pub = (node.create_publisher(PoseWithCovarianceStamped, SEED_TOPIC, SEED_QUEUE_DEPTH)
+                          if settings.publish_initialpose else None)
+        self._own_seed: PoseWithCovarianceStamped | None = None
 
     def destroy(self) -> None:
         for sub in self.subscriptions.values():
             self._node.destroy_subscription(sub)
         self.subscriptions = {}
+        if self._seed_pub is not None:
+            self._node.destroy_publisher(self._seed_pub)
+            self._seed_pub = None
+
+    def seed(self, msg: PoseWithCovarianceStamped) -> None:
+        """Publish the base pose ``msg`` on /initialpose (publish_initialpose only)."""
+        self._own_seed = msg
+        self._seed_pub.publish(msg)
+
+    def reset(self) -> None:
+        """Forget the prior and the tracking state (~/reinitialize_global_localization)."""
+        with self._lock:
+            self.tracker = PoseTracker(self.tracker.config)
+        self.status.update(prior=False, last_note="")
 
     def _on_initial_pose(self, msg: PoseWithCovarianceStamped) -> None:
+        if msg == self._own_seed:  # the node's own seed for AMCL, not a prior for itself
+            return
         try:
             if msg.header.frame_id not in ("", self._map_frame):
                 raise InputError(f"it is in frame '{msg.header.frame_id}', not '{self._map_frame}'")
