@@ -355,7 +355,7 @@ def test_mapping_round_trip_over_services(kitchen, tmp_path):
         map_path = Path(client.get_param("map_path"))
         assert map_path.parent == map_dir and map_path.is_file() and status["map_path"] == str(map_path)
         # the full map replaced the keyframe map (whose file is gone): head + keyframes
-        assert list(map_dir.iterdir()) == [map_path] and status["estimator_active"] == "points"
+        assert list(map_dir.iterdir()) == [map_path] and status["estimator_active"] == "cascade"
         header = read_header(map_path)
         assert header["head"] is not None and 5 <= header["feature_map"]["keyframes"] <= len(KITCHEN_MAPPING)
         print(f"map built over the services from {len(KITCHEN_MAPPING)} keyframes: "
