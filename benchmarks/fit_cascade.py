@@ -2,9 +2,11 @@
 """Fit the cascade's ``CERTAIN_INLIERS`` on the suite's "fit" rows, and show what it does on the
 "report" rows it was not fitted on.
 
-A points pose with at least T PnP inliers is taken without consulting the head. T is the
-smallest count such that, on the fit rows, no points pose with T or more inliers is outside
-10 cm / 5° (the trust issue's "correct"), times a margin of 1.5; the table lists, per row and
+A points pose with at least T PnP inliers and no rival (``points``' verification: a rival
+with ``AMBIGUOUS_SHARE`` of its inliers makes it ambiguous, and the cascade asks the head) is
+taken without consulting the head. T is the smallest count such that, on the fit rows, no
+unambiguous points pose with T or more inliers is outside 10 cm / 5° (the trust issue's
+"correct"), times a margin of 1.5; the table lists, per row and
 for a few T, the share of frames that skip the head and the poses among them outside 10 cm/5°
 and wrong (> 50 cm or 10°).
 
@@ -21,18 +23,23 @@ from pathlib import Path
 
 import numpy as np
 
+from marepo_ros.localization.points import AMBIGUOUS_SHARE
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def load(path: Path) -> dict[tuple[str, str], dict[str, np.ndarray]]:
-    """(row, used_for) -> arrays of inliers, translation_cm, rotation_deg of points' frames."""
+    """(row, used_for) -> arrays of inliers, translation_cm, rotation_deg of points' frames
+    (inliers 0 for an ambiguous one: the cascade never takes it as it is)."""
     rows: dict[tuple[str, str], dict[str, list]] = defaultdict(lambda: defaultdict(list))
     with open(path) as f:
         for r in csv.DictReader(f):
             if r["estimator"] != "points":
                 continue
             d = rows[(r["row"], r["used_for"])]
-            for k in ("inliers", "translation_cm", "rotation_deg"):
+            ambiguous = float(r.get("runner_up") or 0.0) >= AMBIGUOUS_SHARE
+            d["inliers"].append(0.0 if ambiguous else float(r["inliers"]))
+            for k in ("translation_cm", "rotation_deg"):
                 d[k].append(float(r[k]))
     return {key: {k: np.array(v) for k, v in d.items()} for key, d in rows.items()}
 

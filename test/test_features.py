@@ -331,3 +331,30 @@ def test_points_reports_the_runner_up_of_its_pose(kitchen_frames, kitchen_map):
     for name in KITCHEN_QUERIES:
         est = points.localize(frames[name][1].load_image(), ds.K)
         assert 0.0 <= est.evidence["runner_up"] < 0.5 and "verification" in est.timings_ms
+
+
+def test_a_repeated_texture_gives_a_rival_among_the_left_out_matches():
+    """A wall whose texture repeats every 64 cm: 150 matches say the true pose, 120 say the
+    pose one period along the wall. The matches the first pose leaves out hold the rival, so
+    ``points`` makes the place ambiguous (runner-up 0.8 >= AMBIGUOUS_SHARE); with only 10 such
+    matches (clutter) there is no rival."""
+    from marepo_ros.localization.points import AMBIGUOUS_SHARE, rival_inliers
+
+    rng = np.random.default_rng(3)
+    K = np.array([[500.0, 0, 320], [0, 500, 240], [0, 0, 1]])
+    cam_true = make_pose(np.eye(3), np.array([0.0, 0.0, -2.0]))
+    period = np.array([0.64, 0.0, 0.0])
+    wall = np.column_stack([rng.uniform(-1.5, 1.5, 270), rng.uniform(-1, 1, 270), np.zeros(270)])
+    pixels = project(K, transform_points(invert_pose(cam_true), wall))
+    # the last 120 pixels matched to the same texture one period over: their 3D points shifted
+    points = wall.copy()
+    points[150:] += period
+    truth = solve_pnp(points, pixels, K)
+    assert pose_error(truth.map_from_cam, cam_true)[0] < 0.01 and truth.inliers_N.sum() == 150
+    rival = rival_inliers(points, pixels, K, truth.map_from_cam, [~truth.inliers_N],
+                          min_inliers=20, threshold_px=6.0)
+    assert rival == 120 and rival / 150 >= AMBIGUOUS_SHARE
+    few = np.r_[np.ones(150, bool), np.zeros(110, bool), np.ones(10, bool)]
+    assert rival_inliers(points[few], pixels[few], K, truth.map_from_cam,
+                         [~solve_pnp(points[few], pixels[few], K).inliers_N],
+                         min_inliers=20, threshold_px=6.0) == 0

@@ -2,8 +2,8 @@
 not certain.
 
 ``points`` (XFeat keypoints, retrieval, PnP) localizes most frames of a mapped scene with many
-inliers; a pose it gives with ``certain_inliers`` or more is taken as it is. Any other frame
-(fewer inliers, or no pose) is handed to ``hybrid``'s check: the head, on an independent
+inliers; a pose it gives with ``certain_inliers`` or more, and no rival (``points``'
+verification), is taken as it is. Any other frame (fewer inliers, ambiguous, or no pose) is handed to ``hybrid``'s check: the head, on an independent
 network (the ACE-format encoder), gives its own pose; the keyframes near it are matched with
 the features already extracted; the two are decided as ``hybrid`` decides (agree: refined on
 both; disagree: the better-supported one, less confident; one alone: half as confident). So
@@ -51,7 +51,8 @@ class CascadeEstimator:
         timings = {"extraction": 1e3 * (t1 - t0)}
         retrieved = self.points.estimate_features(features, K, self.points.candidates(features), {})
         timings["features"] = 1e3 * (time.perf_counter() - t1)
-        if retrieved is not None and retrieved.n_inliers >= self.certain_inliers:
+        if (retrieved is not None and retrieved.n_inliers >= self.certain_inliers
+                and retrieved.confidence > 0):           # not ambiguous (points' rival check)
             retrieved.timings_ms = {**timings, "total": 1e3 * (time.perf_counter() - t0)}
             return retrieved
         view = head()
