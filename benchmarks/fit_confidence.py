@@ -40,17 +40,20 @@ REPO = Path(__file__).resolve().parents[1]
 WRONG = (50.0, 10.0)    # cm, degrees: a wrong pose (evaluation.metrics)
 RIGHT = (10.0, 5.0)     # cm, degrees: the calibrated event
 MAX_WRONG_SHARE = 0.005
+L2_CHOICES = (0.01, 0.1, 1.0, 10.0, 100.0)
 
 
 def records(path: Path) -> list[dict]:
-    """Localized frames of the suite (a frame without a pose has no cues)."""
+    """Localized frames of the suite that the model applies to: a frame without a pose has no
+    cues, and a pose its estimator gives confidence 0 (too few inliers, an ambiguous place)
+    keeps 0, calibrated or not (``Pipeline.localize``): never published. The estimator's own
+    confidence is ``raw_confidence`` (``confidence`` in runs without a shipped model)."""
     out = []
     with open(path) as f:
         for r in csv.DictReader(f):
-            if int(float(r["inliers"])) <= 0 and not np.isfinite(float(r["translation_cm"])):
-                continue
             t, deg = float(r["translation_cm"]), float(r["rotation_deg"])
-            if not np.isfinite(t):
+            raw = float(r.get("raw_confidence") or r["confidence"])
+            if not np.isfinite(t) or raw <= 0:
                 continue
             agreement = float(r["agreement"]) if r.get("agreement") else None
             out.append({**r, "x": cues(float(r["inliers"]), float(r["inlier_ratio"]),
@@ -59,6 +62,29 @@ def records(path: Path) -> list[dict]:
                         "right": t <= RIGHT[0] and deg <= RIGHT[1],
                         "wrong": t > WRONG[0] or deg > WRONG[1]})
     return out
+
+
+def choose_l2(recs: list[dict]) -> float:
+    """The L2 penalty of ``L2_CHOICES`` with the least leave-one-row-out log loss on the fit
+    rows (fit on all rows but one, scored on that one): how strongly to trust cues across
+    scenes, chosen without the report rows."""
+    rows = sorted({r["row"] for r in recs})
+    if len(rows) < 2:
+        return 1.0
+    losses = []
+    for l2 in L2_CHOICES:
+        loss = 0.0
+        for held in rows:
+            train = [r for r in recs if r["row"] != held]
+            test = [r for r in recs if r["row"] == held]
+            w = fit_logistic(np.array([r["x"] for r in train]),
+                             np.array([r["right"] for r in train], float), l2=l2)
+            p = np.clip(1 / (1 + np.exp(-np.clip(np.array([r["x"] for r in test]) @ w, -30, 30))),
+                        1e-4, 1 - 1e-4)
+            y = np.array([r["right"] for r in test], float)
+            loss -= float(np.sum(y * np.log(p) + (1 - y) * np.log(1 - p)))
+        losses.append(loss)
+    return L2_CHOICES[int(np.argmin(losses))]
 
 
 def probabilities(model: ConfidenceModel, recs: list[dict]) -> np.ndarray:
@@ -118,23 +144,27 @@ def main() -> None:
     fit = [r for r in recs if r["used_for"] == "fit"]
     report = [r for r in recs if r["used_for"] == "report"]
     fit_rows = sorted({r["row"] for r in fit})
-    weights = {}
+    weights, penalties = {}, {}
     for name in sorted({r["estimator"] for r in fit}):
         mine = [r for r in fit if r["estimator"] == name]
+        l2 = choose_l2(mine)
+        penalties[name] = l2
         weights[name] = [round(float(v), 5) for v in fit_logistic(
-            np.array([r["x"] for r in mine]), np.array([r["right"] for r in mine], float))]
+            np.array([r["x"] for r in mine]), np.array([r["right"] for r in mine], float), l2=l2)]
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
     model = ConfidenceModel(weights, note=(
         f"fitted by benchmarks/fit_confidence.py on the suite's fit rows ({', '.join(fit_rows)}; "
-        f"{len(fit)} localized frames), commit {commit}, {time.strftime('%Y-%m-%d')}"))
+        f"{len(fit)} localized frames; L2 {penalties}), commit {commit}, {time.strftime('%Y-%m-%d')}"))
     model.min_confidence = choose_min_confidence(model, fit)
     png = (REPO / "docs" if args.write else args.suite) / "reliability.png"
     bins = reliability(model, report, png)
     lines = [f"Fitted on the suite's fit rows ({', '.join(fit_rows)}: {len(fit)} localized frames); "
              f"checked on the report rows ({', '.join(sorted({r['row'] for r in report}))}: "
              f"{len(report)} frames), never fitted on. `min_confidence` = {model.min_confidence} "
-             f"(the smallest probability with at most 0.5 % wrong among the fit rows' published poses).",
+             f"(the smallest probability with at most 0.5 % wrong among the fit rows' published poses). "
+             f"L2 penalty per estimator, chosen by leave-one-fit-row-out log loss: "
+             f"{', '.join(f'`{k}` {v:g}' for k, v in sorted(penalties.items()))}.",
              "", "Reliability on the report rows (bins of predicted probability):", "",
              "| predicted | frames | mean predicted | observed within 10 cm/5° | off by |",
              "|---|---|---|---|---|"]

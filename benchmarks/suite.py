@@ -74,7 +74,7 @@ QUICK = {"mapping": 20, "query": 6, "room_mapping": 20, "room_query": 6,
          "drive_mapping": 20, "drive_query": 6, "width": 320, "height": 240}
 HEADLESS = {"points"}          # estimators that need no scene-coordinate head
 CSV_COLUMNS = ["name", "translation_cm", "rotation_deg", "inliers", "inlier_ratio", "confidence", "ms",
-               "sigma_cm", "sigma_deg", "agreement", "runner_up"]
+               "sigma_cm", "sigma_deg", "agreement", "runner_up", "raw_confidence"]
 
 
 @dataclass

@@ -304,7 +304,7 @@ def _evaluate(frames, total: int, pipeline, out: Path, meta: dict, min_confidenc
     write_evaluation(out, stamps=stamps, estimates=estimates, gts=gts, t_cm=t_cm, r_deg=r_deg,
                      metrics=metrics, title=f"Relocalization of {meta.get('bag') or meta['dataset']}",
                      per_frame_csv="name,translation_cm,rotation_deg,inliers,inlier_ratio,confidence,ms,"
-                                   "sigma_cm,sigma_deg,agreement,runner_up\n"
+                                   "sigma_cm,sigma_deg,agreement,runner_up,raw_confidence\n"
                                    + "\n".join(rows) + "\n")
     print(format_table({meta["estimator"]: metrics}))
     print(f"wrote {out / 'metrics.json'}, estimate.tum, groundtruth.tum, per_frame.csv, report.md "
@@ -313,14 +313,16 @@ def _evaluate(frames, total: int, pipeline, out: Path, meta: dict, min_confidenc
 
 def _evidence(est) -> str:
     """per_frame.csv's last columns of an Estimate: position and rotation sigma (cm, degrees),
-    the agreement of two sources and the runner-up share (empty where the estimator has none)."""
+    the agreement of two sources and the runner-up share (empty where the estimator has none),
+    and the estimator's own confidence before calibration."""
     if est is None:
-        return ",,,"
+        return ",,,,0.0000"
     import math
     sigma_m, sigma_rad = est.sigmas()
     cues = [est.evidence.get(k) for k in ("agreement", "runner_up")]
+    raw = est.evidence.get("raw_confidence", est.confidence)
     return (f"{100 * sigma_m:.3f},{math.degrees(sigma_rad):.4f},"
-            + ",".join("" if v is None else f"{v:.4g}" for v in cues))
+            + ",".join("" if v is None else f"{v:.4g}" for v in cues) + f",{raw:.4f}")
 
 
 def cmd_bag_export(args) -> int:

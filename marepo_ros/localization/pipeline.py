@@ -158,7 +158,8 @@ class Pipeline:
         distorted image is first undistorted whole (``camera.undistorted``: the pinhole image of
         the same K, maps computed once per camera). Where the confidence model has the
         estimator, ``confidence`` is the calibrated P(within 10 cm/5°) (the estimator's own in
-        ``evidence["raw_confidence"]``). Returns an Estimate (``timings_ms``: the
+        ``evidence["raw_confidence"]``); a pose its estimator gives confidence 0 (too few
+        inliers, an ambiguous place) keeps 0. Returns an Estimate (``timings_ms``: the
         stages, ``undistort`` where it ran, and ``total``) or None when no pose could be
         computed; ValueError for an image that does not fit its camera or unusable
         intrinsics."""
@@ -191,7 +192,7 @@ class Pipeline:
             return None
         est.timings_ms = {**timings, **est.timings_ms, "total": 1e3 * (time.perf_counter() - t0)}
         calibrated = (self.confidence_model.probability(self.spec.name, est)
-                      if self.confidence_model is not None else None)
+                      if self.confidence_model is not None and est.confidence > 0 else None)
         if calibrated is not None:
             est.evidence["raw_confidence"] = est.confidence
             est.confidence = calibrated
