@@ -3,7 +3,8 @@
 
 - the default map with depth (ACE head on our encoder + XFeat keyframe feature map), evaluated
   with `ransac` (head; poselib on the CPU, and the batched torch RANSAC on the same scene
-  coordinates), `points` (keyframes; what `auto` picks) and `hybrid` (both);
+  coordinates), `points` (keyframes; what `auto` picks on a map without head), `cascade` (what
+  `auto` picks on this map: points, the head only where points is unsure) and `hybrid` (both);
 - the default map without depth (`--no-depth`: keyframe points triangulated, the head trained
   with them as 3D targets), `points`, `ransac` and `hybrid`;
 - a head on XFeat's dense features (`--encoder xfeat`), `ransac`;
@@ -94,6 +95,7 @@ def main() -> None:
         both = {"mapping_s": stats["total_seconds"], "map_mb": built["file_mb"]}
         runs = [(f"ace-{args.preset}+ransac{tag}", "ransac", head, ()),
                 (f"xfeat-keyframes+points{tag}", "points", keyframes, ()),
+                (f"cascade{tag}", "cascade", both, ()),
                 (f"hybrid{tag}", "hybrid", both, ())]
         if depth:   # the batched torch RANSAC (for GPUs) on the same scene coordinates
             runs.insert(1, (f"ace-{args.preset}+ransac (torch)", "ransac", head,
@@ -122,10 +124,12 @@ def main() -> None:
 
 
 NAMES = {"sift+depth+pnp": "SIFT keypoints + depth + PnP-RANSAC (classical baseline)",
-         "xfeat-keyframes+points": "**default**: XFeat keyframes (depth) + `points` (`auto`)",
+         "xfeat-keyframes+points": "XFeat keyframes (depth) + `points` (`auto` without a head)",
+         "cascade": "**default**: head + keyframes (depth) + `cascade` (`auto`)",
          "hybrid": "head + keyframes (depth) + `hybrid`",
-         "xfeat-keyframes+points, no depth": "**default, no depth**: XFeat keyframes "
-                                             "(triangulated) + `points` (`auto`)",
+         "xfeat-keyframes+points, no depth": "XFeat keyframes (triangulated) + `points` "
+                                             "(`auto` without a head)",
+         "cascade, no depth": "**default, no depth**: head + keyframes (no depth) + `cascade` (`auto`)",
          "hybrid, no depth": "head + keyframes (no depth) + `hybrid`"}
 
 

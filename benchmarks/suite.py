@@ -66,6 +66,7 @@ from bench_docs import replace_block, run_stamp  # noqa: E402  (beside this scri
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs/results.md"
+README = REPO / "README.md"
 MARKER = "bench:suite"
 ROOM_SEEDS = (101, 102, 103)
 FULL = {"mapping": None, "query": None, "room_mapping": 120, "room_query": 40,
@@ -384,6 +385,26 @@ def results_table(suite: dict) -> str:
     return "\n".join(md)
 
 
+def summary_table(suite: dict) -> str:
+    """The README's short table: per row, the default (``cascade``, what ``auto`` runs on a map
+    with keyframes and a head) against ``points`` and ``hybrid``, where they ran."""
+    md = ["| row | used for | default `cascade`: 5cm/5° % / 10cm/5° % | wrong / published | ms | "
+          "`points` 5cm/5° / 10cm/5° | `hybrid` 5cm/5° / 10cm/5° |", "|---|---|---|---|---|---|---|"]
+
+    def pct(e):
+        m = e["metrics"]
+        return f"{_num(m['pct_5cm_5deg'], '.1f')} / {_num(m['pct_10cm_5deg'], '.1f')}" if e else "–"
+    for name, entry in suite["rows"].items():
+        est = entry["estimators"]
+        if "cascade" not in est:
+            continue
+        m = est["cascade"]["metrics"]
+        md.append(f"| `{name}` | {entry['used_for']} | {pct(est['cascade'])} | "
+                  f"{m['n_wrong_published']} / {m['n_published']} | {_num(m['ms_per_frame'], '.0f')} | "
+                  f"{pct(est.get('points'))} | {pct(est.get('hybrid'))} |")
+    return "\n".join(md)
+
+
 def degradation_table(suite: dict) -> str:
     """The degraded row by kind (empty without it)."""
     entry = suite["rows"].get("degraded")
@@ -493,6 +514,9 @@ def main() -> None:
         return
     replace_block(DOC, MARKER, f"{text}\n\n{run_stamp(suite['total_s'])}")
     print(f"updated the generated table in {DOC.relative_to(REPO)}")
+    if f"<!-- {MARKER}:start -->" in README.read_text():
+        replace_block(README, MARKER, f"{summary_table(suite)}\n\n{run_stamp(suite['total_s'])}")
+        print(f"updated the summary in {README.relative_to(REPO)}")
 
 
 if __name__ == "__main__":
