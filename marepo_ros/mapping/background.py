@@ -55,6 +55,35 @@ def keyframes_path(out_path: str) -> str:
     return str(Path(out_path).with_suffix(".keyframes.map"))
 
 
+MAP_SUFFIX = ".map"
+DEFAULT_MAP_NAME = "map-%Y%m%d-%H%M%S"  # time.strftime format, local time
+
+
+def map_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a new map (one line), or None: a relative name must stay inside
+    its folder (no '..'), and a name must name a file (not end with '/')."""
+    if "\x00" in name:
+        return f"mapping_map_name must not contain NUL characters (got {name!r})"
+    path = Path(name).expanduser()
+    if name and (name.endswith(("/", os.sep)) or path.name in ("", ".", "..")):
+        return f"mapping_map_name must name a file, not a folder (got '{name}')"
+    if not path.is_absolute() and ".." in path.parts:
+        return (f"mapping_map_name '{name}' leaves map_dir ('..'): give a name inside map_dir, "
+                f"or an absolute path to write elsewhere")
+    return None
+
+
+def map_output_path(map_dir: str, name: str) -> Path:
+    """Where a map named ``name`` goes: inside ``map_dir`` (both ~-expanded) unless ``name`` is
+    absolute, with '.map' added when missing; an empty name: map-<local date>-<time>.map.
+    ValueError (``map_name_problem``'s line) for a name that is not allowed."""
+    problem = map_name_problem(name)
+    if problem:
+        raise ValueError(problem)
+    path = Path(map_dir).expanduser() / Path(name or time.strftime(DEFAULT_MAP_NAME)).expanduser()
+    return path if path.suffix == MAP_SUFFIX else path.with_name(path.name + MAP_SUFFIX)
+
+
 def posed_images(keyframes: list[tuple]) -> list:
     """PosedImages of (grey, K, map_from_cam, depth or None) keyframes: the depth is used like
     a dataset's (3D points lifted from it; triangulated where it is None)."""

@@ -19,7 +19,7 @@ import numpy as np
 from std_msgs.msg import Header
 
 from ..io.images import DEPTH_MAX_DT_S
-from ..mapping.background import BackgroundMapBuild, BuildState
+from ..mapping.background import BackgroundMapBuild, BuildState, map_output_path
 from ..mapping.build import preset
 from ..mapping.keyframes import KeyframeCollector
 from ..runtime.streams import StampedBuffer
@@ -48,7 +48,8 @@ class MappingSession:
     It talks to the node only through what its constructor takes (keyword-only):
 
     - ``settings()``: the node's current ``NodeSettings`` (mapping parameters, frames, topics);
-    - ``base_from_camera()``: the current 4x4 base_from_camera (mapping poses are of the base);
+    - ``base_from_camera()``: the current 4x4 base_from_camera (mapping poses are of the base),
+      None while it is unknown (mount_source tf before TF has it: poses are refused);
     - ``decode(msg)``: (image, Camera, paired) of an Image/CompressedImage, or raises InputError;
     - ``camera_paired(header)``: whether the CameraInfo of the header's stamp has arrived;
     - ``lookup_tf(target, source, stamp)``: target_from_source (4x4) at a ``builtin_interfaces``
@@ -141,8 +142,12 @@ class MappingSession:
         with self._lock:
             if self.state != MappingState.COLLECTING:
                 return
+            mount = self._base_from_camera()
             try:
-                map_from_cam = pose_from_msg(pose) @ self._base_from_camera()
+                if mount is None:
+                    raise InputError("the camera mount is not known yet (mount_source tf; "
+                                     "~/status mount)")
+                map_from_cam = pose_from_msg(pose) @ mount
             except InputError as exc:
                 self._collector.counts["refused_poses"] += 1
                 reason = str(exc)
@@ -260,7 +265,12 @@ class MappingSession:
                     f"or call ~/cancel_mapping ({self._collection_summary()})"))
             epochs = s.mapping_epochs
             config = preset(s.mapping_preset, **({"epochs": epochs} if epochs > 0 else {}))
-            out = Path(s.map_dir).expanduser() / time.strftime("map-%Y%m%d-%H%M%S.map")
+            out = map_output_path(s.map_dir, s.mapping_map_name)  # the name was checked when set
+            if out.exists():
+                return self._answer(response, False, (
+                    f"a map already exists at {out} (never overwritten): set mapping_map_name to "
+                    f"another name, or remove that file, and call ~/stop_mapping again; the {n} "
+                    f"keyframes are kept"))
             try:
                 self._build = BackgroundMapBuild(
                     collector.keyframes, out, config, encoder_path=s.encoder_path or None,

@@ -13,6 +13,8 @@ Topics (relative names, remap like any node; docs/node.md has the table):
          map_frame -> odom_frame (REP-105), or -> base_frame without odometry, republished
          every transform_publish_period. two_d_mode: the base pose and the TF planar (x, y,
          yaw about map_up).
+The camera mount (base_from_camera) comes from TF or the parameter (``mount_source``;
+``runtime.mount``): TF is read with tf2_ros' buffer, else from /tf_static (``tf_in``).
 Services: ~/start_mapping, ~/stop_mapping, ~/cancel_mapping, ~/trigger_localization
 (std_srvs/Trigger: localize the next frame, also with enable_continuous_localization off),
 ~/reinitialize_global_localization (std_srvs/Empty, AMCL's: forget prior and tracking);
@@ -67,6 +69,7 @@ from ..io.mapfile import MapFileError, load_map
 from ..localization.pipeline import Pipeline, PipelineConfig, shared_encoder
 from ..models.networks import EncoderError
 from ..runtime.gaps import SequenceGaps
+from ..runtime.mount import CameraMount
 from ..runtime.planar import base_axes, level_frame, map_up, planar_covariance, planar_pose
 from ..runtime.rep105 import base_covariance, map_from_base, map_from_odom
 from ..runtime.requests import SKIPS, TRIGGERED, LocalizationRequests
@@ -79,6 +82,7 @@ from .kind_log import KindLog, guarded
 from .mapping_services import MappingSession
 from .nav2_services import Nav2Services
 from .params import PARAMS, NodeSettings, ParameterError, value_problem
+from .tf_in import StaticTfListener
 from .tf_out import TfMessageBroadcaster, TransformRepublisher
 from .tracking_io import TrackingInputs
 from .transport import transport_env
@@ -165,7 +169,7 @@ class RelocalizationNode(LifecycleNode):
         self._loaded: deque = deque()  # (path, kind, error) from it, for the executor
         self._loader: threading.Thread | None = None
         self._mapping = MappingSession(
-            settings=lambda: self.settings, base_from_camera=lambda: self._base_from_camera,
+            settings=lambda: self.settings, base_from_camera=lambda: self._mount.current(),
             decode=self._decode, camera_paired=lambda header: self._camera_for(header)[1],
             lookup_tf=self._lookup_tf if tf2_ros is not None else None,
             lifecycle=lambda: self._lifecycle, sources=self._mapping_sources, log=self._log,
@@ -177,7 +181,8 @@ class RelocalizationNode(LifecycleNode):
             reset_tracking=lambda: self._tracking.reset() if self._tracking else None)
         self._map_up: tuple[list, str] | None = None  # two_d_mode: (up axis, where from), for ~/status
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self._base_from_camera = pose_from_quat(s.base_from_camera[:3], s.base_from_camera[3:])
+        self._mount = CameraMount(s.mount_source, pose_from_quat(s.base_from_camera[:3],
+                                                                 s.base_from_camera[3:]))
         self._lifecycle = "unconfigured"
         self._outputs: list = []  # what configure creates and cleanup destroys
         self._inputs: InputSubscriptions | None = None
@@ -185,7 +190,7 @@ class RelocalizationNode(LifecycleNode):
         self._tracking: TrackingInputs | None = None
         self._worker: threading.Thread | None = None
         self._running = False
-        self._tf_broadcaster = self._tf_buffer = None
+        self._tf_broadcaster = self._tf_buffer = self._static_tf = None
         self.start_error = ""
         if s.autostart:
             if self.trigger_configure() == TransitionCallbackReturn.SUCCESS:
@@ -197,6 +202,10 @@ class RelocalizationNode(LifecycleNode):
         (a bad map is reported and waited for), create outputs, services, timers and TF."""
         s = self.settings
         try:
+            if s.mount_source == "tf" and tf2_ros is None and tf2_msgs is None:
+                raise RuntimeError("mount_source is 'tf' but TF cannot be read here: tf2_ros is "
+                                   "not installed and tf2_msgs was not built (make setup: "
+                                   "scripts/build_tf2_msgs.py); set mount_source to auto or parameter")
             if self.device.type == "cuda" and not torch.cuda.is_available():
                 raise RuntimeError("device 'cuda' requested but CUDA is not available")
             if s.inference_threads:
@@ -280,7 +289,10 @@ class RelocalizationNode(LifecycleNode):
         self._outputs = []
         with self._map_lock:
             self._pipeline = self.encoder = None
-        self._tf_broadcaster = self._tf_buffer = None
+        if self._static_tf is not None:
+            self._static_tf.destroy()
+        self._tf_broadcaster = self._tf_buffer = self._static_tf = None
+        self._mount.use_tf(None, "not configured")
 
     def _stop_worker(self) -> None:
         self._running = False
@@ -305,27 +317,38 @@ class RelocalizationNode(LifecycleNode):
         return values
 
     def _setup_tf(self) -> None:
-        """A broadcaster, and a buffer for lookups where tf2_ros exists; with tf2_msgs alone,
-        TF goes out but odometry for map -> odom comes from odom_topic only."""
+        """A broadcaster, and a buffer for lookups (also of the camera mount) where tf2_ros
+        exists; with tf2_msgs alone, TF goes out, odometry for map -> odom comes from
+        odom_topic only and the camera mount from a /tf_static listener."""
+        s = self.settings
         if tf2_ros is None:
             if tf2_msgs is not None:
                 self.get_logger().info(
                     "tf2_ros is not available in this Python environment: TF is broadcast with "
                     "tf2_msgs alone, without lookups (odom -> camera comes from odom_topic; "
-                    "mapping_pose_type 'tf' cannot be used)", once=True)
+                    "mapping_pose_type 'tf' cannot be used; the camera mount is read from "
+                    "/tf_static only)", once=True)
                 self._tf_broadcaster = TfMessageBroadcaster(self)
+                if s.mount_source != "parameter":
+                    self._static_tf = StaticTfListener(self, lambda text: self._log("mount", text))
+                    self._mount.use_tf(self._static_tf.lookup,
+                                       "/tf_static listener: tf2_ros is not installed")
             else:
-                if self.settings.publish_tf or self.settings.mapping_pose_type == "tf":
+                self._mount.use_tf(None, "tf2_ros is not installed and tf2_msgs was not built")
+                if s.publish_tf or s.mapping_pose_type == "tf" or s.mount_source != "parameter":
                     self.get_logger().warning(
                         "tf2_ros is not available in this Python environment and tf2_msgs was "
                         "not built (scripts/build_tf2_msgs.py): no TF is broadcast (poses are "
-                        "published on ~/pose and ~/pose_with_covariance only) and "
-                        "mapping_pose_type 'tf' cannot be used.", once=True)
+                        "published on ~/pose and ~/pose_with_covariance only), "
+                        "mapping_pose_type 'tf' cannot be used and the camera mount is the "
+                        "base_from_camera parameter.", once=True)
                 return
         else:
             self._tf_broadcaster = tf2_ros.TransformBroadcaster(self)
             self._tf_buffer = tf2_ros.Buffer()
             self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
+            self._mount.use_tf(lambda base, camera: self._lookup_tf(base, camera, Time().to_msg()),
+                               "tf2_ros buffer")
         self._tf_out = TransformRepublisher(self._tf_broadcaster.sendTransform,
                                             lambda: self.get_clock().now().nanoseconds * 1e-9)
         # a group of its own: on a multi-threaded executor the republisher keeps its period
@@ -370,7 +393,7 @@ class RelocalizationNode(LifecycleNode):
             self, compressed=s.image_transport == "compressed", reliability=s.qos_reliability,
             depth=s.qos_depth, on_image=self._on_image, on_camera_info=self._on_camera_info)
         self._image_topic = self._inputs.image.topic_name
-        self._tracking = TrackingInputs(self, s, base_from_cam=lambda: self._base_from_camera,
+        self._tracking = TrackingInputs(self, s, base_from_cam=self._mount.current,
                                         log=self._log)
         if s.mapping_depth_topic:
             self._depth_sub = self.create_subscription(
@@ -454,7 +477,7 @@ class RelocalizationNode(LifecycleNode):
                         return SetParametersResult(successful=False, reason=str(exc))
             if "base_from_camera" in new:
                 v = new["base_from_camera"]
-                self._base_from_camera = pose_from_quat(v[:3], v[3:])
+                self._mount.set_parameter(pose_from_quat(v[:3], v[3:]))
             if pipeline is not self._pipeline:
                 self._pipeline, self._map_path, self._map_error = pipeline, map_path, ""
                 self.get_logger().info(f"map swapped in: {map_path or '(none)'} (estimator "
@@ -556,8 +579,11 @@ class RelocalizationNode(LifecycleNode):
         now = time.monotonic()
         self._rate.tick(now)
         stamp = seconds(msg.header.stamp)
-        self._mapping.on_image(msg)
         s = self.settings
+        said = self._mount.resolve(s.base_frame, s.camera_frame or msg.header.frame_id)
+        if said:
+            self._log("mount", said[1], level=said[0], throttle=False)
+        self._mapping.on_image(msg)
         decision = self._requests.admit(now, continuous=s.enable_continuous_localization,
                                         max_rate_hz=s.max_localization_rate)
         with self._lock:
@@ -600,7 +626,10 @@ class RelocalizationNode(LifecycleNode):
         ``triggered``: asked for by ~/trigger_localization (never skipped as standing still)."""
         pipeline = self._pipeline  # one map for the whole frame, even if swapped meanwhile
         tracking = self._tracking
-        mount = self._base_from_camera
+        mount = self._mount.current()  # as looked up for the newest image (_on_image)
+        if mount is None:
+            return self._reject(self._mount.status()["error"] or "the camera mount is unknown",
+                                kind="mount")
         odom = tracking.odom_at(seconds(msg.header.stamp))
         if not triggered and tracking.skip(odom):
             return self._reject("standing still (update_min_d / update_min_a)", kind="still",
@@ -775,6 +804,7 @@ class RelocalizationNode(LifecycleNode):
             "inputs": self._inputs.describe() if self._inputs else {},
             "tracking": dict(self._tracking.status) if self._tracking else {},
             "localization": self._localization_status(),
+            "mount": self._mount.status(),
         }
 
     def _localization_status(self) -> dict:

@@ -11,6 +11,8 @@ import numpy as np
 from ..localization.calibration import default_min_confidence
 from ..localization.registry import NAMES
 from ..mapping.build import PRESETS
+from ..mapping.background import map_name_problem
+from ..runtime.mount import MOUNT_SOURCES
 from ..runtime.planar import parse_up
 
 
@@ -127,6 +129,11 @@ PARAMS: tuple[Param, ...] = (
           read_only=True, range=(0.05, 60.0)),
     # mapping
     Param("map_dir", "~/.ros/marepo_ros/maps", "Folder where ~/stop_mapping writes new maps."),
+    Param("mapping_map_name", "", "Name of the map ~/stop_mapping writes, read at the stop: a "
+          "file name in map_dir ('.map' added when missing; sub-folders allowed, '..' not), or "
+          "an absolute path (or ~/...) to write elsewhere. Empty: map-<date>-<time>.map. An "
+          "existing file is never overwritten: the stop is refused, the keyframes are kept, "
+          "and another name can be set."),
     Param("mapping_pose_topic", "mapping_pose", "Topic with the camera (or base) poses used "
           "while mapping.", read_only=True),
     Param("mapping_pose_type", "pose", "Type of the mapping poses: pose (PoseStamped), "
@@ -134,7 +141,14 @@ PARAMS: tuple[Param, ...] = (
           "tf2_ros).", read_only=True, choices=("pose", "odometry", "tf")),
     Param("base_from_camera", [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], "Camera optical frame in "
           "the frame the mapping poses describe, as x y z qx qy qz qw (identity: the poses "
-          "are of the camera optical frame itself)."),
+          "are of the camera optical frame itself). Used when mount_source is parameter, or "
+          "auto without the mount in TF."),
+    Param("mount_source", "auto", "Where base_from_camera comes from: tf (base_frame -> the "
+          "camera optical frame, camera_frame or the image's frame id, looked up in TF: "
+          "tf2_ros' buffer, else a /tf_static listener, which needs tf2_msgs; frames are not "
+          "localized until TF has it; without either, configure fails), parameter "
+          "(base_from_camera), or auto: TF's when TF has it, else base_from_camera. ~/status "
+          "mount says which is in use.", read_only=True, choices=MOUNT_SOURCES),
     Param("mapping_depth_topic", "", "Depth aligned with the images (sensor_msgs/Image 16UC1 "
           "millimetres or 32FC1 metres, same size and stamp; e.g. RealSense's "
           "aligned_depth_to_color/image_raw), stored with the keyframes while mapping: their "
@@ -180,6 +194,8 @@ def value_problem(name: str, value: object) -> str | None:
         if v.shape != (7,) or not np.all(np.isfinite(v)) or abs(np.linalg.norm(v[3:]) - 1) > 1e-3:
             return (f"base_from_camera must be 7 finite numbers x y z qx qy qz qw with a unit "
                     f"quaternion (got {list(value)})")
+    if name == "mapping_map_name":
+        return map_name_problem(value)
     if name == "map_up":
         try:
             parse_up(value)
@@ -225,9 +241,11 @@ class NodeSettings:
     tf_lookup_timeout: float
     status_period: float
     map_dir: str
+    mapping_map_name: str
     mapping_pose_topic: str
     mapping_pose_type: str
     base_from_camera: tuple[float, ...]
+    mount_source: str
     mapping_depth_topic: str
     mapping_pose_tolerance: float
     keyframe_min_translation: float

@@ -33,7 +33,7 @@ def prior_sigmas(covariance_6x6: np.ndarray) -> tuple[float, float]:
 
 class TrackingInputs:
     """Subscribes ``initialpose`` (and ``odom_topic`` when set) on ``node``; ``base_from_cam``
-    returns the current 4x4 mounting; ``map_frame`` the frame an initial pose must be in;
+    returns the current 4x4 mounting (None while unknown: mount_source tf before TF has it); ``map_frame`` the frame an initial pose must be in;
     ``log(kind, text, level=...)`` reports. Thread-safe: callbacks on the executor, the rest
     from the worker."""
 
@@ -83,8 +83,11 @@ class TrackingInputs:
             if msg.header.frame_id not in ("", self._map_frame):
                 raise InputError(f"it is in frame '{msg.header.frame_id}', not '{self._map_frame}'")
             map_from_base = pose_from_msg(msg.pose.pose)
+            mount = self._base_from_cam()
+            if mount is None:
+                raise InputError("the camera mount is not known yet (mount_source tf)")
             with self._lock:
-                self.tracker.set_prior(map_from_base @ self._base_from_cam(),
+                self.tracker.set_prior(map_from_base @ mount,
                                        *prior_sigmas(np.array(msg.pose.covariance)))
         except (InputError, ValueError) as exc:
             self.status["initial_pose_error"] = f"initial pose refused: {exc}"
@@ -102,9 +105,10 @@ class TrackingInputs:
         self.status["odometry_received"] += 1
 
     def odom_at(self, stamp: float) -> np.ndarray | None:
-        """Odometry's odom_from_cam at ``stamp`` (the nearest within odom_tolerance), or None."""
-        odom_from_base = self._odom.nearest(stamp, self._tolerance)
-        return None if odom_from_base is None else odom_from_base @ self._base_from_cam()
+        """Odometry's odom_from_cam at ``stamp`` (the nearest within odom_tolerance), or None
+        (none, or the mount is unknown)."""
+        odom_from_base, mount = self._odom.nearest(stamp, self._tolerance), self._base_from_cam()
+        return None if odom_from_base is None or mount is None else odom_from_base @ mount
 
     def skip(self, odom: np.ndarray | None) -> bool:
         with self._lock:
