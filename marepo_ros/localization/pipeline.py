@@ -149,6 +149,12 @@ class Pipeline:
         return cls(load_map(Path(map_path).expanduser(), config.device), config)
 
     @property
+    def calibrated(self) -> bool:
+        """Whether ``confidence`` is the calibrated probability (the shipped model has this
+        estimator); else it is the estimator's own score (research regressors)."""
+        return self.confidence_model is not None and self.spec.name in self.confidence_model.weights
+
+    @property
     def name(self) -> str:
         """The estimator that runs (``auto`` resolved; a head estimator may fall back)."""
         return self.spec.name

@@ -116,6 +116,14 @@ EXECUTOR_THREADS = 2
 LOCALIZATION_FAILURES = ("no_pose", "confidence", "gated")
 
 
+def _confidence_note(pipeline) -> str:
+    """How the active estimator's confidence compares with min_confidence, for the log."""
+    if pipeline is None or pipeline.calibrated:
+        return ""
+    return ("; its confidence is its own score, not a calibrated probability: min_confidence "
+            "compares that score")
+
+
 def _descriptor(p) -> ParameterDescriptor:
     d = ParameterDescriptor(name=p.name, read_only=p.read_only, description=p.description
                             + (f" One of: {', '.join(p.choices)}." if p.choices else ""))
@@ -481,7 +489,8 @@ class RelocalizationNode(LifecycleNode):
             if pipeline is not self._pipeline:
                 self._pipeline, self._map_path, self._map_error = pipeline, map_path, ""
                 self.get_logger().info(f"map swapped in: {map_path or '(none)'} (estimator "
-                                       f"{pipeline.name if pipeline else estimator})")
+                                       f"{pipeline.name if pipeline else estimator}"
+                                       f"{_confidence_note(pipeline)})")
             self.settings = self.settings.updated(new)
         return SetParametersResult(successful=True)
 
@@ -509,8 +518,8 @@ class RelocalizationNode(LifecycleNode):
                     if self.settings.estimator != estimator:    # changed while loading
                         pipeline = self._make_pipeline(path, self.settings.estimator, pipeline.scene_map)
                     self._pipeline, self._map_path, self._map_error = pipeline, path, ""
-                self.get_logger().info(f"map swapped in: {path} (estimator {pipeline.name}; "
-                                       f"built by ~/stop_mapping, {kind})")
+                self.get_logger().info(f"map swapped in: {path} (estimator {pipeline.name}"
+                                       f"{_confidence_note(pipeline)}; built by ~/stop_mapping, {kind})")
             except Exception as exc:  # noqa: BLE001 - a bad file or a bug: refused, said, node alive
                 error = str(exc) if isinstance(exc, (MapFileError, ValueError, EncoderError)) \
                     else f"{type(exc).__name__}: {exc}"
@@ -792,6 +801,7 @@ class RelocalizationNode(LifecycleNode):
             "map_path": self._map_path, "map_error": self._map_error,
             "estimator": self.settings.estimator,
             "estimator_active": pipeline.name if pipeline else None,
+            "confidence_calibrated": pipeline.calibrated if pipeline else None,
             "input_rate_hz": round(self._rate.rate(), 2),
             "latency_ms": last["latency_ms"], "latency_ms_mean": mean,
             "stamp_latency_ms": last["stamp_latency_ms"], "inlier_ratio": last["inlier_ratio"],
