@@ -130,9 +130,9 @@ def main() -> None:
             print(f"updated the generated table in {doc.relative_to(REPO)}")
 
 
-NAMES = {"points": "`points` (default)", "ransac": "`ransac` (poselib on a CPU)",
+NAMES = {"points": "`points` (`auto` without a head)", "ransac": "`ransac` (poselib on a CPU)",
          "ransac/torch": "`ransac` (batched torch)", "hybrid": "`hybrid`",
-         "cascade": "`cascade` (the head only where points is unsure)",
+         "cascade": "`cascade` (default: the head only where points is unsure)",
          "sift": "SIFT + PnP baseline"}
 
 
