@@ -11,7 +11,8 @@ installed, ``marepo-ros node --params-file config/relocalize.yaml`` runs the sam
 node applies the shipped DDS transport profile itself (config/fastdds_node.xml, see
 docs/node.md). ``use_lifecycle_manager:=true`` starts it unconfigured (autostart false) under
 nav2's lifecycle_manager, which configures and activates it (and brings it down on exit); the
-node forms no bond, so the manager runs with ``bond_timeout: 0.0`` (docs/node.md).
+node forms nav2's bond where bondpy is installed (the manager's ``bond_timeout`` 4 s, nav2's
+default), else none, and the manager then runs with ``bond_timeout: 0.0`` (docs/node.md).
 A ``map_path`` is passed as a parameter value, never pasted into an expression: any path works.
 """
 import os
@@ -23,6 +24,8 @@ from launch.conditions import (IfCondition, LaunchConfigurationEquals,
                                LaunchConfigurationNotEquals)
 from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
+from marepo_ros.ros.bond import HEARTBEAT_TIMEOUT_S as BOND_TIMEOUT_S
+from marepo_ros.ros.bond import bond_available
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -79,5 +82,6 @@ def generate_launch_description() -> LaunchDescription:
              output="screen", condition=IfCondition(managed),
              parameters=[{"use_sim_time": use_sim_time, "autostart": True,
                           "node_names": ["relocalization_node"],
-                          "bond_timeout": 0.0}]),   # the node forms no bond (docs/node.md)
+                          # the node forms nav2's bond where bondpy is installed, else none
+                          "bond_timeout": BOND_TIMEOUT_S if bond_available() else 0.0}]),
     ])

@@ -83,6 +83,7 @@ from .mapping_services import MappingSession
 from .nav2_services import Nav2Services
 from .params import PARAMS, NodeSettings, ParameterError, value_problem
 from .tf_in import StaticTfListener
+from .bond import ManagerBond
 from .tf_out import TfMessageBroadcaster, TransformRepublisher
 from .tracking_io import TrackingInputs
 from .transport import transport_env
@@ -192,6 +193,7 @@ class RelocalizationNode(LifecycleNode):
         self._mount = CameraMount(s.mount_source, pose_from_quat(s.base_from_camera[:3],
                                                                  s.base_from_camera[3:]))
         self._lifecycle = "unconfigured"
+        self._bond = ManagerBond(self)  # nav2 lifecycle manager's heartbeat, where bondpy is
         self._outputs: list = []  # what configure creates and cleanup destroys
         self._inputs: InputSubscriptions | None = None
         self._mapping_pose_sub = self._depth_sub = None
@@ -244,6 +246,7 @@ class RelocalizationNode(LifecycleNode):
         self._worker = threading.Thread(target=self._work, name="relocalization-worker", daemon=True)
         self._worker.start()
         self._lifecycle = "active"
+        self._bond.form()
         s = self.settings
         self.get_logger().info(
             f"active: {self._image_topic} + {self._inputs.camera_info.topic_name} -> "
@@ -253,6 +256,7 @@ class RelocalizationNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         """Stop taking frames; the map, the outputs and any mapping stay."""
+        self._bond.release()
         self._teardown_inputs()
         self._stop_worker()
         self._lifecycle = "inactive"
@@ -265,6 +269,7 @@ class RelocalizationNode(LifecycleNode):
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._bond.release()
         self._teardown_inputs()
         self._stop_worker()
         self._release()
@@ -806,7 +811,7 @@ class RelocalizationNode(LifecycleNode):
             "latency_ms": last["latency_ms"], "latency_ms_mean": mean,
             "stamp_latency_ms": last["stamp_latency_ms"], "inlier_ratio": last["inlier_ratio"],
             "confidence": last["confidence"], "timings_ms": last.get("timings_ms", {}),
-            "lifecycle": self._lifecycle,
+            "lifecycle": self._lifecycle, "bond": self._bond.state,
             "last_rejection": last["rejection"], "failing": last["failing"],
             "last_error": last["error"], "frames": counts, "mapping": mapping,
             "publishers": self._matched_publishers(),
