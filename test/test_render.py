@@ -120,6 +120,48 @@ def test_camera_path_is_smooth_and_clear(scene):
     assert down.min() > np.cos(np.radians(35))
 
 
+def test_look_angles_invert_look_pose():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        p, (yaw, pitch, roll) = rng.normal(size=3), rng.uniform([-3, -1, -0.5], [3, 1, 0.5])
+        T = paths.look_pose(p, yaw, pitch, roll)
+        np.testing.assert_allclose(paths.look_angles(T), (yaw, pitch, roll), atol=1e-9)
+
+
+def test_revisit_path_follows_the_path_from_new_poses(scene):
+    path = paths.random_camera_path(scene, 80, 4)
+    again = paths.revisit_path(scene, path, 25, 5)
+    assert len(again) == 25 and all(is_valid_pose(T) for T in again)
+    assert raycast.clearance(scene, np.array([T[:3, 3] for T in again])).min() >= 0.25
+    nearest = []
+    for T in again:
+        e = np.array([pose_error(T, P) for P in path])
+        assert not any((e[:, 0] < 1e-3) & (e[:, 1] < 0.1))  # no copy of a path pose
+        nearest.append(np.argmin(e[:, 0]))
+        assert e[:, 0].min() < 0.2 and e[:, 1].min() < 8.0  # but close to the path
+    assert np.all(np.diff(nearest) >= -1) and nearest[-1] - nearest[0] >= 10  # forward along it
+    steps = np.array([pose_error(a, b) for a, b in zip(again[:-1], again[1:])])
+    assert steps[:, 0].max() < 0.15 and steps[:, 1].max() < 8.0
+    assert all(np.array_equal(a, b) for a, b in zip(again, paths.revisit_path(scene, path, 25, 5)))
+    with pytest.raises(ValueError, match="too short"):
+        paths.revisit_path(scene, path[:10], 25, 5)
+
+
+def test_write_revisit_folder(tmp_path, scene):
+    root = folders.write_revisit_folder(scene, tmp_path / "scene", n_mapping=30, n_query=8,
+                                        width=80, height=60, seed=3, with_depth=False)
+    ds = SceneDataset(root)
+    mapping, query = ds.frames("mapping"), ds.frames("query")
+    assert [f.name for f in mapping] == [f"frame-{i:06d}" for i in range(30)]
+    assert [f.name for f in query] == [f"frame-{i:06d}" for i in range(30, 38)]
+    expected = paths.random_camera_path(scene, 30, 3)
+    for f, T in zip(mapping, expected):
+        np.testing.assert_allclose(f.map_from_cam, T, atol=1e-8)
+    for f, T in zip(query, paths.revisit_path(scene, expected, 8, 4)):
+        np.testing.assert_allclose(f.map_from_cam, T, atol=1e-8)
+    assert not (root / "depth").exists()
+
+
 def test_view_pair(scene):
     for seed in range(5):
         Ta, Tb = paths.random_view_pair(scene, seed)

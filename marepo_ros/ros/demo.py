@@ -1,7 +1,8 @@
 """``marepo-ros demo`` (``make demo``): the whole product on a fresh clone, with no data of its
 own, in a few minutes on a CPU:
 
-    1. render a small textured room along a camera path (mapping and query frames, exact poses)
+    1. render a small textured room: a mapping drive through it and a query drive that passes
+       again along part of the mapping drive, a little off its poses (exact poses)
     2. export them as two rosbag2 folders with ``marepo-ros bag export``
     3. start the relocalization node without a map (in a ROS domain of its own)
     4. map through the node's services: ~/start_mapping, play the mapping bag (images,
@@ -23,7 +24,7 @@ from tqdm import tqdm
 from ..evaluation.scoring import summary_text
 from ..io.bag import CAMERA_INFO_TOPIC, IMAGE_TOPIC, POSE_TOPIC, BagFrames, export_bag
 from ..io.dataset import SceneDataset
-from ..synthetic.folders import write_scene_folder
+from ..synthetic.folders import write_revisit_folder
 from ..synthetic.scene import random_scene
 from .replay import (BagPlayer, NodeLink, NodeProcess, ReplayError, RosSession, fresh_domain_id,
                      node_inputs, play_and_score, wait_until_accounted)
@@ -87,9 +88,10 @@ def demo(out: str | Path = "runs/demo") -> int:
     """Run the demo into ``out`` (see the module docstring); prints the scores and returns 0."""
     t0 = time.monotonic()
     out = _fresh_folder(Path(out))
-    _step(f"1/5 render a room: {N_MAPPING} mapping + {N_QUERY} query frames of {WIDTH}x{HEIGHT}")
-    scene = write_scene_folder(random_scene(SCENE_SEED), out / "scene", n_mapping=N_MAPPING,
-                               n_query=N_QUERY, width=WIDTH, height=HEIGHT, seed=PATH_SEED)
+    _step(f"1/5 render a room: {N_MAPPING} mapping frames + {N_QUERY} query frames of a second "
+          f"pass, {WIDTH}x{HEIGHT}")
+    scene = write_revisit_folder(random_scene(SCENE_SEED), out / "scene", n_mapping=N_MAPPING,
+                                 n_query=N_QUERY, width=WIDTH, height=HEIGHT, seed=PATH_SEED)
     print(f"scene folder: {scene} ({time.monotonic() - t0:.0f} s)")
     _step("2/5 export the mapping and query frames as rosbag2")
     mapping_bag = _export(scene, "mapping", out / "mapping_bag")

@@ -1,6 +1,8 @@
 """Rendered scene folders in the layout ``io.dataset.SceneDataset`` reads: a trajectory through
-a room (``write_scene_folder``, query frames in blocks: ``query_mask``) or a mapping and a query
-drive down a ``corridor_scene`` (``write_drive_folder``, no depth by default).
+a room (``write_scene_folder``, query frames in blocks: ``query_mask``), a mapping trajectory
+through a room and a second pass along part of it as the query (``write_revisit_folder``), or a
+mapping and a query drive down a ``corridor_scene`` (``write_drive_folder``, no depth by
+default).
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .paths import default_intrinsics, drive_path, random_camera_path
+from .paths import default_intrinsics, drive_path, random_camera_path, revisit_path
 from .raycast import render
 from .scene import Scene
 
@@ -38,6 +40,22 @@ def write_scene_folder(scene: Scene, out_dir: str | Path, *, n_mapping: int, n_q
     poses = random_camera_path(scene, n_mapping + n_query, seed)
     return _write_frames(scene, out_dir, poses, query_mask(n_mapping, n_query), width=width,
                          height=height, K=K, grey=grey, image_ext=image_ext, with_depth=with_depth)
+
+
+def write_revisit_folder(scene: Scene, out_dir: str | Path, *, n_mapping: int, n_query: int,
+                         width: int = 640, height: int = 480, K: np.ndarray | None = None,
+                         seed: int = 0, grey: bool = False, image_ext: str = ".png",
+                         with_depth: bool = True, **revisit) -> Path:
+    """A mapping trajectory (``random_camera_path``, seed ``seed``) and a query drive that passes
+    again along a stretch of it (``revisit_path``, seed ``seed + 1``; ``revisit``: its keyword
+    options), in the layout of ``write_scene_folder``: so every query frame sees a mapped place
+    from a new pose. The mapping frames come first (frame-000000, ...), then the query drive's
+    in its order."""
+    mapping = random_camera_path(scene, n_mapping, seed)
+    query = revisit_path(scene, mapping, n_query, seed + 1, **revisit) if n_query else []
+    is_query = np.arange(n_mapping + n_query) >= n_mapping
+    return _write_frames(scene, out_dir, mapping + query, is_query, width=width, height=height,
+                         K=K, grey=grey, image_ext=image_ext, with_depth=with_depth)
 
 
 def write_drive_folder(scene: Scene, out_dir: str | Path, *, n_mapping: int, n_query: int,

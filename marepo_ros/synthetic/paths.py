@@ -1,6 +1,7 @@
 """Cameras in a ``Scene``: ``look_pose``, handheld-like trajectories (``random_camera_path``),
-overlapping view pairs (``random_view_pair``), forward drives down a ``corridor_scene``
-(``drive_path``) and Kinect-like intrinsics (``default_intrinsics``).
+second passes along a trajectory (``revisit_path``), overlapping view pairs
+(``random_view_pair``), forward drives down a ``corridor_scene`` (``drive_path``) and
+Kinect-like intrinsics (``default_intrinsics``).
 
 Cameras use OpenCV axes (x right, y down, z forward); poses are 4x4 float64 ``map_from_cam``;
 units are metres.
@@ -129,6 +130,59 @@ def random_camera_path(scene: Scene, n_frames: int, seed: int, *, step_m: float 
         raise RuntimeError("could not fit a collision-free camera path in this scene")
     samples = np.stack([np.interp(targets, arc, dense[:, j]) for j in range(6)], 1)
     return [look_pose(s[:3], *s[3:]) for s in samples]
+
+
+def look_angles(map_from_cam: np.ndarray) -> tuple[float, float, float]:
+    """(yaw, pitch, roll) of a camera pose, the inverse of ``look_pose`` (up to its position)."""
+    f = map_from_cam[:3, 2]
+    right = np.cross(f, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    down = np.cross(f, right)
+    x = map_from_cam[:3, 0]
+    return (math.atan2(f[1], f[0]), math.asin(float(np.clip(f[2], -1, 1))),
+            math.atan2(float(x @ down), float(x @ right)))
+
+
+def _smooth_wobble(rng, n: int, wavelengths: tuple[float, float]) -> np.ndarray:
+    """(n,) a smooth function of the frame index, peak magnitude 1 (three sines)."""
+    k = np.arange(n)[:, None]
+    lam, phase = rng.uniform(*wavelengths, 3), rng.uniform(0, 2 * np.pi, 3)
+    f = (rng.uniform(0.5, 1, 3) * np.sin(2 * np.pi * k / lam + phase)).sum(1)
+    return f / max(np.abs(f).max(), 1e-9)
+
+
+def revisit_path(scene: Scene, path: list[np.ndarray], n_frames: int, seed: int, *,
+                 stride: tuple[float, float] = (0.8, 1.25), offset_m: float = 0.12,
+                 offset_deg: float = 5.0, min_clearance: float = 0.25) -> list[np.ndarray]:
+    """A second pass along a stretch of ``path`` (map_from_cam poses a few cm apart, e.g. a
+    mapping drive from ``random_camera_path``), as a robot driving again through a mapped
+    region: ``n_frames`` poses in the same direction, at a slowly varying speed (``stride``
+    times the spacing of ``path``'s poses per frame, starting between two of them), wandering
+    smoothly off it by up to ``offset_m`` sideways and a third of it up or down, and by up to
+    ``offset_deg`` in heading (pitch and roll by half of it), over wavelengths of 12-40 frames:
+    new poses near the path, none a copy of its poses. At least ``min_clearance`` from every
+    surface; deterministic in ``seed``."""
+    if n_frames < 1:
+        raise ValueError(f"n_frames must be positive, got {n_frames}")
+    params = np.array([[*T[:3, 3], *look_angles(T)] for T in path])
+    params[:, 3:] = np.unwrap(params[:, 3:], axis=0)
+    rng = np.random.default_rng(seed)
+    for _ in range(100):
+        steps = rng.uniform(*stride) * (1 + 0.2 * _smooth_wobble(rng, n_frames, (15, 40)))
+        u = np.concatenate([[0.0], np.cumsum(steps[:-1])])
+        if u[-1] > len(path) - 3:
+            raise ValueError(f"path has {len(path)} poses: too short for {n_frames} frames "
+                             f"at strides {stride}")
+        u += rng.uniform(1, len(path) - 2 - u[-1])
+        s = np.stack([np.interp(u, np.arange(len(path)), params[:, j]) for j in range(6)], 1)
+        side = np.stack([-np.sin(s[:, 3]), np.cos(s[:, 3]), np.zeros(n_frames)], 1)
+        s[:, :3] += offset_m * _smooth_wobble(rng, n_frames, (12, 40))[:, None] * side
+        s[:, 2] += offset_m / 3 * _smooth_wobble(rng, n_frames, (12, 40))
+        for j, k in ((3, 1.0), (4, 0.5), (5, 0.5)):
+            s[:, j] += math.radians(offset_deg) * k * _smooth_wobble(rng, n_frames, (12, 40))
+        if clearance(scene, s[:, :3]).min() >= min_clearance:
+            return [look_pose(r[:3], *r[3:]) for r in s]
+    raise RuntimeError("could not fit a collision-free second pass along this path")
 
 
 def random_view_pair(scene: Scene, seed: int, *, baseline: tuple[float, float] = (0.05, 1.0),
