@@ -1,6 +1,12 @@
 #!/usr/bin/env python3
-"""Fit the cascade's ``CERTAIN_INLIERS`` on the suite's "fit" rows, and show what it does on the
-"report" rows it was not fitted on.
+"""Check the cascade's ``CERTAIN_PROBABILITY`` and fit its fallback ``CERTAIN_INLIERS`` (no
+calibrated model) on the suite's "fit" rows, and show what they do on the "report" rows.
+
+With the shipped calibrated model, a points pose whose probability (per_frame.csv ``confidence``
+of `points`) is at least ``CERTAIN_PROBABILITY`` and that has no rival is taken without the
+head: the script prints the most probable unambiguous points pose outside 10 cm / 5° on the fit
+rows (the threshold must lie above it) and, per row, the share of frames that would consult the
+head and the poses outside 10 cm/5° among those that would not.
 
 A points pose with at least T PnP inliers and no rival (``points``' verification: a rival
 with ``AMBIGUOUS_SHARE`` of its inliers makes it ambiguous, and the cascade asks the head) is
@@ -23,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from marepo_ros.localization.cascade import CERTAIN_PROBABILITY
 from marepo_ros.localization.points import AMBIGUOUS_SHARE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,6 +46,7 @@ def load(path: Path) -> dict[tuple[str, str], dict[str, np.ndarray]]:
             d = rows[(r["row"], r["used_for"])]
             ambiguous = float(r.get("runner_up") or 0.0) >= AMBIGUOUS_SHARE
             d["inliers"].append(0.0 if ambiguous else float(r["inliers"]))
+            d["probability"].append(0.0 if ambiguous else float(r["confidence"]))
             for k in ("translation_cm", "rotation_deg"):
                 d[k].append(float(r[k]))
     return {key: {k: np.array(v) for k, v in d.items()} for key, d in rows.items()}
@@ -66,6 +74,17 @@ def main() -> None:
     print(f"fit rows: {', '.join(r for r, u in rows if u == 'fit')}; the most inliers of a points "
           f"pose outside 10 cm/5° there: {worst}; CERTAIN_INLIERS = ceil(({worst} + 1) x "
           f"{args.margin:g}) = {T}\n")
+    worst_p = max((float(d["probability"][(d["translation_cm"] > 10) | (d["rotation_deg"] > 5)].max(initial=0))
+                   for (_, u), d in rows.items() if u == "fit"), default=0.0)
+    print(f"the most probable unambiguous points pose outside 10 cm/5° on the fit rows: P {worst_p:.3f}; "
+          f"CERTAIN_PROBABILITY {CERTAIN_PROBABILITY}\n")
+    print("| row | used for | frames consulting the head | skipping it and outside 10cm/5° |")
+    print("|---|---|---|---|")
+    for (row, used_for), d in sorted(rows.items(), key=lambda kv: kv[0][1]):
+        sure = d["probability"] >= CERTAIN_PROBABILITY
+        bad = sure & ((d["translation_cm"] > 10) | (d["rotation_deg"] > 5))
+        print(f"| {row} | {used_for} | {100 * (1 - sure.mean()):.1f} % | {bad.sum()} |")
+    print("\nWithout a calibrated model (inlier counts):\n")
     print("| row | used for | T | frames skipping the head | of them outside 10cm/5° | of them wrong |")
     print("|---|---|---|---|---|---|")
     for (row, used_for), d in sorted(rows.items(), key=lambda kv: kv[0][1]):

@@ -465,8 +465,8 @@ def main() -> None:
     ap.add_argument("--table-only", action="store_true", help="evaluate nothing: write the table "
                     "and OUT/per_frame.csv from the rows OUT/suite.json holds (e.g. of a run that "
                     "was stopped after some rows)")
-    ap.add_argument("--update", action="store_true", help="keep the rows of OUT/suite.json that "
-                    "this run does not run (e.g. add the rendered rows to an earlier run)")
+    ap.add_argument("--update", action="store_true", help="keep what OUT/suite.json holds that this "
+                    "run does not run: other rows, and other estimators of its rows")
     args = ap.parse_args()
     args.rows = [r for r in row_names if r in args.rows]
     args.out = (args.out or REPO / ("runs/bench_suite_quick" if args.quick else "runs/bench_suite")).resolve()
@@ -481,12 +481,18 @@ def main() -> None:
     else:
         suite = {"marepo_ros": marepo_ros.__version__, "quick": args.quick, "preset": args.preset,
                  "estimators": args.estimators, "data": str(args.data), "rows": {}}
+        kept = {}
         if args.update and (args.out / "suite.json").exists():
             kept = json.loads((args.out / "suite.json").read_text())["rows"]
             suite["rows"] = {name: kept[name] for name in row_names if name in kept and name not in args.rows}
         records = records_of(suite, args.out)
         for row in plan(args):
             suite["rows"][row.name], rows = run_row(row, args.estimators, args.out)
+            if row.name in kept:      # --update: the row's other estimators stay
+                entry = suite["rows"][row.name]
+                entry["estimators"] = {e: entry["estimators"].get(e) or kept[row.name]["estimators"][e]
+                                       for e in ESTIMATORS if e in entry["estimators"]
+                                       or e in kept[row.name]["estimators"]}
             suite["rows"] = {name: suite["rows"][name] for name in row_names if name in suite["rows"]}
             records += rows
             (args.out / "suite.json").write_text(metrics_json(suite))

@@ -43,15 +43,15 @@ def test_map_and_localize_real_frames(redkitchen, kitchen_map, backend):
 
 
 def test_the_cascade_consults_the_head_only_below_its_certainty(redkitchen, kitchen_map):
-    """``cascade``: a points pose with ``certain_inliers`` or more is final (the head never
+    """``cascade``: a points pose it is certain of is final (the head never
     runs: no encoder stage); below it, the frame goes through hybrid's check, the same pose
     hybrid gives."""
     ds = SceneDataset(redkitchen)
     scene_map = load_map(kitchen_map)
     hybrid = Pipeline(scene_map, PipelineConfig("hybrid"))
     points = Pipeline(scene_map, PipelineConfig("points"))
-    never = Pipeline(scene_map, PipelineConfig("cascade", {"certain_inliers": 0}))
-    always = Pipeline(scene_map, PipelineConfig("cascade", {"certain_inliers": 10**6}))
+    never = Pipeline(scene_map, PipelineConfig("cascade", {"certain_probability": 0.0}))
+    always = Pipeline(scene_map, PipelineConfig("cascade", {"certain_probability": 2.0}))
     for name in KITCHEN_QUERIES:
         fr = ds.frame(name)
         image, camera = fr.load_image(), Camera(ds.K)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable, Literal
 
 import torch
 
+from .calibration import load_model
 from .cascade import CascadeEstimator
 from .hybrid import HybridEstimator
 from .marepo import MarepoEstimator, regressor_for_map
@@ -118,10 +119,10 @@ def _hybrid(ctx: BuildContext, options: dict):
 
 def _cascade(ctx: BuildContext, options: dict):
     """``points`` first; ``hybrid``'s check on the head when points is not certain;
-    ``certain_inliers`` goes to the cascade, ``backend`` to ransac, the rest to hybrid."""
+    ``certain_probability`` and ``certain_inliers`` go to the cascade, ``backend`` to ransac, the rest to hybrid."""
     options = dict(options)
-    certain = {k: options.pop(k) for k in ("certain_inliers",) if k in options}
-    return CascadeEstimator(_hybrid(ctx, options), **certain)
+    certain = {k: options.pop(k) for k in ("certain_inliers", "certain_probability") if k in options}
+    return CascadeEstimator(_hybrid(ctx, options), model=load_model(), **certain)
 
 
 def _keyframe_refined(kind: str):
@@ -157,7 +158,7 @@ ESTIMATORS: dict[str, EstimatorSpec] = dict([
           "ransac on the head and points on the keyframes, each checking the other"),
     _spec("cascade", "image+head", True, True, _cascade,
           _keywords(HybridEstimator, CascadeEstimator, extra=("backend",),
-                    without=("retry_globally", "name")),
+                    without=("retry_globally", "name", "model")),
           "points first; the head checks (as hybrid) only the frames points is not certain of"),
     _spec("ransac", "coords", True, False, _ransac, _RANSAC,
           "DSAC*-style RANSAC on the head's scene coordinates"),
