@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..models.threads import cpu_threads
 from .calibration import ConfidenceModel
 from .estimate import Estimate
 from .hybrid import HybridEstimator
@@ -65,10 +66,12 @@ class CascadeEstimator:
     def localize(self, image: np.ndarray, K: np.ndarray, head: Callable) -> Estimate | None:
         K = np.asarray(K, np.float64)
         t0 = time.perf_counter()
-        features = self.points.features(image)
-        t1 = time.perf_counter()
-        timings = {"extraction": 1e3 * (t1 - t0)}
-        retrieved = self.points.estimate_features(features, K, self.points.candidates(features), {})
+        with cpu_threads(self.points.threads):        # as ``points`` alone runs
+            features = self.points.features(image)
+            t1 = time.perf_counter()
+            timings = {"extraction": 1e3 * (t1 - t0)}
+            retrieved = self.points.estimate_features(features, K, self.points.candidates(features),
+                                                      {})
         timings["features"] = 1e3 * (time.perf_counter() - t1)
         if retrieved is not None and self.certain(retrieved):
             retrieved.timings_ms = {**timings, "total": 1e3 * (time.perf_counter() - t0)}
