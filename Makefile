@@ -42,6 +42,8 @@ bench: setup
 	$(PY) benchmarks/forward_motion.py
 	$(PY) benchmarks/bag_parity.py
 	$(PY) benchmarks/map_from_bag.py
+	$(PY) benchmarks/drift.py
+	$(PY) benchmarks/scale.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -5,6 +5,7 @@ import argparse
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -31,6 +32,7 @@ def cmd_map_build(args) -> int:
     from .io.bag import is_bag
     from .io.mapfile import save_map
     from .mapping.build import build_map, preset
+    from .mapping.refine import RefineConfig
     from .models.networks import load_encoder
 
     device = _device(args.device)
@@ -41,6 +43,10 @@ def cmd_map_build(args) -> int:
     if args.no_feature_map:
         overrides["features"] = None
     cfg = preset(args.preset, **overrides)
+    if not args.no_refine_poses and cfg.features is not None:
+        cfg = replace(cfg, features=replace(cfg.features, refine=True))
+    if args.max_covered and cfg.features is not None:
+        cfg = replace(cfg, features=replace(cfg.features, max_covered=args.max_covered))
     images, source = _bag_keyframes(args, cfg) if is_bag(args.dataset) else _folder_images(args)
     encoder = load_encoder(args.encoder, device) if cfg.head else None
     bars: dict[str, tqdm] = {}
@@ -48,10 +54,12 @@ def cmd_map_build(args) -> int:
     def progress(stage, done, total, info):
         if stage not in bars:
             desc = {"features": "keyframes", "triangulation": "triangulate", "buffer": "buffer",
+                    "tracks": "tracks", "refinement": "refine",
                     "head": "head", "marepo_s_coords": "coords", "marepo_s": "marepo_S"}[stage]
             bars[stage] = tqdm(total=total, desc=f"{desc:11s}",
                                unit="img" if stage in ("features", "triangulation", "buffer",
-                                                       "marepo_s_coords") else "it",
+                                                       "marepo_s_coords") else
+                               "pair" if stage == "tracks" else "it",
                                dynamic_ncols=True, leave=True)
         bar = bars[stage]
         bar.update(done - bar.n)
@@ -80,6 +88,18 @@ def cmd_map_build(args) -> int:
         lines.append(f"  keyframes         {f['keyframes']} with {f['points']} points ({f['depth']} from "
                      f"depth, {f['triangulated']} triangulated; {f['total_seconds']:.0f} s, "
                      f"{f['megabytes']:.1f} MB)")
+        r = f.get("refinement")
+        if r and "skipped" in r:
+            lines.append(f"  pose refinement   skipped: {r['skipped']}")
+        elif r:
+            verdict = ("refined poses used" if r["applied"] else
+                       f"given poses kept (gain under {RefineConfig.min_gain}x)")
+            lines.append(f"  pose refinement   reprojection of {r['tracks']} tracks, median "
+                         f"{r['before']['median_px']} -> {r['after']['median_px']} px "
+                         f"({r['gain']}x), 90th percentile {r['before']['p90_px']} -> "
+                         f"{r['after']['p90_px']} px; keyframes would move {r['moved_cm_median']} "
+                         f"cm median, {r['moved_cm_max']} cm / {r['turned_deg_max']} deg at most: "
+                         f"{verdict} ({r['seconds']:.0f} s)")
     if scene_map.head is not None:
         lines += [f"  features          {s['buffer_features']} (buffer {s['buffer_seconds']:.0f} s)",
                   f"  head iterations   {s['iterations']} ({s['training_seconds']:.0f} s)",
@@ -504,6 +524,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "from triangulation)")
     b.add_argument("--no-head", action="store_true",
                    help="keyframe feature map only (no scene-coordinate head; estimator 'points')")
+    b.add_argument("--no-refine-poses", action="store_true",
+                   help="keep the given poses as they are; by default the keyframe poses are "
+                        "bundle-adjusted over their feature tracks (the given poses as priors, "
+                        "for drifting SLAM/VIO poses; mapping/refine.py) and used when they "
+                        "explain the images at least 2.5x better")
+    b.add_argument("--max-covered", type=float, default=0.0, metavar="SHARE",
+                   help="keyframes by what they add: also drop an image the spacing passes when "
+                        "this share of its view (with depth) is already covered by kept "
+                        "keyframes (e.g. 0.9; default 0: the spacing alone; "
+                        "mapping/feature_map.select_keyframes)")
     b.add_argument("--no-feature-map", action="store_true",
                    help="scene-coordinate head only (no keyframe feature map; no 'points')")
     b.add_argument("--marepo-s-epochs", type=float, default=2.0, help="marepo_S passes (default 2)")

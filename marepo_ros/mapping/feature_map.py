@@ -41,7 +41,18 @@ class FeatureMapConfig:
     keyframes have depth, the second when points must be triangulated (queries are extracted
     at the map's size). On redkitchen (480 px), 360 px: 99.2 % within 5 cm/5° with depth and
     ~25 % less query time; without depth, keypoints located at 360 px triangulate worse
-    (90.8 % vs 94.4 % at full size)."""
+    (90.8 % vs 94.4 % at full size).
+    refine: bundle-adjust the keyframe poses over their feature tracks, the given poses as
+    priors (``refine.refine_keyframes``), and use the refined poses when they explain the
+    images clearly better (``RefineConfig.min_gain``); the report lands in the statistics.
+    max_covered: 0 keeps every image the spacing passes; above 0, an image with depth is also
+    dropped when at least this share of its view is already covered by kept keyframes
+    (``KeptViews.covered_share``: its surface seen by a kept keyframe from rays within
+    ``overlap_angle_deg`` and a camera turned less than ``overlap_turn_deg``), so a camera going
+    back and forth over the same view adds no keyframes (images without depth: the spacing
+    alone). Off by default; on redkitchen 0.9 / 2° / 6° keep 132 instead of 160 keyframes at
+    the same 99.2 % within 5 cm/5° (0.8 / 3° / 10°: 81, but 1.6 points lost); the rule loads
+    the depth of every image the spacing passes (docs/results.md, Scale)."""
     top_k: int = 2048
     short_side: int = 360
     short_side_triangulated: int = 0
@@ -54,17 +65,121 @@ class FeatureMapConfig:
     max_reprojection_px: float = 1.5
     max_depth_jump: float = 0.05
     vocabulary_words: int = 32
+    refine: bool = False
+    max_covered: float = 0.0
+    overlap_angle_deg: float = 2.0
+    overlap_turn_deg: float = 6.0
 
 
 def select_keyframes(poses_N44: list[np.ndarray], min_translation_m: float,
-                     min_rotation_deg: float) -> list[int]:
+                     min_rotation_deg: float, *, view_of: Callable[[int], tuple | None] | None = None,
+                     max_covered: float = 0.0, angle_deg: float = 2.0,
+                     turn_deg: float = 6.0) -> list[int]:
     """Indices of images whose pose moved or turned enough since the last kept one
-    (``keyframes.moved_enough``, the node's keyframe spacing)."""
+    (``keyframes.moved_enough``, the node's keyframe spacing). With ``max_covered`` > 0, such
+    an image is also dropped when ``covered_share`` of it by the keyframes kept so far reaches
+    ``max_covered``; ``view_of(i)``: image i's ``coarse_view`` (None: no depth)."""
     keep = [0]
+    kept = KeptViews(angle_deg, turn_deg)
+    if max_covered > 0:
+        kept.add(poses_N44[0], view_of(0) if view_of else None)
     for i in range(1, len(poses_N44)):
-        if moved_enough(poses_N44[i], poses_N44[keep[-1]], min_translation_m, min_rotation_deg):
-            keep.append(i)
+        if not moved_enough(poses_N44[i], poses_N44[keep[-1]], min_translation_m, min_rotation_deg):
+            continue
+        if max_covered > 0:
+            view = view_of(i) if view_of else None
+            if kept.covered_share(poses_N44[i], view) >= max_covered:
+                continue
+            kept.add(poses_N44[i], view)
+        keep.append(i)
     return keep
+
+
+def coarse_view(depth_HW: np.ndarray, K: np.ndarray, stride: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """(depth h x w, its 3x3 K): every ``stride``-th pixel of a depth image (metres, 0 =
+    invalid), starting at stride // 2, and the intrinsics of that grid."""
+    o = stride // 2
+    K_small = np.asarray(K, np.float64).copy()
+    K_small[:2] /= stride
+    K_small[:2, 2] -= o / stride
+    return np.ascontiguousarray(depth_HW[o::stride, o::stride], np.float32), K_small
+
+
+class KeptViews:
+    """The keyframes kept so far, for ``covered_share``: poses (4x4) and coarse depth views."""
+
+    def __init__(self, angle_deg: float, turn_deg: float, *, max_points: int = 300):
+        self.cos_angle, self.cos_turn = math.cos(math.radians(angle_deg)), math.cos(math.radians(turn_deg))
+        self.max_points = max_points
+        self.poses = np.zeros((0, 4, 4))
+        self.views: list[tuple | None] = []
+
+    def add(self, map_from_cam: np.ndarray, view: tuple | None) -> None:
+        self.poses = np.concatenate([self.poses, np.asarray(map_from_cam, np.float64)[None]])
+        self.views.append(view)
+
+    def covered_share(self, map_from_cam: np.ndarray, view: tuple | None) -> float:
+        """Share (0-1) of a view already covered. With a coarse depth view: of its surface
+        points (up to ``max_points``), those some kept keyframe with depth sees (in its image,
+        within 2 cm + 3 % of its depth there) from a ray within ``angle_deg`` of this view's,
+        at a distance within 10 %, turned less than ``turn_deg`` from it. Without depth: 0
+        (the spacing alone decides, as without the rule)."""
+        if view is None:
+            return 0.0
+        depth, K = view
+        v, u = np.nonzero(depth > 0)
+        if len(u) == 0:
+            return 0.0
+        pick = np.linspace(0, len(u) - 1, min(self.max_points, len(u))).astype(int)
+        u, v = u[pick], v[pick]
+        points = transform_points(map_from_cam, backproject(K, np.stack([u, v], 1).astype(np.float64),
+                                                            depth[v, u].astype(np.float64)))
+        centre = map_from_cam[:3, 3]
+        ray = points - centre
+        dist = np.linalg.norm(ray, axis=1)
+        ray /= dist[:, None]
+        trace = np.einsum("kij,ij->k", self.poses[:, :3, :3], map_from_cam[:3, :3])
+        near = [k for k in np.flatnonzero(trace >= 1 + 2 * self.cos_turn)   # turned < turn_deg
+                if self.views[k] is not None]
+        covered = np.zeros(len(points), bool)
+        by_shape: dict[tuple, list[int]] = {}
+        for k in near:
+            by_shape.setdefault(self.views[k][0].shape, []).append(k)
+        for (h, w), ks in by_shape.items():        # all kept views of one size at once
+            T = self.poses[ks]                                                  # (C, 4, 4)
+            kd = np.stack([self.views[k][0] for k in ks])                      # (C, h, w)
+            kK = np.stack([self.views[k][1] for k in ks])                      # (C, 3, 3)
+            kray = points[None] - T[:, None, :3, 3]                            # (C, M, 3)
+            cam = np.einsum("cmi,cij->cmj", kray, T[:, :3, :3])
+            z = cam[..., 2]
+            zs = np.where(z > 0.05, z, np.nan)
+            with np.errstate(invalid="ignore"):
+                pu = np.rint(kK[:, None, 0, 0] * cam[..., 0] / zs + kK[:, None, 0, 2])
+                pv = np.rint(kK[:, None, 1, 1] * cam[..., 1] / zs + kK[:, None, 1, 2])
+                inside = (pu >= 0) & (pu < w) & (pv >= 0) & (pv < h)
+            c, m = np.nonzero(inside)
+            d = np.zeros(z.shape)
+            d[c, m] = kd[c, pv[c, m].astype(int), pu[c, m].astype(int)]
+            kdist = np.linalg.norm(kray, axis=2)
+            covered |= np.any(inside & (d > 0) & (np.abs(d - z) < 0.02 + 0.03 * z)
+                              & (np.einsum("cmi,mi->cm", kray, ray) >= self.cos_angle * kdist)
+                              & (np.abs(kdist / dist - 1) < 0.1), axis=0)
+        return float(covered.mean())
+
+
+def keyframe_views(images: list[PosedImage], cfg: FeatureMapConfig) -> dict:
+    """Keyword options of ``select_keyframes`` for ``cfg``'s overlap rule: none when it is off
+    (``max_covered`` 0, or a spacing of 0 / 0: every image), else ``coarse_view`` of each
+    image's depth (when ``cfg.depth``) and the thresholds."""
+    if cfg.max_covered <= 0 or (cfg.min_translation_m <= 0 and cfg.min_rotation_deg <= 0):
+        return {}
+
+    def view_of(i: int):
+        depth = images[i].load_depth() if cfg.depth else None
+        return None if depth is None else coarse_view(depth, images[i].K)
+
+    return {"view_of": view_of, "max_covered": cfg.max_covered, "angle_deg": cfg.overlap_angle_deg,
+            "turn_deg": cfg.overlap_turn_deg}
 
 
 def lift_with_depth(uv_N2: np.ndarray, depth_HW: np.ndarray, K: np.ndarray, map_from_cam: np.ndarray,
@@ -195,7 +310,7 @@ def build_feature_map(images: list[PosedImage], extractor: XFeatExtractor,
     depth, or a camera that only rotated)."""
     t0 = time.time()
     keep = select_keyframes([im.map_from_cam for im in images], cfg.min_translation_m,
-                            cfg.min_rotation_deg)
+                            cfg.min_rotation_deg, **keyframe_views(images, cfg))
     feats, depth_points, sizes = [], [], []
     with_depth = cfg.depth and images[keep[0]].load_depth() is not None
     short_side = cfg.short_side if with_depth else cfg.short_side_triangulated
@@ -208,9 +323,9 @@ def build_feature_map(images: list[PosedImage], extractor: XFeatExtractor,
         f = extractor.extract(grey, top_k=cfg.top_k, short_side=short_side)
         extracted_at.append(min(short_side or min(grey.shape), min(grey.shape)))
         depth = im.load_depth() if cfg.depth else None
-        pts = (lift_with_depth(f.keypoints_N2.astype(np.float64), depth, im.K, im.map_from_cam,
+        pts = (lift_with_depth(f.keypoints_N2.astype(np.float64), depth, im.K, np.eye(4),
                                cfg.max_depth_jump) if depth is not None
-               else np.full((len(f.keypoints_N2), 3), np.nan))
+               else np.full((len(f.keypoints_N2), 3), np.nan))     # camera frame for now
         feats.append(f)
         depth_points.append(pts)
         sizes.append(grey.shape[::-1])
@@ -219,6 +334,19 @@ def build_feature_map(images: list[PosedImage], extractor: XFeatExtractor,
     t1 = time.time()
     poses = np.stack([images[i].map_from_cam for i in keep]).astype(np.float64)
     Ks = np.stack([images[i].K for i in keep]).astype(np.float64)
+    refinement = None
+    if cfg.refine and len(keep) >= 3:
+        from .refine import refine_keyframes      # here: refine builds on this module
+        try:
+            refined = refine_keyframes(feats, poses, Ks, [p[:, 2] for p in depth_points],
+                                       progress=progress)
+            refinement = refined.report
+            if refinement["applied"]:
+                poses = refined.map_from_cam_K44
+        except (ValueError, np.linalg.LinAlgError) as exc:     # too few tracks: poses as given
+            refinement = {"skipped": str(exc)}
+    depth_points = [transform_points(T, p) for T, p in zip(poses, depth_points)]
+    t_refined = time.time()
     need = [k for k, p in enumerate(depth_points) if np.isnan(p[:, 0]).mean() > 0.5]
     triangulated = {}
     for start in range(0, len(need), 25):   # in chunks, so that progress shows and cancel works
@@ -257,6 +385,8 @@ def build_feature_map(images: list[PosedImage], extractor: XFeatExtractor,
         extractor=extractor.name, extractor_id=extractor.identity,
         short_side=int(np.median(extracted_at)))
     stats = {"keyframes": fmap.n_keyframes, "points": fmap.n_points, **fmap.source_counts(),
-             "extraction_seconds": round(t1 - t0, 1), "triangulation_seconds": round(t2 - t1, 1),
+             "extraction_seconds": round(t1 - t0, 1),
+             "refinement": refinement,
+             "triangulation_seconds": round(t2 - t_refined, 1),
              "total_seconds": round(time.time() - t0, 1), "megabytes": round(fmap.nbytes() / 1e6, 2)}
     return fmap, stats

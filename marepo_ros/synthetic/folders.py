@@ -78,9 +78,9 @@ def write_drive_folder(scene: Scene, out_dir: str | Path, *, n_mapping: int, n_q
 
 def _write_frames(scene: Scene, out_dir: str | Path, poses: list[np.ndarray],
                   is_query: np.ndarray, *, width: int, height: int, K: np.ndarray | None,
-                  grey: bool, image_ext: str, with_depth: bool) -> Path:
+                  grey: bool, image_ext: str, with_depth: bool, progress: bool = False) -> Path:
     """Render ``poses`` as frame-000000, ... into a scene folder; ``is_query`` (N,) bool picks
-    each frame's split."""
+    each frame's split; ``progress``: a tqdm bar."""
     if image_ext not in (".png", ".jpg"):
         raise ValueError(f"image_ext must be '.png' or '.jpg', got {image_ext!r}")
     out = Path(out_dir)
@@ -88,7 +88,11 @@ def _write_frames(scene: Scene, out_dir: str | Path, poses: list[np.ndarray],
         (out / sub).mkdir(parents=True, exist_ok=True)
     K = default_intrinsics(width, height) if K is None else np.asarray(K, float)
     names = [f"frame-{i:06d}" for i in range(len(poses))]
-    for name, T in zip(names, poses):
+    frames = zip(names, poses)
+    if progress:
+        from tqdm import tqdm
+        frames = tqdm(frames, total=len(names), desc="render", unit="img", dynamic_ncols=True)
+    for name, T in frames:
         rgb, depth = render(scene, K, T, width, height)
         img = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY if grey else cv2.COLOR_RGB2BGR)
         cv2.imwrite(str(out / "rgb" / f"{name}.color{image_ext}"), img,

@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Maps from drifting poses: the mapping poses of redkitchen and of a rendered room (exact poses)
+perturbed as a VIO drifts, mapped with
+`map build`'s pose refinement (the default: used when it explains the images at least 2.5x
+better) and without it (`--no-refine-poses`), against the map of the ground-truth poses.
+
+The whole recording (all frames, capture order) gets a drifting trajectory
+(`evaluation.drift.drifted_poses`: heading and position-bias random walks from the first frame,
+scaled to DRIFT % of the distance travelled and HEADING deg/m); the mapping frames take their
+drifted poses, the query frames keep the ground truth. Each map (`marepo-ros map build --no-head`,
+depth, with or without `--no-refine-poses`) localizes the query frames with `points`; the estimated
+query trajectory is aligned to the ground truth by one rotation and translation (no scale, as
+evo's `--align`) and scored.
+
+    .venv/bin/python benchmarks/drift.py [--scenes redkitchen room] [--drift 1.5 3] [--heading 0.2]
+                     [--out runs/bench_drift] [--reuse]
+
+Writes the table between the `bench:drift` markers of docs/results.md (not with --no-docs).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import marepo_ros  # noqa: F401  (before torch: sets how its OpenMP threads wait)
+import numpy as np
+
+from marepo_ros import cli
+from marepo_ros.evaluation.drift import align_rigid, drift_summary, drifted_poses
+from marepo_ros.geometry import pose_error, pose_from_quat
+from marepo_ros.io.dataset import SceneDataset
+from marepo_ros.io.mapfile import load_map
+from marepo_ros.runtime.planar import map_up
+
+from bench_docs import replace_block, run_stamp  # noqa: E402  (beside this script)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_scene(data: Path, out: Path, poses: dict[str, np.ndarray]) -> Path:
+    """A scene folder like ``data`` (images, depth, splits linked) whose poses/ are ``poses``."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("rgb", "depth", "splits", "intrinsics.txt", "depth_intrinsics.txt"):
+        if (data / name).exists() and not (out / name).exists():
+            os.symlink((data / name).resolve(), out / name)
+    (out / "poses").mkdir(exist_ok=True)
+    for name, T in poses.items():
+        np.savetxt(out / "poses" / f"{name}.pose.txt", T)
+    return out
+
+
+def read_tum(path: Path) -> dict[float, np.ndarray]:
+    """stamp -> 4x4 pose of a TUM file."""
+    out = {}
+    for line in path.read_text().split("\n"):
+        if line.strip():
+            v = [float(x) for x in line.split()]
+            out[round(v[0], 4)] = pose_from_quat(np.array(v[1:4]), np.array(v[4:8]))
+    return out
+
+
+def aligned_scores(eval_dir: Path, n_queries: int) -> dict:
+    """Query errors after aligning the estimated trajectory to the ground truth (rigid)."""
+    est, gt = read_tum(eval_dir / "estimate.tum"), read_tum(eval_dir / "groundtruth.tum")
+    stamps = sorted(set(est) & set(gt))
+    E, G = np.stack([est[s] for s in stamps]), np.stack([gt[s] for s in stamps])
+    A = align_rigid(E[:, :3, 3], G[:, :3, 3])
+    err = np.array([pose_error(A @ e, g) for e, g in zip(E, G)])
+    ok5 = (err[:, 0] < 0.05) & (err[:, 1] < 5)
+    ok10 = (err[:, 0] < 0.10) & (err[:, 1] < 5)
+    moved, turned = pose_error(A, np.eye(4))
+    return {"localized": len(stamps), "median_cm": float(100 * np.median(err[:, 0])),
+            "pct_5cm_5deg": 100 * ok5.sum() / n_queries, "pct_10cm_5deg": 100 * ok10.sum() / n_queries,
+            "alignment_cm": 100 * moved, "alignment_deg": turned}
+
+
+def room_scene(out: Path, seed: int = 101) -> Path:
+    """A rendered room with exact poses (the suite's rendered room ``seed``: 120 mapping + 40
+    query frames, 640x480, depth), rendered into ``out`` once."""
+    from marepo_ros.synthetic.folders import write_scene_folder
+    from marepo_ros.synthetic.scene import random_scene
+
+    if not (out / "splits/query.txt").exists():
+        write_scene_folder(random_scene(seed), out, n_mapping=120, n_query=40, with_depth=True,
+                           width=640, height=480, seed=seed)
+    return out
+
+
+def drift_rows(label: str, data: Path, out: Path, args, earlier: dict, results: dict) -> list[str]:
+    """Table rows of one scene: ground-truth and drifting mapping poses, each mapped with and
+    without the pose refinement, the queries scored after rigid alignment."""
+    ds = SceneDataset(data)
+    names = ds.names
+    truth = {n: ds.frame(n).map_from_cam for n in names}
+    mapping = set(ds.split_names("mapping"))
+    n_queries = len(ds.split_names("query"))
+    gt_stack = np.stack([truth[n] for n in names])
+    mapped = [i for i, n in enumerate(names) if n in mapping]
+    up, _, _ = map_up("auto", gt_stack[mapped], np.eye(4))
+    rows = []
+    for rate in [0.0, *args.drift]:
+        if rate == 0:
+            poses, summary = truth, None
+        else:
+            drifted = drifted_poses(gt_stack, up, drift_per_m=rate / 100,
+                                    heading_deg_per_m=args.heading, seed=args.seed)
+            summary = drift_summary(drifted[mapped], gt_stack[mapped])
+            poses = {n: (drifted[i] if n in mapping else truth[n]) for i, n in enumerate(names)}
+        scene = write_scene(data, out / f"scene_{rate:g}", poses)
+        for refine in (False, True):
+            tag = f"{label} {rate:g}{' refined' if refine else ''}"
+            stem = tag.replace(" ", "_")
+            map_path, ev = out / f"map_{stem}.map", out / f"eval_{stem}"
+            if args.reuse and tag in earlier and (ev / "metrics.json").exists():
+                seconds = earlier[tag]["mapping_seconds"]
+            else:
+                t0 = time.time()
+                if cli.main(["map", "build", str(scene), "--no-head",
+                             *([] if refine else ["--no-refine-poses"]), "--out", str(map_path)]) != 0:
+                    raise SystemExit(f"map build {scene} failed")
+                seconds = time.time() - t0
+                if cli.main(["eval", str(scene), "--map", str(map_path), "--estimator", "points",
+                             "--split", "query", "--out", str(ev)]) != 0:
+                    raise SystemExit(f"eval of {map_path} failed")
+            fm_stats = load_map(map_path).stats.get("feature_map", {})
+            m = json.loads((ev / "metrics.json").read_text())
+            s = aligned_scores(ev, n_queries)
+            r = fm_stats.get("refinement") or {}
+            results[tag] = {"drift": summary, "mapping_seconds": seconds, "refinement": r,
+                            "metrics": m, "aligned": s}
+            disagreement = (f"{r['before']['median_px']} / {r['before']['p90_px']} -> "
+                            f"{r['after']['median_px']} / {r['after']['p90_px']} ({r['gain']}x)"
+                            if r else "–")
+            used = ("no (`--no-refine-poses`)" if not refine else
+                    "yes" if r.get("applied") else "no: gain under the threshold")
+            rows.append(f"| {label} | {'ground truth' if rate == 0 else f'drift {rate:g} %'} | {used} | "
+                        f"{summary['end_cm'] if summary else 0:.1f} cm ({summary['end_percent'] if summary else 0:.2f} %) | "
+                        f"{disagreement} | {r.get('moved_cm_median', '–')} | {seconds:.0f} | "
+                        f"{s['median_cm']:.2f} | {s['pct_5cm_5deg']:.1f} | {s['pct_10cm_5deg']:.1f} | "
+                        f"{m['n_wrong_published']} / {m['n_published']} |")
+            print(rows[-1], flush=True)
+            (args.out / "drift.json").write_text(json.dumps(results, indent=1))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared/data/7scenes-redkitchen")
+    ap.add_argument("--scenes", nargs="+", default=["redkitchen", "room"],
+                    help="redkitchen (--data) and/or room (a rendered room with exact poses)")
+    ap.add_argument("--drift", type=float, nargs="+", default=[1.5, 3.0], help="% of distance travelled")
+    ap.add_argument("--heading", type=float, default=0.2, help="heading drift, deg per metre")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=REPO / "runs/bench_drift")
+    ap.add_argument("--no-docs", action="store_true")
+    ap.add_argument("--reuse", action="store_true",
+                    help="reuse the maps and evaluations OUT holds from an earlier run (drift.json)")
+    args = ap.parse_args()
+    t_all = time.time()
+    args.out.mkdir(parents=True, exist_ok=True)
+    earlier = (json.loads((args.out / "drift.json").read_text())
+               if args.reuse and (args.out / "drift.json").exists() else {})
+    results, rows = {}, []
+    for label in args.scenes:
+        data = args.data if label == "redkitchen" else room_scene(args.out / "room_source")
+        rows += drift_rows(label, data, args.out / label, args, earlier, results)
+    table = "\n".join([
+        f"Depth maps, `points`; drift {args.heading:g} deg/m of heading plus the given % of the distance "
+        f"travelled, seed {args.seed}; redkitchen: 250 queries, KinectFusion poses as ground truth; "
+        "room: a rendered room (the suite's seed 101, 120 mapping / 40 query frames) with exact poses. "
+        "Disagreement: reprojection error of the keyframes' feature tracks (median / 90th percentile px) "
+        "with the given poses (points fitted to them) -> after the bundle adjustment, and the gain. "
+        "Query errors after one rigid alignment of the estimated query trajectory to the ground truth "
+        "(no scale, as evo's `--align`).",
+        "",
+        "| scene | mapping poses | refined poses used | drift at the end | disagreement px (gain) | keyframes moved by the refinement, cm (median) | mapping s | median cm | 5cm/5° % | 10cm/5° % | wrong / published |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        *rows, "", run_stamp(time.time() - t_all)])
+    print(table)
+    if not args.no_docs:
+        replace_block(REPO / "docs/results.md", "bench:drift", table)
+
+
+if __name__ == "__main__":
+    main()
