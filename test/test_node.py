@@ -364,6 +364,9 @@ def test_mapping_round_trip_over_services(kitchen, tmp_path):
         assert header["head"] is not None and 5 <= header["feature_map"]["keyframes"] <= len(KITCHEN_MAPPING)
         print(f"map built over the services from {len(KITCHEN_MAPPING)} keyframes: "
               f"{status['mapping']['message']}")
+        # the full map's poses were checked against the images (mapping_refine_poses)
+        assert "poses kept as given" in status["mapping"]["message"] or \
+            "poses refined" in status["mapping"]["message"]
 
         sent = [(500.0 + i, name) for i, name in enumerate(KITCHEN_QUERIES)]
         for stamp, name in sent:

@@ -101,3 +101,23 @@ def test_bundle_adjustment_pulls_drifted_poses_back_to_the_images():
     assert refined.report["after"]["median_px"] < 0.2 < refined.report["before"]["median_px"]
     assert aligned_cm(refined.map_from_cam_K44) < 0.2 * aligned_cm(drifted)
     np.testing.assert_allclose(refined.map_from_cam_K44[0], drifted[0], atol=1e-12)
+
+
+def test_images_between_keyframes_move_with_their_keyframe():
+    from marepo_ros.mapping.refine import corrected_poses
+    truth = loop_path(10)
+    keyframes = [0, 4, 7]
+    shift = make_pose(Rotation.from_rotvec([0, 0, 0.1]).as_matrix(), np.array([0.2, 0, 0]))
+    refined = truth[keyframes].copy()
+    refined[1] = shift @ truth[4]
+    out = corrected_poses(truth, keyframes, refined)
+    np.testing.assert_allclose(out[keyframes], refined, atol=1e-12)
+    np.testing.assert_allclose(out[5], shift @ truth[5], atol=1e-12)      # moved with keyframe 4
+    np.testing.assert_allclose(out[3], truth[3], atol=1e-12)              # keyframe 0: unchanged
+
+
+def test_pose_alignment_recovers_a_known_motion_from_whole_poses():
+    from marepo_ros.evaluation.drift import align_poses
+    truth = loop_path(8)
+    A = make_pose(Rotation.from_rotvec([0.2, 0.1, -0.4]).as_matrix(), np.array([0.3, 1.0, -0.2]))
+    np.testing.assert_allclose(align_poses(np.linalg.inv(A) @ truth, truth), A, atol=1e-9)

@@ -106,7 +106,6 @@ class PointsEstimator:
         self.max_retrieve, self.min_points = max_retrieve, min_points
         self.threshold_px, self.min_inliers = threshold_px, min_inliers
         self.threads = threads if extractor.device.type == "cpu" else None
-        self._descriptors = dequantize(feature_map.descriptors_PD)
 
     def candidates(self, features: ImageFeatures) -> np.ndarray:
         """Indices of the keyframes retrieved by global descriptor, best first (see
@@ -131,8 +130,10 @@ class PointsEstimator:
         """(query keypoint indices, map point indices) of the matches to the keyframes' points."""
         fm = self.feature_map
         idx = np.concatenate([np.arange(fm.offsets_K1[k], fm.offsets_K1[k + 1]) for k in keyframes])
-        qi, mi = match_points(features.descriptors_ND, self._descriptors[idx], fm.points_P3[idx],
-                              ratio=self.ratio)
+        # the retrieved keyframes' descriptors only: float32 copies of a whole map's would cost
+        # 4x its int8 descriptors in memory (661 MB on the 16x site of benchmarks/scale.py)
+        qi, mi = match_points(features.descriptors_ND, dequantize(fm.descriptors_PD[idx]),
+                              fm.points_P3[idx], ratio=self.ratio)
         return qi, idx[mi]
 
     def estimate_features(self, features: ImageFeatures, K: np.ndarray, keyframes: np.ndarray,

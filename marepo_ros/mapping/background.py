@@ -26,7 +26,8 @@ from .build import MappingConfig
 from .keyframes import Keyframe
 
 # share of the build each stage takes, in the order they run
-STAGE_WEIGHT = {"features": 0.1, "triangulation": 0.1, "buffer": 0.2, "head": 0.6}
+STAGE_WEIGHT = {"features": 0.1, "tracks": 0.05, "refinement": 0.05, "triangulation": 0.1,
+                "buffer": 0.2, "head": 0.5}
 
 
 class BuildState(str, Enum):
@@ -84,6 +85,18 @@ def map_output_path(map_dir: str, name: str) -> Path:
     return path if path.suffix == MAP_SUFFIX else path.with_name(path.name + MAP_SUFFIX)
 
 
+def refinement_note(stats: dict) -> str:
+    """'; poses refined ...' / '; poses kept ...' of a build's statistics ('' without one)."""
+    r = (stats.get("feature_map") or {}).get("refinement")
+    if not r:
+        return ""
+    if "skipped" in r:
+        return f"; pose refinement skipped: {r['skipped']}"
+    verdict = "refined" if r["applied"] else "kept as given"
+    return (f"; poses {verdict}: track reprojection median {r['before']['median_px']} -> "
+            f"{r['after']['median_px']} px ({r['gain']}x)")
+
+
 def posed_images(keyframes: list[tuple]) -> list:
     """PosedImages of (grey, K, map_from_cam, depth or None) keyframes: the depth is used like
     a dataset's (3D points lifted from it; triangulated where it is None)."""
@@ -120,7 +133,8 @@ def _child(keyframes: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray 
         if config.features is not None and config.head:
             # first the keyframe map alone (seconds): the node localizes in it while the head trains
             try:
-                quick = build_map(images, None, replace(config, head=False), device=device,
+                quick = build_map(images, None, replace(config, head=False, features=replace(
+                                      config.features, refine=False)), device=device,
                                   progress=progress, cancel=cancel_event.is_set)
             except ValueError as exc:
                 messages.put(("keyframes_failed", str(exc)))
@@ -128,7 +142,10 @@ def _child(keyframes: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray 
                 save_map(quick, keyframes_path(out_path))
                 feature_map = quick.feature_map, quick.stats["feature_map"]
                 messages.put(("keyframes", keyframes_path(out_path), feature_map[1]))
-            config = replace(config, features=None)     # built, or failed: not again
+            if feature_map is None or not config.features.refine:
+                config = replace(config, features=None)     # built, or failed: not again
+            else:                                            # again, on refined poses
+                feature_map = None
         encoder = load_encoder(encoder_path, device) if config.head else None
         scene_map = build_map(images, encoder, config, device=device, progress=progress,
                               cancel=cancel_event.is_set, feature_map=feature_map)
@@ -211,7 +228,8 @@ class BackgroundMapBuild:
             _, stage, done, total, info = msg
             stages = list(STAGE_WEIGHT)
             before = sum(STAGE_WEIGHT[s] for s in stages[:stages.index(stage)]) if stage in stages else 0.0
-            progress = before + STAGE_WEIGHT.get(stage, 0.0) * done / max(total, 1)
+            progress = max(self.status.progress,      # the full map's stages may come again
+                           before + STAGE_WEIGHT.get(stage, 0.0) * done / max(total, 1))
             detail = f", loss {info['loss']:.2f} px" if "loss" in info else ""
             self.status = BuildStatus(BuildState.RUNNING, progress, stage,
                                       f"{stage} {done}/{total}{detail}",
@@ -226,7 +244,8 @@ class BackgroundMapBuild:
         elif kind == "done":
             _, path, stats = msg
             self.status = BuildStatus(BuildState.DONE, 1.0, "", f"map written to {path} in "
-                                      f"{stats['seconds']:.0f} s ({stats['frames']} keyframes)",
+                                      f"{stats['seconds']:.0f} s ({stats['frames']} keyframes"
+                                      f"{refinement_note(stats)})",
                                       map_path=path, stats=stats,
                                       keyframes_map_path=self.status.keyframes_map_path)
         elif kind == "cancelled":

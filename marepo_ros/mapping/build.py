@@ -35,6 +35,7 @@ from ..models.networks import Head
 from ..models.preprocess import GREY_MEAN, GREY_STD, cell_centres, target_size, to_grey
 from ..models.xfeat import XFeatExtractor
 from .feature_map import FeatureMapConfig, build_feature_map
+from .refine import corrected_poses
 from .frames import MappingCancelled, PosedImage, Progress
 
 @dataclass(frozen=True)
@@ -294,6 +295,11 @@ def build_map(images: list[PosedImage], encoder: nn.Module | None, cfg: MappingC
                 raise
             stats["feature_map_error"] = str(exc)
     head, encoder_id = None, ""
+    refined = (stats.get("feature_map") or {}).get("refinement") or {}
+    if cfg.head and refined.get("applied"):       # the head learns the refined trajectory too
+        poses = corrected_poses(np.stack([im.map_from_cam for im in images]),
+                                stats["feature_map"]["keyframe_indices"], feature_map.map_from_cam_K44)
+        images = [replace(im, map_from_cam=T) for im, T in zip(images, poses)]
     if cfg.head:
         encoder = encoder.to(device).eval()
         t1 = time.time()

@@ -385,6 +385,7 @@ def build_feature_map(images: list[PosedImage], extractor: XFeatExtractor,
         extractor=extractor.name, extractor_id=extractor.identity,
         short_side=int(np.median(extracted_at)))
     stats = {"keyframes": fmap.n_keyframes, "points": fmap.n_points, **fmap.source_counts(),
+             "keyframe_indices": [int(i) for i in keep],
              "extraction_seconds": round(t1 - t0, 1),
              "refinement": refinement,
              "triangulation_seconds": round(t2 - t_refined, 1),

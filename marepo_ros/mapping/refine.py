@@ -342,3 +342,15 @@ def refine_keyframes(feats: list[ImageFeatures], map_from_cam_K44: np.ndarray, K
         progress("refinement", 1, 1, {"after_median_px": result.report["after"]["median_px"]})
     return result
 
+
+
+def corrected_poses(map_from_cam_N44: np.ndarray, keyframes: list[int],
+                    refined_K44: np.ndarray) -> np.ndarray:
+    """(N, 4, 4) poses of all mapping images (capture order) moved with their keyframes: image i
+    takes the correction (refined x given^-1) of the last keyframe at or before it; keyframes
+    (K,) are indices into the images, refined_K44 their refined poses."""
+    T = np.asarray(map_from_cam_N44, np.float64)
+    keyframes = np.asarray(keyframes)
+    corrections = refined_K44 @ invert_pose_batch(T[keyframes])
+    owner = np.clip(np.searchsorted(keyframes, np.arange(len(T)), side="right") - 1, 0, None)
+    return corrections[owner] @ T

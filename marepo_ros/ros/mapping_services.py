@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import Callable
@@ -104,6 +105,9 @@ class MappingSession:
                 out.update(keyframes=len(self._collector.keyframes), counts=dict(self._collector.counts))
             if self._build is not None:
                 out["progress"] = round(self._build.status.progress, 4)
+                refinement = (self._build.status.stats or {}).get("feature_map", {}).get("refinement")
+                if refinement is not None:
+                    out["pose_refinement"] = refinement
         return out
 
     def terminate(self) -> None:
@@ -265,6 +269,8 @@ class MappingSession:
                     f"or call ~/cancel_mapping ({self._collection_summary()})"))
             epochs = s.mapping_epochs
             config = preset(s.mapping_preset, **({"epochs": epochs} if epochs > 0 else {}))
+            if s.mapping_refine_poses and config.features is not None:
+                config = replace(config, features=replace(config.features, refine=True))
             out = map_output_path(s.map_dir, s.mapping_map_name)  # the name was checked when set
             if out.exists():
                 return self._answer(response, False, (

@@ -168,6 +168,10 @@ PARAMS: tuple[Param, ...] = (
           choices=tuple(PRESETS)),
     Param("mapping_epochs", 0.0, "Passes over the feature buffer (0: the preset's).",
           range=(0.0, 1000.0)),
+    Param("mapping_refine_poses", True, "Bundle-adjust the full map's keyframe poses over their "
+          "feature tracks (the mapping poses as priors; used when they explain the images at "
+          "least 2.5x better); the keyframe map that comes first keeps the mapping poses. The "
+          "outcome is in ~/status mapping.pose_refinement."),
     Param("mapping_threads", 1, "Torch threads of the mapping process (it runs at lower CPU "
           "priority beside localization).", range=(1, 256)),
 )
@@ -254,6 +258,7 @@ class NodeSettings:
     min_keyframes: int
     mapping_preset: str
     mapping_epochs: float
+    mapping_refine_poses: bool
     mapping_threads: int
 
     @classmethod
