@@ -180,7 +180,9 @@ def main() -> None:
         "",
         "| scene | mapping poses | refined poses used | drift at the end | disagreement px (gain) | keyframes moved by the refinement, cm (median) | mapping s | median cm | 5cm/5° % | 10cm/5° % | wrong / published |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
-        *rows, "", run_stamp(time.time() - t_all)])
+        *rows, "", *(["Maps and evaluations reused from an earlier run (`--reuse`); mapping s as "
+                      "measured then.", ""] if earlier else []),
+        run_stamp(time.time() - t_all)])
     print(table)
     if not args.no_docs:
         replace_block(REPO / "docs/results.md", "bench:drift", table)
