@@ -250,7 +250,7 @@ def table(rows: list[dict], unit_m2: float, how: str, args, describe: bool = Tru
               "(start-up, reading, XFeat on every keyframe, VLAD vocabulary); rendering is not "
               "included (" + ", ".join(f"{r['multiple']:g}x {r['render_s']:.0f} s" for r in rows)
               + "). Peak RSS: VmHWM of a fresh process that loads the map and localizes all "
-              "queries (Python, torch, XFeat, the map, the estimator's dequantized descriptors); "
+              "queries (Python, torch, XFeat, the map; the estimator dequantizes only the retrieved keyframes' descriptors); "
               "in brackets its RSS right after loading. Retrieval recall: share of queries whose "
               "retrieved keyframes (those matched) include one whose map points are at least a "
               "fifth visible in the query's true view; top-1: the first retrieved one does."]
