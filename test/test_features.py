@@ -18,8 +18,8 @@ from marepo_ros.localization import matching
 from marepo_ros.localization.matching import match_points
 from marepo_ros.localization.pnp import solve_pnp
 from marepo_ros.localization.retrieval import learn_vocabulary, top_k, vlad
-from marepo_ros.mapping.feature_map import (FeatureMapConfig, build_feature_map, select_keyframes,
-                                            triangulate_rays)
+from marepo_ros.mapping.feature_map import FeatureMapConfig, build_feature_map, select_keyframes
+from marepo_ros.mapping.views import triangulate_rays
 from marepo_ros.mapping.frames import PosedImage, posed_images_from_dataset
 from marepo_ros.models.xfeat import XFeatExtractor
 from marepo_ros.synthetic import paths, raycast, scene as S

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-import torch
 
 from ..geometry import backproject, invert_pose, pixel_rays, transform_points
 from ..io.feature_map import POINT_SOURCES, FeatureMap, quantize
@@ -27,6 +26,8 @@ from ..models.preprocess import to_grey
 from ..models.xfeat import ImageFeatures, XFeatExtractor
 from .frames import MappingCancelled, PosedImage, Progress
 from .keyframes import moved_enough
+from .refine import refine_keyframes
+from .views import mutual_matches, triangulate_rays
 
 
 @dataclass(frozen=True)
@@ -217,36 +218,11 @@ def overlapping_keyframes(poses_K44: np.ndarray, n: int, max_view_angle_deg: flo
     return out
 
 
-def mutual_matches(desc_a: np.ndarray, desc_b: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
-    """Mutual nearest neighbours of unit descriptors that also pass a ratio test."""
-    if len(desc_a) < 2 or len(desc_b) < 2:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    sims = torch.from_numpy(desc_a) @ torch.from_numpy(desc_b).T
-    top2, idx = torch.topk(sims, 2, dim=1)
-    back = sims.argmax(0)
-    d1, d2 = torch.sqrt(torch.clamp(2 - 2 * top2[:, 0], min=0)), torch.sqrt(torch.clamp(2 - 2 * top2[:, 1], min=0))
-    a = torch.arange(len(desc_a))
-    good = (back[idx[:, 0]] == a) & (d1 < ratio * d2)
-    return a[good].numpy(), idx[good, 0].numpy()
-
-
 def _reprojection_px(points_N3, map_from_cam, K, uv_N2) -> np.ndarray:
     cam = transform_points(invert_pose(map_from_cam), points_N3)
     z = np.where(cam[:, 2] > 1e-6, cam[:, 2], np.nan)
     uv = (cam @ K.T)[:, :2] / z[:, None]
     return np.nan_to_num(np.linalg.norm(uv - uv_N2, axis=1), nan=np.inf)
-
-
-def triangulate_rays(centres_NV3: np.ndarray, rays_NV3: np.ndarray, used_NV: np.ndarray) -> np.ndarray:
-    """(N, 3) least-squares intersection of up to V rays per point (unit rays, ``used`` marks
-    the valid ones): the point nearest to all its rays, NaN with fewer than 2 rays."""
-    P = np.eye(3) - rays_NV3[..., :, None] * rays_NV3[..., None, :]       # (N, V, 3, 3)
-    P = P * used_NV[..., None, None]
-    A, b = P.sum(1), np.einsum("nvij,nvj->ni", P, centres_NV3)
-    out = np.full((len(A), 3), np.nan)
-    ok = used_NV.sum(1) >= 2
-    out[ok] = np.linalg.solve(A[ok] + 1e-12 * np.eye(3), b[ok][..., None])[..., 0]
-    return out
 
 
 def triangulate_keyframes(feats: list[ImageFeatures], poses_K44: np.ndarray, Ks_K33: np.ndarray,
@@ -336,7 +312,6 @@ def build_feature_map(images: list[PosedImage], extractor: XFeatExtractor,
     Ks = np.stack([images[i].K for i in keep]).astype(np.float64)
     refinement = None
     if cfg.refine and len(keep) >= 3:
-        from .refine import refine_keyframes      # here: refine builds on this module
         try:
             refined = refine_keyframes(feats, poses, Ks, [p[:, 2] for p in depth_points],
                                        progress=progress)

@@ -31,7 +31,7 @@ from scipy.sparse import bsr_matrix, coo_matrix
 from scipy.spatial.transform import Rotation
 
 from ..geometry import make_pose, pose_error
-from .feature_map import triangulate_rays
+from .views import triangulate_rays
 from ..models.xfeat import ImageFeatures
 from .tracks import Tracks, build_tracks, candidate_pairs
 

@@ -20,7 +20,7 @@ from scipy.sparse.csgraph import connected_components
 from ..geometry import pixel_rays
 from ..localization.retrieval import learn_vocabulary, vlad
 from ..models.xfeat import ImageFeatures
-from .feature_map import mutual_matches
+from .views import mutual_matches
 
 
 @dataclass
