@@ -278,6 +278,23 @@ def _picture(rng, textures, size, walls=None):
 _OBJECTS = ((_cabinet, 4.0), (_table, 1.5), (_block, 2.0), (_shelf, 1.5), (_picture, 2.0))
 
 
+def place_object(rng, textures, size, make, taken: list, boxes: list) -> bool:
+    """One try at an object ``make(rng, textures, size)`` -> (parts, items): placed (its boxes
+    appended to ``boxes``, its bound to ``taken``) unless it overlaps a bound in ``taken``;
+    False (and its new textures dropped) when it does."""
+    n_tex = len(textures)
+    parts, items = make(rng, textures, size)
+    bound = (parts[0].centre.copy(), parts[0].half.copy(), parts[0].yaw)
+    if len(parts) > 1:  # a table: its bound reaches the floor
+        bound[1][2] = bound[0][2] = bound[0][2] / 2 + bound[1][2] / 2
+    if any(_overlaps(bound, t, 0.05) for t in taken):
+        del textures[n_tex:]
+        return False
+    taken.append(bound)
+    boxes += parts + items
+    return True
+
+
 def random_scene(seed: int, *, n_objects: tuple[int, int] = (6, 14)) -> Scene:
     """A random furnished room, deterministic in ``seed``; ``n_objects`` (min, max) counts
     furniture, shelves and pictures (small items on top of them come extra)."""
@@ -291,16 +308,8 @@ def random_scene(seed: int, *, n_objects: tuple[int, int] = (6, 14)) -> Scene:
     for _ in range(int(rng.integers(n_objects[0], n_objects[1] + 1))):
         make = _OBJECTS[rng.choice(len(w), p=w / w.sum())][0]
         for _try in range(20):
-            n_tex = len(textures)
-            parts, items = make(rng, textures, size)
-            bound = (parts[0].centre.copy(), parts[0].half.copy(), parts[0].yaw)
-            if len(parts) > 1:  # a table: its bound reaches the floor
-                bound[1][2] = bound[0][2] = bound[0][2] / 2 + bound[1][2] / 2
-            if not any(_overlaps(bound, t, 0.05) for t in taken):
-                taken.append(bound)
-                boxes += parts + items
+            if place_object(rng, textures, size, make, taken, boxes):
                 break
-            del textures[n_tex:]
     return Scene(size, boxes, textures, _random_lighting(rng, size), seed)
 
 

@@ -22,8 +22,8 @@ import numpy as np
 from .folders import _write_frames
 from .paths import _smooth_wobble, look_pose, random_camera_path, revisit_path
 from .raycast import clearance
-from .scene import (_OBJECTS, Box, Light, Lighting, Scene, _material, _overlaps, _picture,
-                    _scales, _warm)
+from .scene import (_OBJECTS, Box, Light, Lighting, Scene, _material, _picture,
+                    _scales, _warm, place_object)
 
 WALL_M = 0.05            # thickness of a wall slab; a wall between two spaces is two slabs
 DOOR_M = (0.9, 2.1)      # doorway width and height
@@ -96,18 +96,10 @@ def _furnish(rng, textures, size, keep_out, n_objects, objects=_OBJECTS) -> list
         for _try in range(20):
             n_tex = len(textures)
             try:
-                parts, items = make(rng, textures, size)
+                if place_object(rng, textures, size, make, taken, boxes):
+                    break
             except ValueError:                      # too large for this space
                 del textures[n_tex:]
-                continue
-            bound = (parts[0].centre.copy(), parts[0].half.copy(), parts[0].yaw)
-            if len(parts) > 1:  # a table: its bound reaches the floor
-                bound[1][2] = bound[0][2] = bound[0][2] / 2 + bound[1][2] / 2
-            if not any(_overlaps(bound, t, 0.05) for t in taken):
-                taken.append(bound)
-                boxes += parts + items
-                break
-            del textures[n_tex:]
     return boxes
 
 
