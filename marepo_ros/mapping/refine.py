@@ -136,8 +136,8 @@ class _Problem:
         # relative-motion priors: cam_{k+1} from cam_k of the input poses
         R_rel = self.R0[1:] @ np.transpose(self.R0[:-1], (0, 2, 1))
         self.R_rel0, self.t_rel0 = R_rel, self.t0[1:] - np.einsum("kij,kj->ki", R_rel, self.t0[:-1])
-        step = np.linalg.norm(invert_pose_batch(cam_from_map_K44)[1:, :3, 3]
-                              - invert_pose_batch(cam_from_map_K44)[:-1, :3, 3], axis=1)
+        centres = invert_pose_batch(cam_from_map_K44)[:, :3, 3]
+        step = np.linalg.norm(np.diff(centres, axis=0), axis=1)
         self.sigma_step = cfg.sigma_step_m + cfg.sigma_step_rel * step
         self.sigma_turn = np.radians(cfg.sigma_turn_deg + cfg.sigma_turn_deg_per_m * step)
 
