@@ -39,6 +39,8 @@ bench: setup
 	$(PY) benchmarks/redkitchen.py
 	$(PY) benchmarks/regressors.py
 	$(PY) benchmarks/speed.py
+	$(PY) benchmarks/suite.py --estimators points ransac hybrid cascade
+	$(PY) benchmarks/fit_confidence.py --write
 	$(PY) benchmarks/forward_motion.py
 	$(PY) benchmarks/bag_parity.py
 	$(PY) benchmarks/map_from_bag.py

@@ -43,8 +43,11 @@ def cmd_map_build(args) -> int:
     if args.no_feature_map:
         overrides["features"] = None
     cfg = preset(args.preset, **overrides)
-    if not args.no_refine_poses and cfg.features is not None:
-        cfg = replace(cfg, features=replace(cfg.features, refine=True))
+    if args.no_refine_poses:
+        args.refine_poses = "never"
+    if args.refine_poses != "never" and cfg.features is not None:
+        cfg = replace(cfg, features=replace(cfg.features, refine=True, refine_min_gain=(
+            0.0 if args.refine_poses == "always" else cfg.features.refine_min_gain)))
     if args.max_covered and cfg.features is not None:
         cfg = replace(cfg, features=replace(cfg.features, max_covered=args.max_covered))
     images, source = _bag_keyframes(args, cfg) if is_bag(args.dataset) else _folder_images(args)
@@ -93,7 +96,7 @@ def cmd_map_build(args) -> int:
             lines.append(f"  pose refinement   skipped: {r['skipped']}")
         elif r:
             verdict = ("refined poses used" if r["applied"] else
-                       f"given poses kept (gain under {RefineConfig.min_gain}x)")
+                       f"given poses kept (gain under {r.get('min_gain', RefineConfig.min_gain)}x)")
             lines.append(f"  pose refinement   reprojection of {r['tracks']} tracks, median "
                          f"{r['before']['median_px']} -> {r['after']['median_px']} px "
                          f"({r['gain']}x), 90th percentile {r['before']['p90_px']} -> "
@@ -524,11 +527,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "from triangulation)")
     b.add_argument("--no-head", action="store_true",
                    help="keyframe feature map only (no scene-coordinate head; estimator 'points')")
-    b.add_argument("--no-refine-poses", action="store_true",
-                   help="keep the given poses as they are; by default the keyframe poses are "
-                        "bundle-adjusted over their feature tracks (the given poses as priors, "
-                        "for drifting SLAM/VIO poses; mapping/refine.py) and used when they "
-                        "explain the images at least 2.5x better")
+    b.add_argument("--refine-poses", choices=["auto", "always", "never"], default="auto",
+                   help="bundle-adjust the keyframe poses over their feature tracks, the given "
+                        "poses as priors (for drifting SLAM/VIO poses; mapping/refine.py): auto "
+                        "(default) uses the refined poses when they explain the images at least "
+                        "2.5x better, always uses them (poses known to drift), never keeps the "
+                        "given poses")
+    b.add_argument("--no-refine-poses", action="store_true", help="the same as --refine-poses never")
     b.add_argument("--max-covered", type=float, default=0.0, metavar="SHARE",
                    help="keyframes by what they add: also drop an image the spacing passes when "
                         "this share of its view (with depth) is already covered by kept "

@@ -106,10 +106,13 @@ def test_missing_camera_info_disconnected_tf_and_unposed_images(rendered, tmp_pa
     partial = rewrite(bag, tmp_path / "partial", edit=lambda t, m: m if t != "/camera/pose" or
                       m.header.stamp.sec * 10**9 + m.header.stamp.nanosec <= ns[9] else
                       type(m)(header=header(10**12, "map"), pose=m.pose))
-    assert cli.main(["map", "build", str(partial), "--pose-topic", "/camera/pose", *argv]) == 0
+    assert cli.main(["map", "build", str(partial), "--pose-topic", "/camera/pose", "--refine-poses",
+                     "always", *argv]) == 0
     out = capsys.readouterr()
     assert "of 16 images on /camera/image_raw, skipped: 6 without a pose within 0.02 s" in out.err
     assert "keyframes of 10 images" in out.out
+    refinement = load_map(tmp_path / "x.map").stats["feature_map"]["refinement"]     # always: used
+    assert refinement["min_gain"] == 0.0 and refinement["applied"] and "refined poses used" in out.out
     assert cli.main(["map", "build", str(scene), "--pose-topic", "/camera/pose", *argv]) == 2
     assert "not a bag" in capsys.readouterr().err
     stray = rewrite(bag, tmp_path / "stray_depth", extra=[("/camera/depth", "sensor_msgs/msg/Image", 10**12,

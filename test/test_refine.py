@@ -5,7 +5,7 @@ from scipy.spatial.transform import Rotation
 
 from marepo_ros.evaluation.drift import align_rigid, drift_summary, drifted_poses, path_length
 from marepo_ros.geometry import make_pose, pose_error
-from marepo_ros.mapping.refine import observation_arrays, refine_keyframe_poses
+from marepo_ros.mapping.refine import RefineConfig, observation_arrays, refine_keyframe_poses
 from marepo_ros.mapping.tracks import build_tracks, candidate_pairs
 from marepo_ros.models.xfeat import ImageFeatures
 
@@ -101,6 +101,11 @@ def test_bundle_adjustment_pulls_drifted_poses_back_to_the_images():
     assert refined.report["after"]["median_px"] < 0.2 < refined.report["before"]["median_px"]
     assert aligned_cm(refined.map_from_cam_K44) < 0.2 * aligned_cm(drifted)
     np.testing.assert_allclose(refined.map_from_cam_K44[0], drifted[0], atol=1e-12)
+    assert refined.report["applied"] and refined.report["min_gain"] == RefineConfig.min_gain
+    # the gate: the caller keeps the given poses when the gain is under min_gain
+    strict = refine_keyframe_poses(tracks, uv, depth, drifted, Ks,
+                                   RefineConfig(min_gain=refined.report["gain"] + 1))
+    assert not strict.report["applied"] and strict.report["gain"] == refined.report["gain"]
 
 
 def test_images_between_keyframes_move_with_their_keyframe():

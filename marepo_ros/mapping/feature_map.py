@@ -26,7 +26,7 @@ from ..models.preprocess import to_grey
 from ..models.xfeat import ImageFeatures, XFeatExtractor
 from .frames import MappingCancelled, PosedImage, Progress
 from .keyframes import moved_enough
-from .refine import refine_keyframes
+from .refine import RefineConfig, refine_keyframes
 from .views import mutual_matches, triangulate_rays
 
 
@@ -45,7 +45,9 @@ class FeatureMapConfig:
     (90.8 % vs 94.4 % at full size).
     refine: bundle-adjust the keyframe poses over their feature tracks, the given poses as
     priors (``refine.refine_keyframes``), and use the refined poses when they explain the
-    images clearly better (``RefineConfig.min_gain``); the report lands in the statistics.
+    images clearly better: at least ``refine_min_gain`` times (``RefineConfig.min_gain``; 0: always,
+    for poses known to drift, `map build --refine-poses always`); the report lands in the
+    statistics.
     max_covered: 0 keeps every image the spacing passes; above 0, an image with depth is also
     dropped when at least this share of its view is already covered by kept keyframes
     (``KeptViews.covered_share``: its surface seen by a kept keyframe from rays within
@@ -67,6 +69,7 @@ class FeatureMapConfig:
     max_depth_jump: float = 0.05
     vocabulary_words: int = 32
     refine: bool = False
+    refine_min_gain: float = RefineConfig.min_gain
     max_covered: float = 0.0
     overlap_angle_deg: float = 2.0
     overlap_turn_deg: float = 6.0
@@ -314,7 +317,7 @@ def build_feature_map(images: list[PosedImage], extractor: XFeatExtractor,
     if cfg.refine and len(keep) >= 3:
         try:
             refined = refine_keyframes(feats, poses, Ks, [p[:, 2] for p in depth_points],
-                                       progress=progress)
+                                       cfg=RefineConfig(min_gain=cfg.refine_min_gain), progress=progress)
             refinement = refined.report
             if refinement["applied"]:
                 poses = refined.map_from_cam_K44

@@ -44,14 +44,17 @@ class RefineConfig:
     600 keyframes are a 3600 x 3600 system; a site of thousands needs a refinement by parts).
     min_gain: the refined poses replace the given ones only when they explain the images this
     many times better (median reprojection error of the tracks, given poses with their best
-    points against the joint solution). Below it the given poses already agree with the images
-    as well as the images allow, and what is left is the images' own error (unmodelled lens
-    distortion, depth not synchronised or not registered to the colour camera), which a
-    refinement would fold into the poses. Fitted on `benchmarks/drift.py`'s rows: drifting
-    poses of a rendered room gained 3.4-3.7x (and were corrected: 75 -> 100 % within 5 cm/5°
-    at 3 % drift), its exact poses 1.0x; on redkitchen the KinectFusion poses gained 2.0x and
-    drifting ones 2.0x, where the refined map lost accuracy against that ground truth (68 % within
-    5 cm/5° against 99.6 %, the queries aligned on their centres)."""
+    points against the joint solution; ``map build --refine-poses auto``, the default; 0 with
+    ``always``). Below it the given poses may be as good as the images allow, and what is left
+    is the images' own error (unmodelled lens distortion, depth not synchronised or not
+    registered to the colour camera), which a refinement would fold into the poses. Fitted on
+    `benchmarks/drift.py`'s rows: a rendered room's drifting poses gained 3.4-3.7x (and were
+    corrected: 85 -> 100 % within 5 cm/5° at 3 % drift), its exact poses 1.0x. On redkitchen the
+    gain does not tell drift apart: its KinectFusion poses (the depth camera's) gain 2.0x, more
+    than a 3 % drift of poses that agree with the colour images (1.5x; 1.2x without drift),
+    and refining them moves the map away from the poses it is scored against; there a drifting
+    map is corrected only with ``always`` (36 -> 100 % within 5 cm/5° at 3 % drift, scored
+    against the image-consistent poses; docs/results.md, Drift)."""
     sigma_px: float = 1.0
     sigma_depth_m: float = 0.01
     sigma_depth_rel: float = 0.01
@@ -301,7 +304,7 @@ def refine_keyframe_poses(tracks: Tracks, uv_M2: np.ndarray, depth_M: np.ndarray
     gain = before["median_px"] / max(after["median_px"], 1e-9)
     report = {"keyframes": problem.K, "tracks": problem.T, "observations": len(tracks.point_M),
               "pairs": len(tracks.pairs_P2), "before": before, "after": after,
-              "gain": round(gain, 2), "applied": bool(gain >= cfg.min_gain),
+              "gain": round(gain, 2), "min_gain": cfg.min_gain, "applied": bool(gain >= cfg.min_gain),
               "moved_cm_median": round(100 * float(np.median(moved[:, 0])), 1),
               "moved_cm_max": round(100 * float(moved[:, 0].max()), 1),
               "turned_deg_max": round(float(moved[:, 1].max()), 2),

@@ -269,8 +269,9 @@ class MappingSession:
                     f"or call ~/cancel_mapping ({self._collection_summary()})"))
             epochs = s.mapping_epochs
             config = preset(s.mapping_preset, **({"epochs": epochs} if epochs > 0 else {}))
-            if s.mapping_refine_poses and config.features is not None:
-                config = replace(config, features=replace(config.features, refine=True))
+            if s.mapping_refine_poses != "never" and config.features is not None:
+                config = replace(config, features=replace(config.features, refine=True, refine_min_gain=(
+                    0.0 if s.mapping_refine_poses == "always" else config.features.refine_min_gain)))
             out = map_output_path(s.map_dir, s.mapping_map_name)  # the name was checked when set
             if out.exists():
                 return self._answer(response, False, (

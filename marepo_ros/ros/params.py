@@ -168,10 +168,12 @@ PARAMS: tuple[Param, ...] = (
           choices=tuple(PRESETS)),
     Param("mapping_epochs", 0.0, "Passes over the feature buffer (0: the preset's).",
           range=(0.0, 1000.0)),
-    Param("mapping_refine_poses", True, "Bundle-adjust the full map's keyframe poses over their "
-          "feature tracks (the mapping poses as priors; used when they explain the images at "
-          "least 2.5x better); the keyframe map that comes first keeps the mapping poses. The "
-          "outcome is in ~/status mapping.pose_refinement."),
+    Param("mapping_refine_poses", "auto", "Bundle-adjust the full map's keyframe poses over "
+          "their feature tracks, the mapping poses as priors (marepo-ros map build "
+          "--refine-poses): auto uses the refined poses when they explain the images at least "
+          "2.5x better, always uses them (poses from a VIO that drifts), never keeps the mapping "
+          "poses. The keyframe map that comes first keeps the mapping poses. The outcome is in "
+          "~/status mapping.pose_refinement.", choices=("auto", "always", "never")),
     Param("mapping_threads", 1, "Torch threads of the mapping process (it runs at lower CPU "
           "priority beside localization).", range=(1, 256)),
 )
@@ -258,7 +260,7 @@ class NodeSettings:
     min_keyframes: int
     mapping_preset: str
     mapping_epochs: float
-    mapping_refine_poses: bool
+    mapping_refine_poses: str
     mapping_threads: int
 
     @classmethod
