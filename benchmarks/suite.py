@@ -26,8 +26,8 @@ never fitted on.
 
 Splits of the redkitchen recording are scene folders of symlinks (rgb/, depth/, poses/,
 intrinsics.txt, depth_intrinsics.txt) with their own splits/; nothing is copied but the
-degraded query images (PNG). Maps are built once and reused while their scene, split and build
-options are the same (MAP.json beside each map); rendered folders are re-rendered only when their
+degraded query images (PNG). Maps are built once and reused while their scene, split, build
+options and mapping code are the same (MAP.json beside each map); rendered folders are re-rendered only when their
 settings change; every evaluation runs again.
 
 Writes, under --out: OUT/suite.json (per row and estimator: metrics, per_frame.csv path(s) and
@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import marepo_ros  # noqa: F401  (before torch: sets how its OpenMP threads wait)
+import marepo_ros  # (first, before torch: sets how its OpenMP threads wait)
 import cv2
 import numpy as np
 
@@ -260,12 +260,23 @@ def degraded_row(data: Path, benchmark: Part, queries: list[str], scene: Path) -
 
 # ---------------------------------------------------------------- maps and evaluations
 
+def mapping_code() -> str:
+    """sha1 of the sources that make a map (marepo_ros/mapping, models, io): a map built by other
+    code is built again."""
+    root = Path(marepo_ros.__file__).parent
+    digest = hashlib.sha1()
+    for path in sorted(p for sub in ("mapping", "models", "io") for p in (root / sub).glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
 def build(part: Part) -> tuple[float, bool]:
-    """Build ``part``'s map unless it exists with the same scene, split and options (MAP.json);
-    (seconds, reused)."""
+    """Build ``part``'s map unless it exists with the same scene, split, options and mapping code
+    (MAP.json); (seconds, reused)."""
     scene = part.map_scene
     settings = {"scene": str(scene), "args": part.build_args,
-                "mapping": hashlib.sha1((scene / "splits/mapping.txt").read_bytes()).hexdigest()}
+                "mapping": hashlib.sha1((scene / "splits/mapping.txt").read_bytes()).hexdigest(),
+                "mapping_code": mapping_code()}
     if (scene / "settings.json").exists():
         settings["scene_settings"] = json.loads((scene / "settings.json").read_text())
     stamp_path = part.map_path.with_suffix(".json")
