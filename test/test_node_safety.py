@@ -220,6 +220,43 @@ def test_initial_pose_and_odometry_gate_jumps_over_dds(redkitchen, kitchen_map, 
         node.stop()
 
 
+def test_without_odometry_the_first_pose_after_a_gap_waits_for_a_second_frame(redkitchen, kitchen_map, tmp_path):
+    """first_pose_confirm_frames 2, no odometry: the first frame is held and the next one that
+    agrees publishes; after first_pose_gap seconds with no pose the same again; frames in
+    between are published at once."""
+    kitchen = SceneDataset(redkitchen)
+    name = KITCHEN_QUERIES[0]
+    domain = fresh_domain()
+    node = NodeProcess(tmp_path / "node.log", domain_id=domain, params={
+        "map_path": kitchen_map, "status_period": 0.2, "first_pose_confirm_frames": 2,
+        "first_pose_gap": 1.0})
+    client = Client(domain=domain)
+
+    def frame(stamp):
+        send_frame(client, kitchen, name, stamp)
+        return client.frames_done(client.statuses[-1]["frames"]["received"] + 1)
+
+    try:
+        client.wait_ready()
+        status = frame(30.0)
+        assert status["frames"]["rejected_gated"] == 1
+        assert "first pose: held until 2 frames agree (1 so far)" in status["last_rejection"]
+        frame(30.2)
+        client.pose_at(30.2)
+        assert client.status()["tracking"]["last_note"] == "first pose confirmed by 2 frames"
+        frame(30.4)
+        client.pose_at(30.4)                         # tracking: at once
+        status = frame(35.0)                         # 4.6 s without a pose
+        assert status["frames"]["rejected_gated"] == 2
+        assert "first pose after 4.6 s without one: held" in status["last_rejection"]
+        frame(35.2)
+        client.pose_at(35.2)
+        assert node.alive()
+    finally:
+        client.close()
+        node.stop()
+
+
 @pytest.fixture(scope="module")
 def tf2_msgs_env(tmp_path_factory) -> dict:
     """Environment for processes that use tf2_msgs: none needed where it is importable (a ROS 2

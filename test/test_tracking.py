@@ -30,6 +30,25 @@ def test_a_prior_gates_the_first_poses_until_frames_agree():
     assert tracker.check(at(10.8), None) == (True, "")  # inside 3 sigma of the prior
 
 
+def test_the_first_pose_waits_for_frames_that_agree():
+    tracker = PoseTracker(TrackingConfig(first_pose_frames=2, gap_s=2.0))
+    ok, reason = tracker.check(at(0.0), None, stamp=0.0)
+    assert not ok and reason == "first pose: held until 2 frames agree (1 so far)"
+    ok, reason = tracker.check(at(4.0), None, stamp=0.1)    # a lone wrong estimate: starts over
+    assert not ok and "(1 so far)" in reason and tracker.belief is None
+    ok, reason = tracker.check(at(4.1), None, stamp=0.2)
+    assert ok and reason == "first pose confirmed by 2 frames"
+    assert tracker.check(at(4.2), None, stamp=1.0) == (True, "")           # tracking: at once
+    ok, reason = tracker.check(at(9.0), None, stamp=4.0)                  # 3 s without a pose
+    assert not ok and reason.startswith("first pose after 3.0 s without one: held")
+    assert tracker.check(at(9.1), None, stamp=4.1)[0]
+    # with odometry the pose is carried over gaps (the jump gate applies), not started again
+    tracker = PoseTracker(TrackingConfig(first_pose_frames=2, gap_s=2.0))
+    assert not tracker.check(at(0.0), at(0.0), stamp=0.0)[0]
+    assert tracker.check(at(1.0), at(1.0), stamp=0.1)[0]                  # carried: agrees
+    assert tracker.check(at(5.0), at(5.0), stamp=9.0) == (True, "")
+
+
 @pytest.mark.parametrize("bad", [math.nan, 0.0, -1.0])
 def test_a_bad_prior_is_refused(bad):
     tracker = PoseTracker()

@@ -670,7 +670,7 @@ class RelocalizationNode(LifecycleNode):
         if est.confidence < min_confidence:
             return self._reject(f"confidence {est.confidence:.3f} below min_confidence "
                                 f"{min_confidence}", kind="confidence", level="debug")
-        accepted, note = tracking.check(est.map_from_cam, odom)
+        accepted, note = tracking.check(est.map_from_cam, odom, seconds(msg.header.stamp))
         if not accepted:
             return self._reject(note, kind="gated")
         if note:

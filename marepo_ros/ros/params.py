@@ -66,6 +66,13 @@ PARAMS: tuple[Param, ...] = (
           "from the last pose carried by odometry is a jump.", read_only=True, range=(1.0, 100.0)),
     Param("jump_confirm_frames", 3, "A jump is published once this many frames in a row agree "
           "on it.", read_only=True, range=(1, 100)),
+    Param("first_pose_confirm_frames", 1, "The first pose (at start-up, after "
+          "~/reinitialize_global_localization, and without odometry after first_pose_gap "
+          "seconds with no pose) is published once this many frames in a row agree on it (1: at "
+          "once).", read_only=True, range=(1, 100)),
+    Param("first_pose_gap", 2.0, "Seconds without a pose after which, without odometry, the "
+          "next pose is a first pose again (first_pose_confirm_frames).", read_only=True,
+          range=(0.0, 3600.0)),
     Param("covariance_scale", 250.0, "Factor on the estimator's covariance before it is "
           "published: its sigma^2 (J^T J)^-1 takes the inliers as independent and is far too "
           "small (benchmarks/covariance.py, redkitchen, points: 0.8 % of errors inside 2 "
@@ -227,6 +234,8 @@ class NodeSettings:
     update_min_a: float
     gate_sigmas: float
     jump_confirm_frames: int
+    first_pose_confirm_frames: int
+    first_pose_gap: float
     covariance_scale: float
     enable_continuous_localization: bool
     max_localization_rate: float

@@ -42,6 +42,7 @@ class TrackingInputs:
         self._tolerance = settings.odom_tolerance
         self.tracker = PoseTracker(TrackingConfig(
             n_sigma=settings.gate_sigmas, confirm_frames=settings.jump_confirm_frames,
+            first_pose_frames=settings.first_pose_confirm_frames, gap_s=settings.first_pose_gap,
             update_min_d=settings.update_min_d, update_min_a=settings.update_min_a))
         self._lock = threading.Lock()
         self._odom = StampedBuffer(capacity=400)
@@ -114,9 +115,10 @@ class TrackingInputs:
         with self._lock:
             return self.tracker.skip(odom)
 
-    def check(self, map_from_cam: np.ndarray, odom: np.ndarray | None) -> tuple[bool, str]:
+    def check(self, map_from_cam: np.ndarray, odom: np.ndarray | None,
+              stamp: float | None = None) -> tuple[bool, str]:
         with self._lock:
-            ok, note = self.tracker.check(map_from_cam, odom)
+            ok, note = self.tracker.check(map_from_cam, odom, stamp)
             self.status["prior"] = bool(self.tracker.belief is not None and self.tracker.belief.prior)
         if note:
             self.status["last_note"] = note
