@@ -54,6 +54,11 @@ def candidate_pairs(feats: list[ImageFeatures], *, sequential: int = 3, retrieve
     return np.array(sorted(pairs), np.int64).reshape(-1, 2)
 
 
+RANSAC_MIN_ITERATIONS = 100    # poselib's default 1000: 3.4x the time per pair on redkitchen
+                               # keyframes for 0.7 % more inliers (the adaptive stop still runs
+                               # as many as a low inlier ratio needs)
+
+
 def verified_matches(fa: ImageFeatures, fb: ImageFeatures, Ka: np.ndarray, Kb: np.ndarray, *,
                      ratio: float = 0.9, threshold_px: float = 1.5, min_inliers: int = 30
                      ) -> tuple[np.ndarray, np.ndarray]:
@@ -67,8 +72,8 @@ def verified_matches(fa: ImageFeatures, fb: ImageFeatures, Ka: np.ndarray, Kb: n
     ua = pixel_rays(Ka, fa.keypoints_N2[ia].astype(np.float64))[:, :2] * f
     ub = pixel_rays(Kb, fb.keypoints_N2[ib].astype(np.float64))[:, :2] * f
     camera = {"model": "SIMPLE_PINHOLE", "width": 0, "height": 0, "params": [f, 0.0, 0.0]}
-    _, info = poselib.estimate_relative_pose(ua, ub, camera, camera,
-                                             {"max_epipolar_error": threshold_px, "seed": 0}, {})
+    _, info = poselib.estimate_relative_pose(ua, ub, camera, camera, {
+        "max_epipolar_error": threshold_px, "seed": 0, "min_iterations": RANSAC_MIN_ITERATIONS}, {})
     inliers = np.asarray(info.get("inliers", []), bool)
     if len(inliers) != len(ia) or inliers.sum() < min_inliers:
         return empty, empty
