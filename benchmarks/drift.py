@@ -8,7 +8,7 @@ Scenes: `redkitchen` scored against its KinectFusion poses (the depth camera's; 
 images disagree with them as much as with a 3 % drift: the refinement cannot win against them);
 `redkitchen-images` the same recording with poses that agree with its colour images
 (``image_consistent_poses``: one bundle adjustment of all 1000 frames, the KinectFusion poses as
-priors; its own map localizes its queries to 0.54 cm) as ground truth; `room` a rendered room.
+priors; its own map localizes its queries to 0.50 cm) as ground truth; `room` a rendered room.
 
 The whole recording (all frames, capture order) gets a drifting trajectory
 (`evaluation.drift.drifted_poses`: heading and position-bias random walks from the first frame,
