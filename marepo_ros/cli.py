@@ -32,6 +32,7 @@ def cmd_map_build(args) -> int:
     from .io.bag import is_bag
     from .io.mapfile import save_map
     from .mapping.build import build_map, preset
+    from .mapping.feature_map import with_pose_refinement
     from .mapping.refine import RefineConfig
     from .models.networks import load_encoder
 
@@ -43,11 +44,9 @@ def cmd_map_build(args) -> int:
     if args.no_feature_map:
         overrides["features"] = None
     cfg = preset(args.preset, **overrides)
-    if args.no_refine_poses:
-        args.refine_poses = "never"
-    if args.refine_poses != "never" and cfg.features is not None:
-        cfg = replace(cfg, features=replace(cfg.features, refine=True, refine_min_gain=(
-            0.0 if args.refine_poses == "always" else cfg.features.refine_min_gain)))
+    if cfg.features is not None:
+        cfg = replace(cfg, features=with_pose_refinement(
+            cfg.features, "never" if args.no_refine_poses else args.refine_poses))
     if args.max_covered and cfg.features is not None:
         cfg = replace(cfg, features=replace(cfg.features, max_covered=args.max_covered))
     images, source = _bag_keyframes(args, cfg) if is_bag(args.dataset) else _folder_images(args)
@@ -493,6 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .localization.calibration import default_min_confidence
     from .localization.registry import NAMES
     from .mapping.build import PRESETS
+    from .mapping.feature_map import REFINE_MODES
 
     ap = argparse.ArgumentParser(prog="marepo-ros", description="Visual relocalization: map a "
                                  "scene from posed images, then localize new images in it.")
@@ -527,7 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "from triangulation)")
     b.add_argument("--no-head", action="store_true",
                    help="keyframe feature map only (no scene-coordinate head; estimator 'points')")
-    b.add_argument("--refine-poses", choices=["auto", "always", "never"], default="auto",
+    b.add_argument("--refine-poses", choices=REFINE_MODES, default="auto",
                    help="bundle-adjust the keyframe poses over their feature tracks, the given "
                         "poses as priors (for drifting SLAM/VIO poses; mapping/refine.py): auto "
                         "(default) uses the refined poses when they explain the images at least "

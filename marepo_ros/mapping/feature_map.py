@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -73,6 +73,20 @@ class FeatureMapConfig:
     max_covered: float = 0.0
     overlap_angle_deg: float = 2.0
     overlap_turn_deg: float = 6.0
+
+
+REFINE_MODES = ("auto", "always", "never")   # map build --refine-poses, mapping_refine_poses
+
+
+def with_pose_refinement(cfg: FeatureMapConfig, mode: str) -> FeatureMapConfig:
+    """``cfg`` with the pose refinement of ``mode`` (``REFINE_MODES``): auto refines and uses the
+    refined poses above ``refine_min_gain``, always uses them whatever the gain, never keeps the
+    given poses."""
+    if mode not in REFINE_MODES:
+        raise ValueError(f"pose refinement mode {mode!r}: one of {', '.join(REFINE_MODES)}")
+    if mode == "never":
+        return replace(cfg, refine=False)
+    return replace(cfg, refine=True, refine_min_gain=0.0 if mode == "always" else cfg.refine_min_gain)
 
 
 def select_keyframes(poses_N44: list[np.ndarray], min_translation_m: float,

@@ -22,6 +22,7 @@ from std_msgs.msg import Header
 from ..io.images import DEPTH_MAX_DT_S
 from ..mapping.background import BackgroundMapBuild, BuildState, map_output_path
 from ..mapping.build import preset
+from ..mapping.feature_map import with_pose_refinement
 from ..mapping.keyframes import KeyframeCollector
 from ..runtime.streams import StampedBuffer
 from .conversions import InputError, depth_from_msg, pose_from_msg, seconds
@@ -269,9 +270,9 @@ class MappingSession:
                     f"or call ~/cancel_mapping ({self._collection_summary()})"))
             epochs = s.mapping_epochs
             config = preset(s.mapping_preset, **({"epochs": epochs} if epochs > 0 else {}))
-            if s.mapping_refine_poses != "never" and config.features is not None:
-                config = replace(config, features=replace(config.features, refine=True, refine_min_gain=(
-                    0.0 if s.mapping_refine_poses == "always" else config.features.refine_min_gain)))
+            if config.features is not None:
+                config = replace(config, features=with_pose_refinement(config.features,
+                                                                       s.mapping_refine_poses))
             out = map_output_path(s.map_dir, s.mapping_map_name)  # the name was checked when set
             if out.exists():
                 return self._answer(response, False, (

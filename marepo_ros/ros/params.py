@@ -11,6 +11,7 @@ import numpy as np
 from ..localization.calibration import default_min_confidence
 from ..localization.registry import NAMES
 from ..mapping.build import PRESETS
+from ..mapping.feature_map import REFINE_MODES
 from ..mapping.background import map_name_problem
 from ..runtime.mount import MOUNT_SOURCES
 from ..runtime.planar import parse_up
@@ -180,7 +181,7 @@ PARAMS: tuple[Param, ...] = (
           "--refine-poses): auto uses the refined poses when they explain the images at least "
           "2.5x better, always uses them (poses from a VIO that drifts), never keeps the mapping "
           "poses. The keyframe map that comes first keeps the mapping poses. The outcome is in "
-          "~/status mapping.pose_refinement.", choices=("auto", "always", "never")),
+          "~/status mapping.pose_refinement.", choices=REFINE_MODES),
     Param("mapping_threads", 1, "Torch threads of the mapping process (it runs at lower CPU "
           "priority beside localization).", range=(1, 256)),
 )
