@@ -28,6 +28,7 @@ from pathlib import Path
 
 import marepo_ros  # noqa: F401  (before torch: sets how its OpenMP threads wait)
 import numpy as np
+from marepo_ros.mapping.feature_map import FeatureMapConfig
 
 from bench_docs import replace_block, run_stamp  # noqa: E402  (beside this script)
 
@@ -191,7 +192,7 @@ def measure(folder: Path, out: Path, max_covered: float = 0.0) -> dict:
     """Map the folder (`marepo-ros map build --no-head --no-refine-poses --max-covered SHARE`, a
     fresh process; SHARE 0: the spacing alone), then localize its queries in
     another fresh process (``worker``)."""
-    name = folder.name + (f"_overlap{max_covered:g}" if max_covered else "")
+    name = folder.name + (f"_overlap{max_covered:g}" if max_covered else "_spacing")
     map_path = out / f"{name}.map"
     t0 = time.time()
     subprocess.run([sys.executable, "-m", "marepo_ros.cli", "map", "build", str(folder),
@@ -207,9 +208,10 @@ def measure(folder: Path, out: Path, max_covered: float = 0.0) -> dict:
 
 def table(rows: list[dict], unit_m2: float, how: str, args, describe: bool = True) -> str:
     rule = rows[0]["max_covered"]
-    head = ("**Keyframes: the spacing (3 cm / 3°, the default).** " if not rule else
-            f"**Keyframes: the overlap rule** (`FeatureMapConfig(max_covered={rule:g})`: 3 cm / 3° "
-            f"and less than {100 * rule:g} % of the view already covered: "
+    head = ("**Keyframes: the spacing alone (3 cm / 3°, `map build --max-covered 0`).** " if not rule
+            else f"**Keyframes: the overlap rule** (`FeatureMapConfig(max_covered={rule:g})`: 3 cm / 3° "
+            f"and less than {100 * rule:g} % of the view already covered"
+            f"{', the default' if rule == FeatureMapConfig.max_covered else ''}: "
             f"`map build --max-covered {rule:g}`). ")
     lines = [
         head + (f"A rendered site of rooms along a corridor (`synthetic.site`, {args.width}x{args.height} px, "
@@ -268,8 +270,9 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=320)
     ap.add_argument("--height", type=int, default=240)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-covered", type=float, default=0.9, help="also map every size with "
-                    "keyframes chosen by the overlap rule at this share (0: only the default)")
+    ap.add_argument("--max-covered", type=float, default=FeatureMapConfig.max_covered,
+                    help="the overlap rule's share (default: the product's); every size is also "
+                         "mapped with the spacing alone (0)")
     ap.add_argument("--out", type=Path, default=REPO / "runs/bench_scale")
     ap.add_argument("--no-docs", action="store_true", help="do not rewrite the table in the docs")
     args = ap.parse_args()
@@ -279,13 +282,13 @@ def main() -> None:
     rows = []
     for m in args.multiples:
         folder, info = render(m, unit_m2, args)
-        for rule in [0.0] + ([args.max_covered] if args.max_covered else []):
+        for rule in sorted({args.max_covered, 0.0}, reverse=True):
             rows.append({"multiple": m, "max_covered": rule, **info,
                          **measure(folder, args.out, rule)})
             (args.out / "results.json").write_text(json.dumps(rows, indent=1))
     text = "\n\n".join(table([r for r in rows if r["max_covered"] == rule], unit_m2, how, args,
                              describe=i == 0)
-                       for i, rule in enumerate(sorted({r["max_covered"] for r in rows})))
+                       for i, rule in enumerate(sorted({r["max_covered"] for r in rows}, reverse=True)))
     text += "\n\n" + run_stamp(time.time() - t_start)
     print(text)
     if not args.no_docs:

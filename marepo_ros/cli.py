@@ -47,7 +47,7 @@ def cmd_map_build(args) -> int:
     if cfg.features is not None:
         cfg = replace(cfg, features=with_pose_refinement(
             cfg.features, "never" if args.no_refine_poses else args.refine_poses))
-    if args.max_covered and cfg.features is not None:
+    if args.max_covered is not None and cfg.features is not None:
         cfg = replace(cfg, features=replace(cfg.features, max_covered=args.max_covered))
     images, source = _bag_keyframes(args, cfg) if is_bag(args.dataset) else _folder_images(args)
     encoder = load_encoder(args.encoder, device) if cfg.head else None
@@ -492,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .localization.calibration import default_min_confidence
     from .localization.registry import NAMES
     from .mapping.build import PRESETS
-    from .mapping.feature_map import REFINE_MODES
+    from .mapping.feature_map import REFINE_MODES, FeatureMapConfig
 
     ap = argparse.ArgumentParser(prog="marepo-ros", description="Visual relocalization: map a "
                                  "scene from posed images, then localize new images in it.")
@@ -534,10 +534,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "2.5x better, always uses them (poses known to drift), never keeps the "
                         "given poses")
     b.add_argument("--no-refine-poses", action="store_true", help="the same as --refine-poses never")
-    b.add_argument("--max-covered", type=float, default=0.0, metavar="SHARE",
+    b.add_argument("--max-covered", type=float, default=None, metavar="SHARE",
                    help="keyframes by what they add: also drop an image the spacing passes when "
                         "this share of its view (with depth) is already covered by kept "
-                        "keyframes (e.g. 0.9; default 0: the spacing alone; "
+                        f"keyframes (default {FeatureMapConfig.max_covered:g}; 0: the spacing alone; "
                         "mapping/feature_map.select_keyframes)")
     b.add_argument("--no-feature-map", action="store_true",
                    help="scene-coordinate head only (no keyframe feature map; no 'points')")

@@ -60,7 +60,7 @@ def test_depth_by_stamp_and_the_node_keyframes(rendered, tmp_path, capsys):
             np.testing.assert_allclose(fr.depth, depths[i], atol=6e-4)     # mm rounding
     assert cli.main(["map", "build", str(with_depth), *TREE, "--depth-topic", "/camera/depth",
                      "--no-head", "--keyframe-min-translation", "0.1", "--keyframe-min-rotation", "8",
-                     "--out", str(tmp_path / "d.map")]) == 0
+                     "--max-covered", "0", "--out", str(tmp_path / "d.map")]) == 0   # the spacing alone
     err = capsys.readouterr().err
     scene_map = load_map(tmp_path / "d.map")
     fm = scene_map.feature_map

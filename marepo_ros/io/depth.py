@@ -5,6 +5,8 @@ Pixel convention: pixel (u, v) has its centre at integer coordinates (the conven
 """
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
@@ -34,18 +36,24 @@ def register_depth(depth_HW: np.ndarray, depth_K: np.ndarray, rgb_K: np.ndarray,
     """
     W, H = int(rgb_size[0]), int(rgb_size[1])
     depth = np.asarray(depth_HW, dtype=np.float32)
-    v, u = np.nonzero(np.isfinite(depth) & (depth > 0))
-    pts = backproject(depth_K, np.stack([u, v], axis=1), depth[v, u])
-    if rgb_from_depth is not None:
-        pts = transform_points(np.asarray(rgb_from_depth, dtype=np.float64), pts)
-    pts = pts[pts[:, 2] > 1e-6]
-    z = pts[:, 2]
-    ur, vr = np.rint(project(np.asarray(rgb_K, dtype=np.float64), pts)).T
-    inside = (ur >= 0) & (ur < W) & (vr >= 0) & (vr < H)
-    idx = vr[inside].astype(np.int64) * W + ur[inside].astype(np.int64)
+    valid = np.isfinite(depth) & (depth > 0)
+    if rgb_from_depth is None:     # one pose: where a pixel lands does not depend on its depth
+        target = _pixel_map(depth.shape, np.asarray(depth_K, np.float64).tobytes(),
+                            np.asarray(rgb_K, np.float64).tobytes(), W, H).ravel()
+        keep = valid.ravel() & (target >= 0)
+        idx, z = target[keep], depth.ravel()[keep]
+    else:
+        v, u = np.nonzero(valid)
+        pts = transform_points(np.asarray(rgb_from_depth, dtype=np.float64),
+                               backproject(depth_K, np.stack([u, v], axis=1), depth[v, u]))
+        pts = pts[pts[:, 2] > 1e-6]
+        ur, vr = np.rint(project(np.asarray(rgb_K, dtype=np.float64), pts)).T
+        inside = (ur >= 0) & (ur < W) & (vr >= 0) & (vr < H)
+        idx = vr[inside].astype(np.int64) * W + ur[inside].astype(np.int64)
+        z = pts[inside, 2].astype(np.float32)
 
     zbuf = np.full(H * W, np.inf, dtype=np.float32)
-    np.minimum.at(zbuf, idx, z[inside].astype(np.float32))
+    np.minimum.at(zbuf, idx, z)
     out = zbuf.reshape(H, W)
     if fill_holes:
         valid = np.isfinite(out)
@@ -56,4 +64,16 @@ def register_depth(depth_HW: np.ndarray, depth_K: np.ndarray, rgb_K: np.ndarray,
         out[fill] = neigh_min[fill]
     out[~np.isfinite(out)] = 0.0
     return out
+
+
+@functools.lru_cache(maxsize=8)
+def _pixel_map(shape: tuple[int, int], depth_K: bytes, rgb_K: bytes, W: int, H: int) -> np.ndarray:
+    """(Hd, Wd) int64: the flat RGB pixel index (v * W + u) each depth pixel lands on when both
+    cameras share one pose (z is the same in both), -1 outside the RGB image. Ks as float64
+    bytes (hashable)."""
+    Kd, Kr = (np.frombuffer(k, np.float64).reshape(3, 3) for k in (depth_K, rgb_K))
+    v, u = np.mgrid[:shape[0], :shape[1]]
+    ur, vr = np.rint(project(Kr, backproject(Kd, np.stack([u, v], axis=-1), np.ones(shape)))).transpose(2, 0, 1)
+    inside = (ur >= 0) & (ur < W) & (vr >= 0) & (vr < H)
+    return np.where(inside, vr.astype(np.int64) * W + ur.astype(np.int64), -1)
 
