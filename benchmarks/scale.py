@@ -218,8 +218,8 @@ def table(rows: list[dict], unit_m2: float, how: str, args, describe: bool = Tru
         f"depth), {args.mapping_per_room} mapping frames per room plus the corridor walked both ways, "
         f"{args.query_per_room} query frames per room (a second pass) plus 6 per room column in the "
         f"corridor. 1x = the redkitchen's floor, {unit_m2:.1f} m² ({how}). Keyframe maps "
-        f"(`map build --no-head --no-refine-poses`: the pose refinement is for drifting poses and "
-        f"refines at most 1000 keyframes), estimator `points`, 2 CPU cores." if describe else ""),
+        f"(`map build --no-head --no-refine-poses`: the pose refinement is for drifting poses, and "
+        f"these are exact), estimator `points`, 2 CPU cores." if describe else ""),
         "",
         "| site | floor m² | rooms | mapping frames | keyframes | mapping s | map MB | peak RSS MB "
         "(loaded map) | query ms (median) | 5cm/5° % | 10cm/5° % | rooms / corridor 5 cm % | "

@@ -96,7 +96,8 @@ def cmd_map_build(args) -> int:
         elif r:
             verdict = ("refined poses used" if r["applied"] else
                        f"given poses kept (gain under {r.get('min_gain', RefineConfig.min_gain)}x)")
-            lines.append(f"  pose refinement   reprojection of {r['tracks']} tracks, median "
+            parts = f" in {len(r['parts'])} parts" if "parts" in r else ""
+            lines.append(f"  pose refinement   reprojection of {r['tracks']} tracks{parts}, median "
                          f"{r['before']['median_px']} -> {r['after']['median_px']} px "
                          f"({r['gain']}x), 90th percentile {r['before']['p90_px']} -> "
                          f"{r['after']['p90_px']} px; keyframes would move {r['moved_cm_median']} "

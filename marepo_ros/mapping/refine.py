@@ -42,9 +42,11 @@ from .tracks import Tracks, build_tracks, candidate_pairs
 class RefineConfig:
     """Noise model of the bundle adjustment (see the module docstring) and its iterations.
 
-    max_keyframes: more keyframes are not refined (matching the tracks grows with them: 1000
-    frames, 6900 pairs, took 6 min on 2 cores and the adjustment 1 min more; a site of thousands
-    needs a refinement by parts).
+    max_keyframes, part_overlap: more keyframes than max_keyframes are refined by parts
+    (``refine_keyframes``): consecutive runs of at most max_keyframes in capture order, each
+    sharing its first part_overlap keyframes with the part before, which hold them at the
+    poses it refined (matching the tracks grows with the keyframes, and the adjustment faster:
+    1000 keyframes, 6900 pairs, take about 2 min to match on 2 cores and 1 min to adjust).
     min_gain: the refined poses replace the given ones only when they explain the images this
     many times better (median reprojection error of the tracks, given poses with their best
     points against the joint solution; ``map build --refine-poses auto``, the default; 0 with
@@ -68,6 +70,7 @@ class RefineConfig:
     max_iterations: int = 15
     min_gain: float = 2.5
     max_keyframes: int = 1000
+    part_overlap: int = 100
 
 
 @dataclass
@@ -287,12 +290,12 @@ def _solve(problem: _Problem, x: np.ndarray, n_fixed_pose: int, iterations: int,
 
 def refine_keyframe_poses(tracks: Tracks, uv_M2: np.ndarray, depth_M: np.ndarray,
                           map_from_cam_K44: np.ndarray, Ks_K33: np.ndarray,
-                          cfg: RefineConfig = RefineConfig()) -> Refinement:
-    """Bundle-adjusted keyframe poses (K, 4, 4 map_from_cam, capture order, the first unchanged)
-    from the tracks' observations: pixels uv_M2, depth_M metres (0: none) of each observation.
-    The disagreement before is that of the input poses with their best points (the points
-    adjusted alone); after, that of the joint solution. ``report["applied"]``: whether the
-    gain reaches ``cfg.min_gain`` (the caller keeps the given poses otherwise)."""
+                          cfg: RefineConfig = RefineConfig(), *, n_held: int = 1) -> Refinement:
+    """Bundle-adjusted keyframe poses (K, 4, 4 map_from_cam, capture order, the first ``n_held``
+    unchanged) from the tracks' observations: pixels uv_M2, depth_M metres (0: none) of each
+    observation. The disagreement before is that of the input poses with their best points (the
+    points adjusted alone); after, that of the joint solution. ``report["applied"]``: whether
+    the gain reaches ``cfg.min_gain`` (the caller keeps the given poses otherwise)."""
     t0 = time.time()
     poses = np.asarray(map_from_cam_K44, np.float64)
     X0 = initial_points(tracks, uv_M2, depth_M, poses, Ks_K33)
@@ -300,7 +303,7 @@ def refine_keyframe_poses(tracks: Tracks, uv_M2: np.ndarray, depth_M: np.ndarray
     P = 6 * (problem.K - 1)
     x, _ = _solve(problem, problem.pack(problem.R0, problem.t0, np.nan_to_num(X0)), P, 3)
     before = _disagreement(problem, x)
-    x, iterations = _solve(problem, x, 0, cfg.max_iterations)
+    x, iterations = _solve(problem, x, 6 * (max(n_held, 1) - 1), cfg.max_iterations)
     after = _disagreement(problem, x)
     R, t, X = problem.unpack(x)
     refined = invert_pose_batch(np.stack([make_pose(R[k], t[k]) for k in range(problem.K)]))
@@ -326,30 +329,89 @@ def observation_arrays(tracks: Tracks, feats: list[ImageFeatures],
     return uv[node], depth[node]
 
 
+def part_bounds(n: int, size: int, overlap: int) -> list[tuple[int, int]]:
+    """[(start, stop)] capture-order parts of n keyframes: at most ``size`` each, every part
+    after the first starting ``overlap`` keyframes before the end of the one before."""
+    if n <= size:
+        return [(0, n)]
+    if not 0 < overlap < size:
+        raise ValueError(f"refinement parts of {size} keyframes need an overlap in 1..{size - 1}, got {overlap}")
+    bounds, start = [], 0
+    while True:
+        stop = min(start + size, n)
+        bounds.append((start, stop))
+        if stop == n:
+            return bounds
+        start = stop - overlap
+
+
 def refine_keyframes(feats: list[ImageFeatures], map_from_cam_K44: np.ndarray, Ks_K33: np.ndarray,
                      depth_per_keyframe: list[np.ndarray], *, keypoints: int = 1024,
                      cfg: RefineConfig = RefineConfig(), progress=None) -> Refinement:
     """Refined keyframe poses from their features (capture order): the best ``keypoints`` of
     each keyframe are tracked (``tracks``) and bundle-adjusted with the given poses as priors.
+    Above ``cfg.max_keyframes``, by parts (``part_bounds``): each part holds the keyframes it
+    shares with the part before at the poses that part refined, and takes the rest of its given
+    poses moved by the last shared keyframe's correction, so each step's prior is kept. Tracks
+    stay within a part: a place seen again in a later part is not joined to its first visit.
     depth_per_keyframe: (N_k,) depth of each keypoint in metres, NaN or 0 where none; progress:
-    the mapping progress callback (stage "tracks", then "refinement")."""
-    if len(feats) > cfg.max_keyframes:
-        raise ValueError(f"{len(feats)} keyframes, more than the {cfg.max_keyframes} refined at once")
+    the mapping progress callback (stage "tracks", then "refinement"). The report of parts
+    sums their sizes and weighs their disagreements by observations (``report["parts"]``: each
+    part's own report)."""
     t0 = time.time()
+    given = np.asarray(map_from_cam_K44, np.float64)
     top = [ImageFeatures(f.keypoints_N2[:keypoints], f.scores_N[:keypoints],
                          f.descriptors_ND[:keypoints]) for f in feats]
-    pairs = candidate_pairs(top)
-    tracks = build_tracks(top, Ks_K33, pairs, progress=(lambda d, n: progress("tracks", d, n, {}))
-                          if progress else None)
-    if tracks.n_points == 0:
-        raise ValueError("no feature track across the keyframes: nothing to refine the poses with")
-    uv, depth = observation_arrays(tracks, top, [d[:keypoints] for d in depth_per_keyframe])
-    result = refine_keyframe_poses(tracks, uv, depth, map_from_cam_K44, Ks_K33, cfg)
-    result.report["seconds"] = round(time.time() - t0, 1)
+    bounds = part_bounds(len(top), cfg.max_keyframes, cfg.part_overlap)
+    pairs = [candidate_pairs(top[a:b]) for a, b in bounds]
+    total, done = sum(map(len, pairs)), 0
+    poses, points, reports = given.copy(), [], []
+    for (a, b), part_pairs in zip(bounds, pairs):
+        held = 1 if a == 0 else bounds[len(reports) - 1][1] - a
+        if a > 0:                  # carry the rest of the part with the last shared keyframe
+            last = a + held - 1
+            poses[last + 1:b] = poses[last] @ invert_pose_batch(given[last:last + 1])[0] @ given[last + 1:b]
+        tracks = build_tracks(top[a:b], Ks_K33[a:b], part_pairs,
+                              progress=(lambda d, n, o=done: progress("tracks", o + d, total, {}))
+                              if progress else None)
+        done += len(part_pairs)
+        if tracks.n_points == 0:
+            raise ValueError(f"no feature track across keyframes {a}-{b - 1}: nothing to refine "
+                             f"their poses with")
+        uv, depth = observation_arrays(tracks, top[a:b], [d[:keypoints] for d in depth_per_keyframe[a:b]])
+        part = refine_keyframe_poses(tracks, uv, depth, poses[a:b], Ks_K33[a:b], cfg, n_held=held)
+        poses[a:b] = part.map_from_cam_K44
+        points.append(part.points_T3)
+        reports.append(part.report)
+    report = reports[0] if len(reports) == 1 else _parts_report(reports, given, poses, cfg)
+    report["seconds"] = round(time.time() - t0, 1)
     if progress:
-        progress("refinement", 1, 1, {"after_median_px": result.report["after"]["median_px"]})
-    return result
+        progress("refinement", 1, 1, {"after_median_px": report["after"]["median_px"]})
+    return Refinement(poses, np.concatenate(points), report)
 
+
+def _parts_report(reports: list[dict], given_K44: np.ndarray, refined_K44: np.ndarray,
+                  cfg: RefineConfig) -> dict:
+    """One report of a refinement by parts: sizes summed (shared keyframes once), disagreements
+    averaged with the parts' observations as weights, the gain of those averages, and how far
+    the poses moved from the given ones."""
+    w = np.array([r["observations"] for r in reports], np.float64)
+
+    def mean(stage: str, key: str):
+        v = [r[stage][key] for r in reports]
+        return None if None in v else round(float(np.average(v, weights=w)), 2)
+    before, after = ({k: mean(stage, k) for k in ("median_px", "p90_px", "median_depth_cm")}
+                     for stage in ("before", "after"))
+    moved = np.array([pose_error(r, g) for r, g in zip(refined_K44, given_K44)])
+    gain = before["median_px"] / max(after["median_px"], 1e-9)
+    return {"keyframes": len(given_K44), "tracks": sum(r["tracks"] for r in reports),
+            "observations": int(w.sum()), "pairs": sum(r["pairs"] for r in reports),
+            "before": before, "after": after, "gain": round(gain, 2), "min_gain": cfg.min_gain,
+            "applied": bool(gain >= cfg.min_gain),
+            "moved_cm_median": round(100 * float(np.median(moved[:, 0])), 1),
+            "moved_cm_max": round(100 * float(moved[:, 0].max()), 1),
+            "turned_deg_max": round(float(moved[:, 1].max()), 2),
+            "iterations": max(r["iterations"] for r in reports), "parts": reports}
 
 
 def corrected_poses(map_from_cam_N44: np.ndarray, keyframes: list[int],
