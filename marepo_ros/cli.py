@@ -29,7 +29,8 @@ def cmd_map_build(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from .io.bag import is_bag
+    from .io.bag import BagError, is_bag
+    from .io.dataset import DatasetError
     from .io.mapfile import save_map
     from .mapping.build import build_map, preset
     from .mapping.feature_map import with_pose_refinement
@@ -44,12 +45,24 @@ def cmd_map_build(args) -> int:
     if args.no_feature_map:
         overrides["features"] = None
     cfg = preset(args.preset, **overrides)
+    if args.no_poses and is_bag(args.dataset):
+        raise BagError(f"{args.dataset}: --no-poses tracks the poses of a scene folder's images "
+                       f"from their depth; for a bag give --pose-topic or --pose-tf")
+    if args.no_poses and args.no_depth:
+        raise DatasetError(f"{args.dataset}: --no-poses tracks the poses from depth: not with --no-depth")
+    refine = ("never" if args.no_refine_poses else args.refine_poses
+              or ("always" if args.no_poses else "auto"))     # tracked poses drift
     if cfg.features is not None:
-        cfg = replace(cfg, features=with_pose_refinement(
-            cfg.features, "never" if args.no_refine_poses else args.refine_poses))
+        cfg = replace(cfg, features=with_pose_refinement(cfg.features, refine))
     if args.max_covered is not None and cfg.features is not None:
         cfg = replace(cfg, features=replace(cfg.features, max_covered=args.max_covered))
     images, source = _bag_keyframes(args, cfg) if is_bag(args.dataset) else _folder_images(args)
+    tracking = _tracked_poses(images, cfg, device) if args.no_poses else None
+    if tracking is not None:
+        images = [im for im in images if im.map_from_cam is not None]
+        source += (f", poses tracked from depth: {tracking['located']} of {tracking['images']} "
+                   f"located, {tracking['relocated']} after a loss, {tracking['lost']} left out "
+                   f"({tracking['seconds']:.0f} s)")
     encoder = load_encoder(args.encoder, device) if cfg.head else None
     bars: dict[str, tqdm] = {}
 
@@ -82,6 +95,8 @@ def cmd_map_build(args) -> int:
         from .mapping.marepo_s import marepo_s
         marepo_s(scene_map, images, encoder, device=device, progress=progress,
                  epochs=args.marepo_s_epochs, lr=args.marepo_s_lr)
+    if tracking is not None:
+        scene_map.stats["pose_tracking"] = tracking
     size = save_map(scene_map, args.out)
     s = scene_map.stats
     lines = [f"\nmap written: {args.out}", f"  frames            {s['frames']}"]
@@ -128,10 +143,29 @@ def _folder_images(args):
     if flags:
         raise BagError(f"{args.dataset}: not a bag (no metadata.yaml, not a .bag, .mcap or .db3 "
                        f"file), but {', '.join(flags)} given")
-    dataset = SceneDataset(args.dataset)
+    dataset = SceneDataset(args.dataset, poses=not args.no_poses)
     split = args.split or "mapping"
     images = posed_images_from_dataset(dataset, split, depth=not args.no_depth)
     return images, f"{dataset.root} ({len(images)} {split} frames)"
+
+
+def _tracked_poses(images, cfg, device) -> dict:
+    """Give each PosedImage the pose tracked from depth (``mapping.odometry``; None where lost)
+    with a progress bar; the tracking report."""
+    from tqdm import tqdm
+
+    from .mapping.odometry import OdometryConfig, track_poses
+    from .models.xfeat import XFeatExtractor
+
+    features = cfg.features or OdometryConfig()
+    odometry = OdometryConfig(top_k=features.top_k, short_side=features.short_side)
+    with tqdm(total=len(images), desc="poses      ", unit="img", dynamic_ncols=True) as bar:
+        poses, report = track_poses(images, XFeatExtractor(top_k=odometry.top_k, device=device), odometry,
+                                    progress=lambda stage, done, total, info: (
+                                        bar.update(done - bar.n), bar.set_postfix(keyframes=info["keyframes"])))
+    for im, pose in zip(images, poses):
+        im.map_from_cam = pose
+    return report
 
 
 _BAG_MAPPING_OPTIONS = ("image_topic", "camera_info_topic", "pose_topic", "pose_tf", "depth_topic",
@@ -528,12 +562,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "from triangulation)")
     b.add_argument("--no-head", action="store_true",
                    help="keyframe feature map only (no scene-coordinate head; estimator 'points')")
-    b.add_argument("--refine-poses", choices=REFINE_MODES, default="auto",
+    b.add_argument("--refine-poses", choices=REFINE_MODES, default=None,
                    help="bundle-adjust the keyframe poses over their feature tracks, the given "
                         "poses as priors (for drifting SLAM/VIO poses; mapping/refine.py): auto "
                         "(default) uses the refined poses when they explain the images at least "
-                        "2.5x better, always uses them (poses known to drift), never keeps the "
-                        "given poses")
+                        "2.5x better, always (the default with --no-poses) uses them (poses known "
+                        "to drift), never keeps the given poses")
+    b.add_argument("--no-poses", action="store_true",
+                   help="scene folder with depth: ignore (or do without) its poses/ and track "
+                        "each image's pose from the depth of the images before it "
+                        "(mapping/odometry.py); the map frame is the first image's camera frame")
     b.add_argument("--no-refine-poses", action="store_true", help="the same as --refine-poses never")
     b.add_argument("--max-covered", type=float, default=None, metavar="SHARE",
                    help="keyframes by what they add: also drop an image the spacing passes when "

@@ -32,7 +32,7 @@ class Frame:
     name: str
     image_path: Path
     depth_path: Path | None
-    map_from_cam: np.ndarray  # 4x4 float64
+    map_from_cam: np.ndarray | None  # 4x4 float64; None when the dataset's poses are not read
 
     def load_image(self) -> np.ndarray:
         """HxWx3 RGB or HxW grey uint8 (see ``read_image``)."""
@@ -73,14 +73,16 @@ class SceneDataset:
     """A scene folder: intrinsics ``K`` and frames by split.
 
     ``frames(split)`` returns the frames of ``splits/<split>.txt`` (all frames when the split
-    file is absent and ``split`` is ``mapping`` or ``all``).
+    file is absent and ``split`` is ``mapping`` or ``all``). With ``poses=False`` the poses/
+    folder is neither needed nor read (frames without a pose: `map build --no-poses`).
     """
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, *, poses: bool = True):
         self.root = Path(root)
+        self.with_poses = poses      # False: poses/ is not read (frames' map_from_cam is None)
         if not self.root.is_dir():
             raise DatasetError(f"{self.root}: not a directory")
-        for sub in ("rgb", "poses"):
+        for sub in ("rgb", "poses") if poses else ("rgb",):
             if not (self.root / sub).is_dir():
                 raise DatasetError(f"{self.root}: missing folder '{sub}/'")
         self.K = read_matrix(self.root / "intrinsics.txt", (3, 3))
@@ -131,6 +133,10 @@ class SceneDataset:
     def frame(self, name: str) -> Frame:
         """The frame called ``name``, with its pose checked and its rotation made exactly
         orthonormal (pose files store rounded matrices: 7-Scenes' are off by ~1e-4)."""
+        depth_path = self.root / "depth" / f"{name}.depth.png"
+        depth_path = depth_path if depth_path.exists() else None
+        if not self.with_poses:
+            return Frame(name, self._images[name], depth_path, None)
         pose_path = self.root / "poses" / f"{name}.pose.txt"
         if not pose_path.exists():
             raise DatasetError(f"{pose_path}: pose file not found")
@@ -138,8 +144,7 @@ class SceneDataset:
         if not is_valid_pose(T):
             raise DatasetError(f"{pose_path}: not a rigid 4x4 transform (NaN or non-orthonormal)")
         T[:3, :3] = nearest_rotation(T[:3, :3])
-        depth_path = self.root / "depth" / f"{name}.depth.png"
-        return Frame(name, self._images[name], depth_path if depth_path.exists() else None, T)
+        return Frame(name, self._images[name], depth_path, T)
 
     def frames(self, split: str = "mapping") -> list[Frame]:
         """The frames of a split, in file order."""
