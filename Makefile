@@ -45,6 +45,7 @@ bench: setup
 	$(PY) benchmarks/bag_parity.py
 	$(PY) benchmarks/map_from_bag.py
 	$(PY) benchmarks/drift.py
+	$(PY) benchmarks/no_poses.py
 	$(PY) benchmarks/scale.py
 
 clean:
