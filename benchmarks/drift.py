@@ -37,6 +37,7 @@ import numpy as np
 
 from marepo_ros import cli
 from marepo_ros.evaluation.drift import align_poses, drift_summary, drifted_poses
+from marepo_ros.evaluation.metrics import WRONG
 from marepo_ros.geometry import pose_error, pose_from_quat
 from marepo_ros.io.dataset import SceneDataset
 from marepo_ros.io.mapfile import load_map
@@ -72,7 +73,8 @@ def read_tum(path: Path) -> dict[float, np.ndarray]:
 
 def aligned_scores(eval_dir: Path, n_queries: int) -> dict:
     """Query errors after aligning the estimated trajectory to the ground truth (one rigid
-    transform of whole poses, ``align_poses``)."""
+    transform of whole poses, ``align_poses``); n_wrong: estimates then more than
+    ``metrics.WRONG`` off."""
     est, gt = read_tum(eval_dir / "estimate.tum"), read_tum(eval_dir / "groundtruth.tum")
     stamps = sorted(set(est) & set(gt))
     E, G = np.stack([est[s] for s in stamps]), np.stack([gt[s] for s in stamps])
@@ -81,7 +83,8 @@ def aligned_scores(eval_dir: Path, n_queries: int) -> dict:
     ok5 = (err[:, 0] < 0.05) & (err[:, 1] < 5)
     ok10 = (err[:, 0] < 0.10) & (err[:, 1] < 5)
     moved, turned = pose_error(A, np.eye(4))
-    return {"localized": len(stamps), "median_cm": float(100 * np.median(err[:, 0])),
+    wrong = (100 * err[:, 0] > WRONG[0]) | (err[:, 1] > WRONG[1])
+    return {"localized": len(stamps), "n_wrong": int(wrong.sum()), "median_cm": float(100 * np.median(err[:, 0])),
             "pct_5cm_5deg": 100 * ok5.sum() / n_queries, "pct_10cm_5deg": 100 * ok10.sum() / n_queries,
             "alignment_cm": 100 * moved, "alignment_deg": turned}
 
