@@ -154,3 +154,17 @@ def test_scene_depth_of_65535_is_invalid_as_zero(redkitchen):
     assert (raw == 65535).any() and not (depth > 60).any()
     assert np.array_equal(depth[raw == 65535], np.zeros((raw == 65535).sum(), np.float32))
     assert np.array_equal(depth[raw < 65535], raw[raw < 65535].astype(np.float32) / 1000)
+
+
+def test_shared_pose_fast_path_equals_the_general_splat():
+    """With no extrinsic the cached pixel map gives what back-projecting every pixel gives."""
+    rng = np.random.default_rng(4)
+    depth = rng.uniform(0.5, 4.0, (48, 64)).astype(np.float32)
+    depth[rng.random(depth.shape) < 0.2] = 0.0
+    depth_K = np.array([[56.0, 0.0, 32.0], [0.0, 56.0, 24.0], [0.0, 0.0, 1.0]])
+    rgb_K = np.array([[50.0, 0.0, 33.0], [0.0, 52.0, 23.0], [0.0, 0.0, 1.0]])
+    for size in [(64, 48), (80, 60)]:
+        fast = register_depth(depth, depth_K, rgb_K, size)
+        general = register_depth(depth, depth_K, rgb_K, size, np.eye(4))
+        np.testing.assert_array_equal(fast, general)
+        assert (fast > 0).mean() > 0.5
