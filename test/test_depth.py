@@ -161,7 +161,7 @@ def test_shared_pose_fast_path_equals_the_general_splat():
     rng = np.random.default_rng(4)
     depth = rng.uniform(0.5, 4.0, (48, 64)).astype(np.float32)
     depth[rng.random(depth.shape) < 0.2] = 0.0
-    depth_K = np.array([[56.0, 0.0, 32.0], [0.0, 56.0, 24.0], [0.0, 0.0, 1.0]])
+    depth_K = np.array([[57.3, 0.0, 31.7], [0.0, 57.1, 24.2], [0.0, 0.0, 1.0]])   # no rounding ties
     rgb_K = np.array([[50.0, 0.0, 33.0], [0.0, 52.0, 23.0], [0.0, 0.0, 1.0]])
     for size in [(64, 48), (80, 60)]:
         fast = register_depth(depth, depth_K, rgb_K, size)
